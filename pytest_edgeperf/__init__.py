@@ -1,0 +1,3 @@
+"""pytest-edgeperf: performance tests of ML models on edge devices, gated against baselines kept in the repo."""
+
+__version__ = "0.1.0"

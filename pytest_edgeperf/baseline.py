@@ -1,0 +1,482 @@
+"""Baseline files: read, validate and atomically update the per-device JSON files kept in the repo.
+
+Layout: ``<root>/<device>/<module>.json``, one file per test module, where ``<module>`` is the module's
+path relative to the rootdir with ``/`` replaced by ``__`` and ``.py`` dropped
+(``suites/test_arch.py`` -> ``baselines/pi4/suites__test_arch.json``). Inside, entries are keyed by the
+test name including parameters (``test_arch[squeezenet-onnxruntime]``).
+
+Why per module: one file per test would scatter a suite over hundreds of files; one file per device would
+put every pull request's changes in the same file and make merge conflicts the norm. A module is what a
+pull request usually touches, so per-module files keep diffs reviewable and conflicts rare. Files are
+written with sorted keys, indent 2, sample lists on one line each, and a trailing newline, so a review
+diff shows the summary numbers that moved and one line per changed sample list.
+
+Writes are atomic and merge-safe: ``update`` takes an exclusive ``flock`` on ``<root>/<device>/.lock``,
+re-reads each file fresh, merges (other entries untouched), writes a temp file in the same directory,
+fsyncs it, ``os.replace``\\ s it over the old file and fsyncs the directory. A killed process therefore
+leaves the old file or the new one, and two processes updating the same directory lose no entry. A file
+that does not parse is never overwritten by a merge: the user must fix or delete it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import math
+import os
+import re
+import shlex
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_edgeperf.result import STATUS_OK, Result
+
+BASELINE_SCHEMA_VERSION = 1
+# Raw samples kept per metric. 2000 values give a rank test plenty of power and keep one entry ~16 KB.
+MAX_STORED_SAMPLES = 2000
+# Significant digits kept for stored floats: far below measurement noise, and it keeps diffs short.
+_STORED_DIGITS = 6
+LOCK_NAME = ".lock"
+_TMP_PREFIX = ".edgeperf-"
+_TMP_SUFFIX = ".tmp"
+
+
+class BaselineError(ValueError):
+    """A baseline file or directory a user must fix; the message is one line naming the file."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# --- entries ------------------------------------------------------------------------------------------
+def _round(x: float) -> float:
+    return float(f"{x:.{_STORED_DIGITS}g}")
+
+
+def decimate(values: np.ndarray | list[float], limit: int = MAX_STORED_SAMPLES) -> list[float]:
+    """At most ``limit`` values, taken at evenly spaced positions in time order (deterministic).
+
+    Evenly spaced picks keep both the distribution and the time structure (warm-up drift, throttling)
+    visible, and the same input always stores the same output, so re-recording unchanged data gives
+    an empty diff.
+    """
+    arr = np.asarray(values, dtype=float)
+    if arr.size > limit:
+        idx = np.linspace(0, arr.size - 1, limit).round().astype(int)
+        arr = arr[idx]
+    return [_round(float(v)) for v in arr]
+
+
+def comparable_environment(result: Result) -> dict[str, Any]:
+    """Result.environment with the device, runtime and thread count filled in from the Result itself."""
+    env = dict(result.environment)
+    env.setdefault("device", result.device)
+    env.setdefault("runtime", result.framework)
+    env.setdefault("threads", result.threads)
+    env.setdefault("model", result.model)
+    return env
+
+
+def default_recorded_by(environment: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Who/what recorded a baseline: host, command line and git commit (if the environment has one)."""
+    env = environment or {}
+    commit = env.get("git_commit") or env.get("commit") or ""
+    return {
+        "host": socket.gethostname(),
+        "command": shlex.join(["pytest", *sys.argv[1:]]) if sys.argv else "",
+        "git_commit": str(commit),
+    }
+
+
+def recordable_reason(result: Result) -> str | None:
+    """Why a result must NOT become a baseline (quick, not ok, no valid samples), or None if it may."""
+    if result.quick:
+        return "quick run (--edgeperf-quick) results are never recorded as baselines"
+    if result.status != STATUS_OK:
+        return f"status is {result.status!r}" + (f": {result.status_reason}" if result.status_reason else "")
+    if result.valid_count == 0:
+        return "no valid samples"
+    return None
+
+
+@dataclass
+class BaselineEntry:
+    """What one test recorded: summary metrics, bounded raw valid samples, environment, provenance."""
+
+    metrics: dict[str, float]
+    samples: dict[str, list[float]] = field(default_factory=dict)  # "latency_ms": per-inference, valid only
+    sample_count: int = 0  # valid samples measured (before decimation)
+    environment: dict[str, Any] = field(default_factory=dict)
+    recorded_at: str = ""  # ISO-8601 UTC
+    recorded_by: dict[str, str] = field(default_factory=dict)
+    quick: bool = False
+
+    @classmethod
+    def from_result(
+        cls,
+        result: Result,
+        *,
+        recorded_at: str | None = None,
+        recorded_by: dict[str, str] | None = None,
+        max_samples: int = MAX_STORED_SAMPLES,
+    ) -> BaselineEntry:
+        """Snapshot a Result; check ``recordable_reason`` first (this does not refuse quick/invalid runs)."""
+        lat_ms = result.samples.valid_latencies_s() * 1e3
+        env = comparable_environment(result)
+        return cls(
+            metrics={k: _round(v) for k, v in sorted(result.metric_values().items())},
+            samples={"latency_ms": decimate(lat_ms, max_samples)} if lat_ms.size else {},
+            sample_count=int(lat_ms.size),
+            environment=_jsonable(env),
+            recorded_at=recorded_at or datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            recorded_by=recorded_by if recorded_by is not None else default_recorded_by(env),
+            quick=bool(result.quick),
+        )
+
+    def metric_samples(self, name: str) -> np.ndarray | None:
+        """Raw values behind a timing metric, mirroring ``Result.metric_samples`` (None for scalars)."""
+        lat = np.asarray(self.samples.get("latency_ms", []), dtype=float)
+        if name == "fps":
+            return 1e3 / lat[lat > 0]
+        if name in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms"):
+            return lat
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metrics": dict(sorted(self.metrics.items())),
+            "samples": {k: list(v) for k, v in sorted(self.samples.items())},
+            "sample_count": self.sample_count,
+            "environment": self.environment,
+            "recorded_at": self.recorded_at,
+            "recorded_by": self.recorded_by,
+            "quick": self.quick,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> BaselineEntry:
+        """Validate and build an entry; a wrong shape raises BaselineError (callers add the file name)."""
+        if not isinstance(data, dict):
+            raise BaselineError(f"entry is a {type(data).__name__}, expected an object")
+        missing = [k for k in ("metrics", "environment", "recorded_at") if k not in data]
+        if missing:
+            raise BaselineError(f"entry is missing field(s) {', '.join(missing)}")
+        metrics = data["metrics"]
+        if not isinstance(metrics, dict) or not all(
+            isinstance(k, str) and _is_number(v) for k, v in metrics.items()
+        ):
+            raise BaselineError("'metrics' must map metric names to finite numbers")
+        samples = data.get("samples", {})
+        if not isinstance(samples, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(_is_number(x) for x in v)
+            for k, v in samples.items()
+        ):
+            raise BaselineError("'samples' must map names to lists of finite numbers")
+        env = data["environment"]
+        if not isinstance(env, dict):
+            raise BaselineError("'environment' must be an object")
+        recorded_at = data["recorded_at"]
+        if not isinstance(recorded_at, str):
+            raise BaselineError("'recorded_at' must be an ISO-8601 string")
+        recorded_by = data.get("recorded_by", {})
+        if not isinstance(recorded_by, dict):
+            raise BaselineError("'recorded_by' must be an object")
+        count = data.get("sample_count", 0)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise BaselineError("'sample_count' must be a non-negative integer")
+        quick = data.get("quick", False)
+        if not isinstance(quick, bool):
+            raise BaselineError("'quick' must be true or false")
+        return cls(
+            metrics={k: float(v) for k, v in metrics.items()},
+            samples={k: [float(x) for x in v] for k, v in samples.items()},
+            sample_count=count,
+            environment=env,
+            recorded_at=recorded_at,
+            recorded_by={str(k): str(v) for k, v in recorded_by.items()},
+            quick=quick,
+        )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Environment values as plain JSON types (numpy scalars, paths and tuples turn up in practice)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, str)) or obj is None:
+        return obj
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return str(obj)
+
+
+# --- change report -------------------------------------------------------------------------------------
+@dataclass
+class Change:
+    """What an update did to one entry: added, updated (with old/new metrics) or unchanged."""
+
+    file: Path
+    test: str  # key inside the file, e.g. "test_arch[squeezenet-onnxruntime]"
+    kind: str  # "added" | "updated" | "unchanged"
+    old_metrics: dict[str, float] = field(default_factory=dict)
+    new_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def describe_changes(changes: list[Change]) -> str:
+    """Human summary of an update: one line per test, metric moves as ``fps 30.1 -> 28.4 (-5.6%)``."""
+    if not changes:
+        return "edgeperf: no baselines recorded"
+    lines = []
+    for ch in changes:
+        head = f"{ch.file}: {ch.test}"
+        if ch.kind == "added":
+            shown = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(ch.new_metrics.items()))
+            lines.append(f"{head}: added ({shown})" if shown else f"{head}: added")
+            continue
+        moves = []
+        for name in sorted(set(ch.old_metrics) | set(ch.new_metrics)):
+            old, new = ch.old_metrics.get(name), ch.new_metrics.get(name)
+            if old == new:
+                continue
+            if old is None:
+                moves.append(f"{name} new {_fmt(new)}")
+            elif new is None:
+                moves.append(f"{name} dropped (was {_fmt(old)})")
+            else:
+                pct = f" ({(new - old) / abs(old) * 100:+.1f}%)" if old else ""
+                moves.append(f"{name} {_fmt(old)} -> {_fmt(new)}{pct}")
+        lines.append(f"{head}: {'updated: ' + ', '.join(moves) if moves else 'unchanged metrics'}")
+    return "\n".join(lines)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+# --- files ---------------------------------------------------------------------------------------------
+_DEVICE_OK = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def device_dirname(device: str) -> str:
+    """A device name as a safe directory name (``Raspberry Pi 4`` -> ``Raspberry-Pi-4``)."""
+    name = _DEVICE_OK.sub("-", device.strip()).strip("-.")
+    if not name:
+        raise BaselineError(f"device name {device!r} cannot be used as a baseline directory name")
+    return name
+
+
+def split_nodeid(nodeid: str) -> tuple[str, str]:
+    """``suites/test_a.py::Cls::test_x[p]`` -> (``suites/test_a.py``, ``Cls::test_x[p]``)."""
+    module, sep, test = nodeid.partition("::")
+    return (module, test) if sep else (module, nodeid)
+
+
+def module_filename(module: str) -> str:
+    """Module path relative to rootdir -> file name inside the device directory."""
+    stem = module[:-3] if module.endswith(".py") else module
+    return stem.replace("\\", "/").strip("/").replace("/", "__") + ".json"
+
+
+def _dumps(obj: Any, level: int = 0) -> str:
+    """JSON with indent 2 and sorted keys, but flat lists (samples) on one line: short, stable diffs."""
+    pad = "  " * (level + 1)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{pad}{json.dumps(k)}: {_dumps(obj[k], level + 1)}" for k in sorted(obj)]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
+    if isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
+        items = [f"{pad}{_dumps(v, level + 1)}" for v in obj]
+        return "[\n" + ",\n".join(items) + "\n" + "  " * level + "]"
+    return json.dumps(obj, allow_nan=False, separators=(", ", ": "))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _parse_file(path: Path, raw: bytes, device: str, module: str) -> dict[str, BaselineEntry]:
+    """Decode one baseline file (data only, no object hooks), checking schema, device and module."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BaselineError(f"{path}: not UTF-8 text; fix or delete the file") from None
+    if not text.strip():
+        raise BaselineError(f"{path}: file is empty; delete it or re-record with --edgeperf-update-baselines")
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        reason = _one_line(exc)
+        raise BaselineError(f"{path}: not valid JSON ({reason}); fix the JSON or delete the file") from None
+    if not isinstance(data, dict):
+        raise BaselineError(f"{path}: top level is a {type(data).__name__}, expected an object")
+    version = data.get("schema_version")
+    if version != BASELINE_SCHEMA_VERSION:
+        raise BaselineError(
+            f"{path}: schema_version is {version!r}, this pytest-edgeperf reads {BASELINE_SCHEMA_VERSION}; "
+            "re-record with --edgeperf-update-baselines"
+        )
+    if data.get("device") != device:
+        raise BaselineError(
+            f"{path}: recorded for device {data.get('device')!r}, not {device!r}; move it to that "
+            "device's directory or delete it"
+        )
+    if "module" in data and data["module"] != module:
+        raise BaselineError(
+            f"{path}: holds baselines of module {data['module']!r}, not {module!r} (file name clash); "
+            "rename one of the modules"
+        )
+    entries = data.get("entries")
+    if not isinstance(entries, dict):
+        raise BaselineError(f"{path}: missing field 'entries' (an object keyed by test name)")
+    out: dict[str, BaselineEntry] = {}
+    for key, value in entries.items():
+        try:
+            out[key] = BaselineEntry.from_json(value)
+        except BaselineError as exc:
+            raise BaselineError(f"{path}: entry {key!r}: {exc}") from None
+    return out
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Exclusive flock on ``<directory>/.lock``: serialises updates from several processes."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        reason = _os_reason(exc)
+        raise BaselineError(f"{directory}: cannot create or lock baselines here ({reason})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "disk full"
+    return exc.strerror or str(exc)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a crash at any point leaves the old file or the new one."""
+    directory = path.parent
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = 0o644
+    tmp_name = None
+    try:
+        prefix = _TMP_PREFIX + path.name + "."
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=_TMP_SUFFIX, dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+            os.fchmod(fh.fileno(), mode)
+        os.replace(tmp_name, path)
+        tmp_name = None
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        reason = _os_reason(exc)
+        raise BaselineError(f"{path}: cannot write baseline ({reason}); the old file is unchanged") from None
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def _remove_stale_temps(directory: Path) -> None:
+    """Temp files left by a killed writer. Only called under the lock, so no live writer owns one."""
+    for stale in directory.glob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+class BaselineStore:
+    """The baselines of one device under one root directory (``--edgeperf-baselines``)."""
+
+    def __init__(self, root: Path, device: str) -> None:
+        self.root = Path(root)
+        self.device = device
+        self.directory = self.root / device_dirname(device)
+        self._cache: dict[Path, dict[str, BaselineEntry]] = {}
+
+    def path_for(self, nodeid: str) -> Path:
+        return self.directory / module_filename(split_nodeid(nodeid)[0])
+
+    def _read(self, path: Path, module: str) -> dict[str, BaselineEntry]:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise BaselineError(f"{path}: cannot read baseline ({_os_reason(exc)})") from None
+        return _parse_file(path, raw, self.device, module)
+
+    def lookup(self, nodeid: str) -> BaselineEntry | None:
+        """The recorded entry for a test id, None if none; a bad file raises BaselineError (read once)."""
+        module, test = split_nodeid(nodeid)
+        path = self.path_for(nodeid)
+        if path not in self._cache:
+            self._cache[path] = self._read(path, module)
+        return self._cache[path].get(test)
+
+    def update(self, entries: Mapping[str, BaselineEntry]) -> list[Change]:
+        """Merge entries (keyed by node id) into their module files; returns what changed, per test.
+
+        All affected files are re-read and validated under the lock before any is written, so a corrupt
+        file aborts the whole update and nothing is half-applied.
+        """
+        by_file: dict[Path, tuple[str, dict[str, BaselineEntry]]] = {}
+        for nodeid, entry in entries.items():
+            module, test = split_nodeid(nodeid)
+            by_file.setdefault(self.path_for(nodeid), (module, {}))[1][test] = entry
+        if not by_file:
+            return []
+        changes: list[Change] = []
+        with _locked(self.directory):
+            _remove_stale_temps(self.directory)
+            current = {path: self._read(path, module) for path, (module, _) in sorted(by_file.items())}
+            for path, (module, new) in sorted(by_file.items()):
+                merged = dict(current[path])
+                for test, entry in sorted(new.items()):
+                    old = merged.get(test)
+                    kind = "added" if old is None else ("unchanged" if old.to_json() == entry.to_json()
+                                                        else "updated")
+                    changes.append(Change(path, test, kind, dict(old.metrics) if old else {},
+                                          dict(entry.metrics)))
+                    merged[test] = entry
+                doc = {
+                    "schema_version": BASELINE_SCHEMA_VERSION,
+                    "device": self.device,
+                    "module": module,
+                    "entries": {k: merged[k].to_json() for k in sorted(merged)},
+                }
+                _atomic_write(path, _dumps(doc) + "\n")
+                self._cache[path] = merged
+        return changes

@@ -1,0 +1,373 @@
+"""Command-line options, ini values and marker arguments -> one validated settings object. All defaults live here.
+
+Precedence: marker argument > command line > ini file > default. Anything a user can get wrong is checked here
+and reported as one line naming the option, ini key or test and argument (``pytest.UsageError``), before any
+measurement starts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# ---- defaults -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long one measurement runs: both minimums must be met (p90 needs >= 64 samples), capped by the maximum."""
+
+    min_samples: int = 64
+    min_time_s: float = 10.0
+    max_time_s: float = 60.0
+    warmup_s: float = 1.0
+    warmup_runs: int = 5
+    max_samples: int = 1_000_000
+
+
+DEFAULT_BUDGET = Budget()
+QUICK_BUDGET = Budget(min_samples=10, min_time_s=0.2, max_time_s=5.0, warmup_s=0.05, warmup_runs=2)
+
+
+@dataclass
+class Settings:
+    """Session-wide settings from the command line and the ini file."""
+
+    rootdir: Path
+    device: str = "auto"
+    allow_device_mismatch: bool = False
+    root: Path = Path("/")
+    vcgencmd: str = "vcgencmd"
+    min_freq_ghz: float | None = None
+    max_temp_c: float | None = None
+    guard_enabled: bool = True
+    guard_timeout_s: float = 120.0
+    guard_hold_s: float = 2.0
+    guard_fail: bool = False
+    sample_hz: float = 10.0
+    max_attempts: int = 3
+    min_valid_fraction: float = 0.8
+    quick: bool = False
+    budget: Budget = DEFAULT_BUDGET
+    threads: int | None = None
+    worker_timeout_s: float = 300.0
+    json_path: Path | None = None
+    benchmark_json_path: Path | None = None
+    html_path: Path | None = None
+    baselines_dir: Path = Path("baselines")
+    update_baselines: bool = False
+    strict: bool = False
+    tolerances: dict[str, float] = field(default_factory=dict)
+    power_meter: str = "auto"
+    power_hz: float = 10.0
+    idle_s: float = 2.0
+    counters: bool = False
+    hotspots: bool = False
+    sustained_s: float | None = None
+    cache_dir: Path = Path.home() / ".cache" / "pytest-edgeperf"
+    progress: bool = True
+
+
+#: (option, ini key or None, type, help) — plugin.py registers these; defaults come from Settings.
+OPTIONS: list[tuple[str, str | None, str, str]] = [
+    ("device", "edgeperf_device", "str",
+     "device profile: auto (detect from /proc/device-tree/model), pi3, pi3b+, pi4, pi5, pi-zero-2w, jetson-nano, host"),
+    ("allow-device-mismatch", None, "bool",
+     "run with --edgeperf-device even if the board detected differs (its baselines may then be misleading)"),
+    ("root", None, "path", "filesystem root the sensor readers look under (tests point it at a fake /sys)"),
+    ("vcgencmd", None, "str", "vcgencmd command to run (path or name)"),
+    ("min-freq", "edgeperf_min_freq", "float", "CPU clock floor in GHz below which samples do not count"),
+    ("max-temp", "edgeperf_max_temp", "float", "start timing only below this SoC temperature (C)"),
+    ("no-guard", None, "bool", "do not wait for the device to be cool and unthrottled before timing"),
+    ("guard-timeout", "edgeperf_guard_timeout", "float", "seconds the thermal guard waits before giving up"),
+    ("guard-hold", None, "float", "seconds the clock must hold above the floor under load"),
+    ("guard-fail", None, "bool", "fail (instead of skip) a test whose device never became ready"),
+    ("sample-hz", "edgeperf_sample_hz", "float", "sensor sampling rate during timing (0 disables the timeline)"),
+    ("max-attempts", None, "int", "how many times a throttled measurement is repeated before INCONCLUSIVE"),
+    ("quick", None, "bool", "smoke run with a tiny budget (results are never written as baselines)"),
+    ("min-samples", "edgeperf_min_samples", "int", "minimum timed samples per measurement (default 64)"),
+    ("min-time", "edgeperf_min_time", "float", "minimum timed seconds per measurement (default 10)"),
+    ("max-time", "edgeperf_max_time", "float", "maximum timed seconds per measurement (default 60)"),
+    ("threads", "edgeperf_threads", "int", "inference threads (default: the number of CPU cores)"),
+    ("worker-timeout", None, "float", "seconds a worker may take to load and warm up before it is killed"),
+    ("json", None, "path", "write every result, raw samples and environment to this JSON file"),
+    ("benchmark-json", None, "path", "write pytest-benchmark compatible JSON (for github-action-benchmark, Bencher)"),
+    ("html", None, "path", "write a self-contained HTML report"),
+    ("baselines", "edgeperf_baselines", "path", "baselines directory (default <rootdir>/baselines)"),
+    ("update-baselines", None, "bool", "record the current results as the new baselines"),
+    ("strict", None, "bool", "a missing baseline fails the test"),
+    ("tolerance", "edgeperf_tolerance", "str", "per-metric tolerances, e.g. fps=5%,peak_memory_mb=10%,top1_pct=0.5"),
+    ("power-meter", "edgeperf_power_meter", "str",
+     "power meter SPEC: auto, none, hwmon[:NAME|PATH], pmic[:a=..,b=..], rapl[:PATH], scpi:..., csv:PATH"),
+    ("power-hz", None, "float", "power sampling rate during timing"),
+    ("idle-time", None, "float", "seconds of idle power reading before each measurement (0 disables)"),
+    ("counters", None, "bool", "collect perf hardware counters per inference"),
+    ("hotspots", None, "bool", "record a perf profile of the timed window and list the top symbols"),
+    ("sustained", None, "float", "run sustained tests for this many seconds (seed 004 used 360)"),
+    ("cache-dir", None, "path", "where generated models are cached"),
+    ("no-progress", None, "bool", "no live progress lines"),
+]
+
+
+def _convert(kind: str, raw: Any, where: str) -> Any:
+    if raw is None or raw == "":
+        return None
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
+        if kind == "path":
+            return Path(os.path.expanduser(str(raw)))
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            return str(raw).strip().lower() in ("1", "true", "yes", "on")
+        return str(raw)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{where}: expected {kind}, got {raw!r}") from None
+
+
+def settings_from_config(config: pytest.Config) -> Settings:
+    """Read every option (command line, then ini) and validate it."""
+    values: dict[str, Any] = {}
+    for name, ini, kind, _help in OPTIONS:
+        dest = "edgeperf_" + name.replace("-", "_")
+        raw = config.getoption(dest, default=None)
+        where = f"--edgeperf-{name}"
+        if (raw is None or raw is False) and ini:
+            ini_raw = config.getini(ini)
+            if ini_raw not in (None, "", []):
+                raw, where = ini_raw, f"ini {ini}"
+        values[name] = _convert(kind, raw, where)
+
+    rootdir = Path(str(config.rootpath))
+    s = Settings(rootdir=rootdir)
+    if values["device"]:
+        s.device = values["device"].strip().lower()
+    s.allow_device_mismatch = bool(values["allow-device-mismatch"])
+    if values["root"]:
+        s.root = values["root"]
+    if values["vcgencmd"]:
+        s.vcgencmd = values["vcgencmd"]
+    s.min_freq_ghz = _positive(values["min-freq"], "--edgeperf-min-freq")
+    s.max_temp_c = values["max-temp"]
+    s.guard_enabled = not values["no-guard"]
+    if values["guard-timeout"] is not None:
+        s.guard_timeout_s = _non_negative(values["guard-timeout"], "--edgeperf-guard-timeout")
+    if values["guard-hold"] is not None:
+        s.guard_hold_s = _non_negative(values["guard-hold"], "--edgeperf-guard-hold")
+    s.guard_fail = bool(values["guard-fail"])
+    if values["sample-hz"] is not None:
+        s.sample_hz = _non_negative(values["sample-hz"], "--edgeperf-sample-hz")
+    if values["max-attempts"] is not None:
+        s.max_attempts = int(_positive(values["max-attempts"], "--edgeperf-max-attempts"))
+    s.quick = bool(values["quick"])
+    budget = QUICK_BUDGET if s.quick else DEFAULT_BUDGET
+    if values["min-samples"] is not None:
+        budget = replace(budget, min_samples=int(_positive(values["min-samples"], "--edgeperf-min-samples")))
+    if values["min-time"] is not None:
+        budget = replace(budget, min_time_s=_non_negative(values["min-time"], "--edgeperf-min-time"))
+    if values["max-time"] is not None:
+        budget = replace(budget, max_time_s=_positive(values["max-time"], "--edgeperf-max-time"))
+    if budget.max_time_s < budget.min_time_s:
+        raise pytest.UsageError(
+            f"--edgeperf-max-time ({budget.max_time_s} s) is below the minimum time ({budget.min_time_s} s)"
+        )
+    s.budget = budget
+    if values["threads"] is not None:
+        s.threads = int(_positive(values["threads"], "--edgeperf-threads"))
+    if values["worker-timeout"] is not None:
+        s.worker_timeout_s = _positive(values["worker-timeout"], "--edgeperf-worker-timeout")
+    s.json_path = values["json"]
+    s.benchmark_json_path = values["benchmark-json"]
+    s.html_path = values["html"]
+    baselines = values["baselines"] or Path("baselines")
+    s.baselines_dir = baselines if baselines.is_absolute() else rootdir / baselines
+    s.update_baselines = bool(values["update-baselines"])
+    s.strict = bool(values["strict"])
+    if values["tolerance"]:
+        s.tolerances = parse_tolerance_option(values["tolerance"], "--edgeperf-tolerance")
+    if values["power-meter"]:
+        s.power_meter = values["power-meter"].strip()
+    if values["power-hz"] is not None:
+        s.power_hz = _positive(values["power-hz"], "--edgeperf-power-hz")
+    if values["idle-time"] is not None:
+        s.idle_s = _non_negative(values["idle-time"], "--edgeperf-idle-time")
+    s.counters = bool(values["counters"])
+    s.hotspots = bool(values["hotspots"])
+    if values["sustained"] is not None:
+        s.sustained_s = _positive(values["sustained"], "--edgeperf-sustained")
+    if values["cache-dir"]:
+        s.cache_dir = values["cache-dir"]
+    elif os.environ.get("EDGEPERF_CACHE"):
+        s.cache_dir = Path(os.environ["EDGEPERF_CACHE"])
+    s.progress = not values["no-progress"]
+    return s
+
+
+def parse_tolerance_option(spec: str | dict[str, Any], where: str) -> dict[str, float]:
+    """Delegate to the verdict's parser, turning its error into a one-line usage error naming ``where``."""
+    from .verdict import ToleranceError, parse_tolerances
+
+    try:
+        return parse_tolerances(spec)
+    except ToleranceError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def _positive(value: float | None, where: str) -> float | None:
+    if value is not None and value <= 0:
+        raise pytest.UsageError(f"{where} must be > 0, got {value}")
+    return value
+
+
+def _non_negative(value: float, where: str) -> float:
+    if value < 0:
+        raise pytest.UsageError(f"{where} must be >= 0, got {value}")
+    return value
+
+
+# ---- the marker ------------------------------------------------------------------------------------------------
+
+MARKER_HELP = (
+    "edgeperf(model=None, *, frameworks=None, threads=None, min_samples=None, min_time_s=None, max_time_s=None, "
+    "warmup_s=None, min_fps=None, max_latency_ms=None, max_memory_mb=None, min_top1_pct=None, min_top5_pct=None, "
+    "min_map50_pct=None, max_energy_per_inference_mj=None, tolerance=None, inputs=None, preprocess=None, "
+    "accuracy=None, min_freq_ghz=None, counters=None, hotspots=None, sustained_s=None): measure a model on this "
+    "device with each installed runtime; see the README"
+)
+
+_NUMBER = (int, float)
+
+
+@dataclass(frozen=True)
+class MarkerSpec:
+    """The validated arguments of one test's ``@pytest.mark.edgeperf``."""
+
+    model: str | None = None
+    frameworks: tuple[str, ...] | None = None
+    threads: int | None = None
+    min_samples: int | None = None
+    min_time_s: float | None = None
+    max_time_s: float | None = None
+    warmup_s: float | None = None
+    min_fps: float | None = None
+    max_latency_ms: float | None = None
+    max_memory_mb: float | None = None
+    min_top1_pct: float | None = None
+    min_top5_pct: float | None = None
+    min_map50_pct: float | None = None
+    max_energy_per_inference_mj: float | None = None
+    tolerance: dict[str, float] = field(default_factory=dict)
+    inputs: str | None = None
+    preprocess: dict[str, Any] | None = None
+    accuracy: dict[str, Any] | None = None
+    min_freq_ghz: float | None = None
+    counters: bool | None = None
+    hotspots: bool | None = None
+    sustained_s: float | None = None
+
+
+_POSITIVE_INTS = ("threads", "min_samples")
+_POSITIVE_FLOATS = ("max_time_s", "min_fps", "max_latency_ms", "max_memory_mb", "min_freq_ghz", "sustained_s",
+                    "max_energy_per_inference_mj")
+_NON_NEGATIVE_FLOATS = ("min_time_s", "warmup_s")
+_PERCENTS = ("min_top1_pct", "min_top5_pct", "min_map50_pct")
+
+
+def parse_marker(test_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> MarkerSpec:
+    """Validate a marker; every problem is one line naming the test and the argument."""
+
+    def bad(arg: str, why: str) -> pytest.UsageError:
+        return pytest.UsageError(f"{test_id}: @pytest.mark.edgeperf argument {arg!r}: {why}")
+
+    kwargs = dict(kwargs)
+    if len(args) > 1:
+        raise bad("model", f"takes one positional argument (the model), got {len(args)}")
+    if args:
+        if "model" in kwargs:
+            raise bad("model", "given both positionally and by name")
+        kwargs["model"] = args[0]
+    known = set(MarkerSpec.__dataclass_fields__)
+    for name in kwargs:
+        if name not in known:
+            raise bad(name, f"unknown argument (known: {', '.join(sorted(known))})")
+    out: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if value is None:
+            continue
+        if name == "model":
+            if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+                raise bad(name, f"expected a path or zoo:NAME, got {value!r}")
+            out[name] = str(value)
+        elif name == "frameworks":
+            names = (value,) if isinstance(value, str) else value
+            if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+                raise bad(name, f"expected a name or a list of names, got {value!r}")
+            from .frameworks import UnknownFrameworkError, canonical_name
+
+            try:
+                out[name] = tuple(dict.fromkeys(canonical_name(n) for n in names))
+            except UnknownFrameworkError as exc:
+                raise bad(name, str(exc)) from None
+        elif name in _POSITIVE_INTS:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise bad(name, f"expected a positive integer, got {value!r}")
+            out[name] = value
+        elif name in _POSITIVE_FLOATS + _NON_NEGATIVE_FLOATS + _PERCENTS:
+            if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value):
+                raise bad(name, f"expected a number, got {value!r}")
+            if name in _POSITIVE_FLOATS and value <= 0:
+                raise bad(name, f"must be > 0, got {value!r}")
+            if name in _NON_NEGATIVE_FLOATS and value < 0:
+                raise bad(name, f"must be >= 0, got {value!r}")
+            if name in _PERCENTS and not 0 <= value <= 100:
+                raise bad(name, f"is a percentage (0-100), got {value!r}")
+            out[name] = float(value)
+        elif name == "tolerance":
+            if not isinstance(value, (str, dict)):
+                raise bad(name, f"expected a dict or 'metric=5%,...', got {value!r}")
+            from .verdict import ToleranceError, parse_tolerances
+
+            try:
+                out[name] = parse_tolerances(value)
+            except ToleranceError as exc:
+                raise bad(name, str(exc)) from None
+        elif name == "inputs":
+            if not isinstance(value, str) or not value.strip():
+                raise bad(name, f"expected 'random', a dataset path or 'module:function', got {value!r}")
+            out[name] = value
+        elif name in ("preprocess", "accuracy"):
+            if not isinstance(value, dict):
+                raise bad(name, f"expected a dict, got {type(value).__name__}")
+            out[name] = dict(value)
+        elif name in ("counters", "hotspots"):
+            if not isinstance(value, bool):
+                raise bad(name, f"expected True or False, got {value!r}")
+            out[name] = value
+    if "preprocess" in out:
+        from .preprocess import PreprocessError, parse_preprocess
+
+        try:
+            parse_preprocess(out["preprocess"])
+        except PreprocessError as exc:
+            raise bad("preprocess", str(exc)) from None
+    if "accuracy" in out:
+        task = out["accuracy"].get("task", "classification")
+        if task not in ("classification", "detection"):
+            raise bad("accuracy", f"task must be 'classification' or 'detection', got {task!r}")
+        if "dataset" not in out["accuracy"]:
+            raise bad("accuracy", "needs a 'dataset' (a folder of class sub-folders, or a CSV)")
+    min_t, max_t = out.get("min_time_s"), out.get("max_time_s")
+    if min_t is not None and max_t is not None and max_t < min_t:
+        raise bad("max_time_s", f"is below min_time_s ({max_t} < {min_t})")
+    return MarkerSpec(**out)

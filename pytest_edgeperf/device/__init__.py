@@ -1,0 +1,30 @@
+"""Owns device truth: board profiles and detection, sensor readers, and the command runner they use."""
+
+from pytest_edgeperf.device.profiles import (
+    PROFILES,
+    DeviceMismatchError,
+    DeviceProfile,
+    UnknownDeviceError,
+    detect_profile,
+    get_profile,
+    read_model_string,
+    resolve_device,
+)
+from pytest_edgeperf.device.readers import UNDER_VOLTAGE_MESSAGE, DeviceReaders, ThrottleState
+from pytest_edgeperf.device.runner import CommandOutcome, CommandRunner
+
+__all__ = [
+    "PROFILES",
+    "UNDER_VOLTAGE_MESSAGE",
+    "CommandOutcome",
+    "CommandRunner",
+    "DeviceMismatchError",
+    "DeviceProfile",
+    "DeviceReaders",
+    "ThrottleState",
+    "UnknownDeviceError",
+    "detect_profile",
+    "get_profile",
+    "read_model_string",
+    "resolve_device",
+]

@@ -1,0 +1,45 @@
+"""The accuracy pass, run inside the worker after timing: the whole evaluation set through the loaded runtime.
+
+It connects a runtime adapter to the evaluators in ``accuracy`` (top-k, mAP@0.5) using the dataset and
+preprocessing the marker declared, so accuracy comes from the same runtime, threads and model file as the timing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _to_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "NCHW" and x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return x
+
+
+def evaluate_from_spec(spec: dict[str, Any], adapter: Any, sys_path: list[str]) -> dict[str, Any]:
+    """``spec``: task, dataset (folder of class sub-folders, or CSV), preprocess, decode ('module:function')."""
+    from .accuracy import evaluate_classifier, evaluate_detector
+    from .datasets import ClassificationDataset, DetectionDataset
+    from .preprocess import parse_preprocess
+    from .worker import load_callable
+
+    pre = parse_preprocess(spec.get("preprocess") or {})
+    layout = adapter.input_layout
+    dtype = adapter.input_dtype
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return adapter.run(_to_layout(x, layout).astype(dtype, copy=False))
+
+    path = Path(spec["dataset"])
+    if spec.get("task", "classification") == "classification":
+        dataset = (ClassificationDataset.from_csv(path) if path.suffix == ".csv"
+                   else ClassificationDataset.from_folder(path))
+        return evaluate_classifier(predict, dataset, pre)
+    dataset = DetectionDataset.from_csv(path)
+    decode_ref = spec.get("decode")
+    if not decode_ref:
+        raise ValueError("a detection accuracy spec needs 'decode': 'module:function'")
+    decode = load_callable(decode_ref, sys_path)
+    return evaluate_detector(predict, dataset, pre, decode)

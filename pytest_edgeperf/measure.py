@@ -1,0 +1,444 @@
+"""One measurement, end to end: guard -> worker process -> samplers around the timed window -> Result.
+
+The parent (pytest) never imports a runtime: it starts ``python -m pytest_edgeperf.worker``, waits for it to load and
+warm up, starts the sensor / power / counter samplers, tells the worker to go, and stops the samplers when the
+worker reports its raw samples. Samples that overlap a throttled or under-clocked period are marked invalid; if
+too many are, the guard cools the device and the measurement is repeated a bounded number of times, after which
+the result is INCONCLUSIVE (never a regression).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Budget
+from .result import STATUS_INCONCLUSIVE, STATUS_OK, Result, Samples, TimelinePoint
+
+Progress = Callable[[str], None]
+
+
+class WorkerError(Exception):
+    """The worker crashed, hung, or the runtime refused the model; the message is one line for the test report."""
+
+
+class DeviceNotReady(Exception):
+    """The thermal guard gave up; carries the guard's reason (with the last readings)."""
+
+
+@dataclass
+class MeasureRequest:
+    """What to measure: one model file in one runtime with one budget."""
+
+    test_id: str
+    framework: str
+    model: str  # as the user gave it (reported as given)
+    model_file: Path  # resolved file this runtime loads
+    threads: int
+    budget: Budget
+    inputs: dict[str, Any] = field(default_factory=lambda: {"kind": "random", "seed": 0})
+    accuracy: dict[str, Any] | None = None
+    sys_path: list[str] = field(default_factory=list)
+    quick: bool = False
+    counters: bool = False
+    hotspots: bool = False
+    artifacts_dir: Path | None = None
+
+
+@dataclass
+class Instruments:
+    """Everything around the worker that reads the device; any of these may be absent (then it is not measured)."""
+
+    device_name: str
+    readers: Any = None  # pytest_edgeperf.device.readers.DeviceReaders
+    floor_ghz: float | None = None
+    guard: Any = None  # pytest_edgeperf.guard.ThermalGuard
+    sample_hz: float = 10.0
+    power_meter: Any = None  # pytest_edgeperf.power PowerMeter
+    power_hz: float = 10.0
+    idle_s: float = 0.0
+    max_attempts: int = 3
+    min_valid_fraction: float = 0.8
+    worker_timeout_s: float = 300.0
+    environment: dict[str, Any] = field(default_factory=dict)
+    lock_path: Path | None = None
+
+
+# ---- the worker process ----------------------------------------------------------------------------------------
+
+
+class WorkerProcess:
+    """A running ``pytest_edgeperf.worker`` with a reader thread, so every wait has a deadline (a hang is a kill)."""
+
+    def __init__(self, request: dict[str, Any], describe: str) -> None:
+        self.describe = describe
+        self.phase = "starting"
+        self._stderr = tempfile.TemporaryFile(mode="w+b")
+        env = dict(os.environ)
+        env.setdefault("PYTHONHASHSEED", "0")
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest_edgeperf.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+            text=True, bufsize=1, start_new_session=True,
+        )
+        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self._events.put(json.loads(line))
+            except ValueError:
+                continue
+        self._events.put(None)
+
+    def expect(self, event: str, timeout_s: float, phase: str) -> dict[str, Any]:
+        """Wait for ``event``; a crash, an error event or the deadline becomes a one-line WorkerError."""
+        self.phase = phase
+        try:
+            message = self._events.get(timeout=timeout_s)
+        except queue.Empty:
+            self.kill()
+            raise WorkerError(
+                f"{self.describe}: worker hung {phase} (no answer within {timeout_s:.0f} s); killed"
+            ) from None
+        if message is None:
+            raise WorkerError(self._crash_message())
+        if message.get("event") == "error":
+            self.wait_exit()
+            kind = message.get("kind")
+            what = {"model_rejected": "the runtime refused the model", "inputs": "preparing the inputs failed",
+                    "inference": "inference failed", "accuracy": "the accuracy pass failed"}.get(kind, kind)
+            raise WorkerError(f"{self.describe}: {what}: {message.get('message')}")
+        if message.get("event") != event:
+            self.kill()
+            raise WorkerError(f"{self.describe}: protocol error, expected {event!r}, got {message.get('event')!r}")
+        return message
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"cmd": "go"}) + "\n")
+        self.proc.stdin.flush()
+
+    def wait_exit(self, timeout_s: float = 10.0) -> int | None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.proc.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+
+    def stderr_tail(self, lines: int = 3) -> str:
+        self._stderr.seek(0)
+        text = self._stderr.read().decode(errors="replace").strip().splitlines()
+        keep = [ln.strip() for ln in text if ln.strip()][-lines:]
+        return " | ".join(keep)
+
+    def _crash_message(self) -> str:
+        code = self.wait_exit(timeout_s=5.0)
+        if code is not None and code < 0:
+            try:
+                sig = signal.Signals(-code).name
+            except ValueError:
+                sig = f"signal {-code}"
+            hint = " (killed: out of memory?)" if sig == "SIGKILL" else ""
+            how = f"crashed with {sig}{hint}"
+        else:
+            how = f"exited with status {code}"
+        tail = self.stderr_tail()
+        return f"{self.describe}: worker {how} {self.phase}" + (f"; stderr: {tail}" if tail else "")
+
+    def close(self) -> None:
+        self.wait_exit()
+        self._stderr.close()
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def host_environment(rootdir: Path) -> dict[str, Any]:
+    """Machine facts recorded with every result (pytest-benchmark's machine_info plus what matters on a Pi)."""
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key = line.split(":")[0].strip().lower()
+            if key in ("model name", "hardware", "cpu model"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=rootdir, capture_output=True, text=True,
+                             timeout=5, check=False)
+        if out.returncode == 0:
+            commit = out.stdout.strip()
+    return {
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "hostname": platform.node(),
+        "git_commit": commit,
+    }
+
+
+@contextlib.contextmanager
+def device_lock(path: Path | None, progress: Progress | None) -> Iterator[None]:
+    """One measurement at a time per device, across processes (pytest-xdist workers, two CI jobs on one board)."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                progress("waiting for the device: another process is measuring on it")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _start_optional(factory: Callable[[], Any], notes: list[str], what: str) -> Any:
+    try:
+        obj = factory()
+        obj.start()
+        return obj
+    except Exception as exc:  # an instrument failing must not cost the measurement
+        notes.append(f"{what} could not start: {exc}")
+        return None
+
+
+# ---- the measurement -------------------------------------------------------------------------------------------
+
+
+def run_measurement(req: MeasureRequest, inst: Instruments, progress: Progress | None = None) -> Result:
+    """Measure ``req`` on the device, repeating throttled attempts; raises WorkerError or DeviceNotReady."""
+    model_sha = sha256_of(req.model_file)
+    result = Result(test_id=req.test_id, framework=req.framework, model=req.model, device=inst.device_name,
+                    quick=req.quick, threads=req.threads)
+    result.environment = {**inst.environment, "device": inst.device_name, "runtime": req.framework,
+                          "threads": req.threads, "model_sha256": model_sha, "model_file": req.model_file.name}
+    describe = f"{req.framework} on {req.model}"
+    with device_lock(inst.lock_path, progress):
+        for attempt in range(1, inst.max_attempts + 1):
+            result.attempts = attempt
+            _one_attempt(req, inst, result, describe, progress)
+            needed = req.budget.min_samples
+            valid = result.valid_count
+            fraction = valid / max(len(result.samples), 1)
+            if valid >= needed and fraction >= inst.min_valid_fraction:
+                result.status = STATUS_OK
+                break
+            why = (f"{result.invalid_count} of {len(result.samples)} samples were taken while throttled or below "
+                   f"the clock floor ({', '.join(f'{k}: {v}' for k, v in result.invalid_reasons.items())})")
+            if attempt < inst.max_attempts:
+                result.notes.append(f"attempt {attempt}: {why}; cooling down and measuring again")
+                continue
+            result.status = STATUS_INCONCLUSIVE
+            result.status_reason = f"{why} after {attempt} attempts"
+    return result
+
+
+def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describe: str,
+                 progress: Progress | None) -> None:
+    if inst.guard is not None:
+        outcome = inst.guard.wait_until_ready()
+        result.notes.extend(n for n in outcome.notes if n not in result.notes)
+        if not outcome.ready:
+            raise DeviceNotReady(outcome.reason)
+    readers = inst.readers
+    if readers is not None:
+        result.device_start = readers.snapshot()
+
+    idle_w = None
+    if inst.power_meter is not None and inst.idle_s > 0:
+        from .power import measure_idle_w
+
+        try:
+            idle_w = measure_idle_w(inst.power_meter, inst.idle_s, inst.power_hz)
+        except Exception as exc:
+            result.notes.append(f"idle power unavailable: {exc}")
+
+    request = {
+        "framework": req.framework, "model_file": str(req.model_file), "threads": req.threads,
+        "warmup_s": req.budget.warmup_s, "warmup_runs": req.budget.warmup_runs,
+        "budget": {"min_samples": req.budget.min_samples, "min_time_s": req.budget.min_time_s,
+                   "max_time_s": req.budget.max_time_s, "max_samples": req.budget.max_samples},
+        "inputs": req.inputs, "accuracy": req.accuracy, "sys_path": req.sys_path, "wait_for_go": True,
+    }
+    worker = WorkerProcess(request, describe)
+    sampler = power = counters = hotspots = None
+    try:
+        if progress:
+            progress(f"{req.test_id}: loading {req.model_file.name} in {req.framework}")
+        loaded = worker.expect("loaded", inst.worker_timeout_s, "while loading the model")
+        if progress:
+            progress(f"{req.test_id}: warming up")
+        ready = worker.expect("ready", inst.worker_timeout_s, "during warm-up")
+        result.load_time_s = loaded["load_time_s"]
+        result.rss_before_load_mb = loaded["rss_before_load_mb"]
+        result.rss_after_load_mb = loaded["rss_after_load_mb"]
+        result.first_inference_s = ready["first_inference_s"]
+        result.environment["runtime_version"] = loaded["runtime_version"]
+        result.environment["input_shape"] = loaded["input_shape"]
+
+        if readers is not None and inst.sample_hz > 0:
+            from .sampler import TimelineSampler
+
+            sampler = _start_optional(lambda: TimelineSampler(readers, rate_hz=inst.sample_hz, pid=worker.pid),
+                                      result.notes, "the sensor sampler")
+        if inst.power_meter is not None:
+            from .power import PowerSampler
+
+            power = _start_optional(lambda: PowerSampler(inst.power_meter, rate_hz=inst.power_hz),
+                                    result.notes, "the power sampler")
+        if req.counters:
+            from .counters import CounterSession
+
+            session = CounterSession()
+            ok, why = session.available()
+            if ok:
+                counters = _start_optional(lambda: _Attached(session, worker.pid), result.notes, "perf stat")
+            else:
+                result.counters = {"unavailable": why}
+                result.notes.append(f"hardware counters unavailable: {why}")
+        if req.hotspots:
+            from .counters import HotspotRecorder
+
+            hotspots = _start_optional(lambda: _Attached(HotspotRecorder(), worker.pid), result.notes,
+                                       "perf record")
+        if progress:
+            progress(f"{req.test_id}: timing (>= {req.budget.min_samples} samples, >= {req.budget.min_time_s:g} s)")
+        worker.go()
+        done = worker.expect("done", req.budget.max_time_s + inst.worker_timeout_s, "while timing")
+        timeline = sampler.stop() if sampler is not None else []
+        trace = power.stop() if power is not None else None
+        result.samples = Samples(start_s=done["start_s"], latency_s=done["latency_s"],
+                                 preprocess_s=done["preprocess_s"], valid=[True] * len(done["latency_s"]))
+        result.window_start_s = done["window_start_s"]
+        result.window_end_s = done["window_end_s"]
+        result.window_start_unix_s = done["window_start_unix_s"]
+        result.cpu_percent = done["cpu_percent"]
+        result.peak_rss_mb = done["peak_rss_mb"]
+        if counters is not None:
+            result.counters = counters.stop(len(result.samples))
+        if hotspots is not None and req.artifacts_dir is not None:
+            result.counters["hotspots"] = hotspots.stop(req.artifacts_dir)
+        if req.accuracy:
+            if progress:
+                progress(f"{req.test_id}: accuracy pass")
+            acc = worker.expect("accuracy", inst.worker_timeout_s + 600, "during the accuracy pass")
+            result.accuracy = {k: v for k, v in acc.items() if k != "event" and isinstance(v, (int, float))}
+    finally:
+        for instrument in (sampler, power):
+            if instrument is not None and getattr(instrument, "running", False):
+                with contextlib.suppress(Exception):
+                    instrument.stop()
+        worker.close()
+
+    result.timeline = timeline
+    if readers is not None:
+        result.device_end = readers.snapshot()
+        _note_sticky_throttle(result, readers)
+    if timeline:
+        from .sampler import invalidate_samples
+
+        period = 1.0 / inst.sample_hz if inst.sample_hz > 0 else 0.0
+        result.invalid_reasons = invalidate_samples(result.samples, timeline, inst.floor_ghz, period)
+    if trace is not None:
+        _attach_power(result, trace, idle_w)
+
+
+class _Attached:
+    """Adapts a start(pid)/stop(...) instrument to the start()/stop() shape used above."""
+
+    def __init__(self, instrument: Any, pid: int) -> None:
+        self.instrument, self.pid, self.running = instrument, pid, False
+
+    def start(self) -> None:
+        self.instrument.start(self.pid)
+        self.running = True
+
+    def stop(self, *args: Any) -> Any:
+        self.running = False
+        return self.instrument.stop(*args)
+
+
+def _note_sticky_throttle(result: Result, readers: Any) -> None:
+    start, end = result.device_start.get("throttled_raw"), result.device_end.get("throttled_raw")
+    if start is None or end is None:
+        return
+    from .device.readers import ThrottleState
+
+    for message in ThrottleState(int(end)).newly_occurred(ThrottleState(int(start))):
+        if message not in result.notes:
+            result.notes.append(message)
+
+
+def _attach_power(result: Result, trace: Any, idle_w: float | None) -> None:
+    from .power import summarize_power
+
+    assert result.window_start_s is not None and result.window_end_s is not None
+    summary = summarize_power(trace, result.window_start_s, result.window_end_s, len(result.samples), idle_w,
+                              accuracy=result.accuracy or None)
+    result.power = summary
+    if "unavailable" in summary:
+        result.notes.append(f"power unavailable: {summary['unavailable']}")
+    # power readings join the timeline (nearest reading) so one chart can show them together
+    points = getattr(trace, "samples", [])
+    if points and result.timeline:
+        import numpy as np
+
+        times = np.array([p[0] for p in points])
+        for tp in result.timeline:
+            i = int(np.clip(np.searchsorted(times, tp.t_s), 0, len(points) - 1))
+            tp.power_w = float(points[i][2])
+    elif points:
+        result.timeline = [TimelinePoint(t_s=p[0], power_w=p[2]) for p in points]

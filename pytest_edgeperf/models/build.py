@@ -1,0 +1,203 @@
+"""Building model files: a ``Graph`` -> ``<stem>.onnx`` + ``.tflite`` + ``.json`` meta, and the zoo cache.
+
+Why a cache with a lock: the seeds' models are tens of MB (ResNet-50 ~100 MB) and are never committed, so they
+are built on first use. Several pytest-xdist workers may ask for the same model at once; an exclusive lock
+file per stem serialises the builders, and every file is written to a temp name and ``os.replace``d, with the
+meta JSON written last, so a reader never sees a half-written model and a crashed build is simply redone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_edgeperf.models.graph import Graph
+from pytest_edgeperf.models.onnx_export import ONNX_OPSET, to_onnx
+from pytest_edgeperf.models.tflite_export import to_tflite
+from pytest_edgeperf.models.zoo import build_zoo_graph
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no cross-process lock, writes stay atomic
+    fcntl = None
+
+# Bump when an exporter or builder changes what it writes: cached models with another version are rebuilt.
+BUILDER_VERSION = 1
+META_SCHEMA = "edgeperf-model/1"
+
+
+class ModelBuildError(ValueError):
+    """A model that cannot be built or a cache that cannot be used; the message names the model/file."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where one built model lives; ``stem`` has no suffix."""
+
+    stem: Path
+    onnx: Path
+    tflite: Path
+    meta: Path
+
+    @classmethod
+    def for_stem(cls, stem: Path) -> ModelFiles:
+        stem = Path(stem)
+        return cls(stem=stem, onnx=stem.with_name(stem.name + ".onnx"),
+                   tflite=stem.with_name(stem.name + ".tflite"), meta=stem.with_name(stem.name + ".json"))
+
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.meta.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelBuildError(f"{self.meta}: cannot read model meta ({exc})") from None
+
+
+def default_cache_dir() -> Path:
+    """``$EDGEPERF_CACHE`` if set, else ``~/.cache/pytest-edgeperf/models``."""
+    env = os.environ.get("EDGEPERF_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "pytest-edgeperf" / "models"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(stem: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<stem>.lock`` (blocks until other builders of the same stem finish)."""
+    lock_path = stem.with_name(stem.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _output_shapes(graph: Graph) -> dict[str, dict[str, list[int]]]:
+    shapes = graph.infer_shapes()
+    out = {}
+    for name in graph.outputs:
+        s = list(shapes[name])
+        out[name] = {"nhwc": [1, *s], "nchw": [1, s[2], s[0], s[1]] if len(s) == 3 else [1, *s]}
+    return out
+
+
+def _build_unlocked(graph: Graph, files: ModelFiles, build_args: dict[str, Any] | None) -> ModelFiles:
+    files.meta.unlink(missing_ok=True)  # no meta = incomplete, until the end of this function
+    to_onnx(graph, files.onnx)
+    to_tflite(graph, files.tflite)
+    gmeta = graph.meta
+    meta = {
+        "schema": META_SCHEMA,
+        "builder_version": BUILDER_VERSION,
+        "name": graph.name,
+        "input_name": graph.input_name,
+        "input_shape_hwc": list(graph.input_shape),
+        "onnx_layout": "NCHW",
+        "onnx_input_shape": [1, graph.input_shape[2], graph.input_shape[0], graph.input_shape[1]],
+        "onnx_opset": ONNX_OPSET,
+        "tflite_layout": "NHWC",
+        "tflite_input_shape": [1, *graph.input_shape],
+        "outputs": _output_shapes(graph),
+        "param_count": graph.param_count(),
+        "files": {
+            kind: {"path": path.name, "size_bytes": path.stat().st_size, "sha256": file_sha256(path)}
+            for kind, path in (("onnx", files.onnx), ("tflite", files.tflite))
+        },
+        "seed": gmeta.get("seed"),
+        "num_classes": gmeta.get("num_classes"),
+        "task": gmeta.get("task"),
+        "preprocessing": gmeta.get("preprocessing", {}),
+        "synthetic_weights": bool(gmeta.get("synthetic_weights", False)),
+        "build_args": build_args or {},
+        "graph_meta": gmeta,
+    }
+    _write_json_atomic(files.meta, json.loads(json.dumps(meta, default=_json_default)))
+    return files
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    return str(value)
+
+
+def build_model(graph: Graph, out_dir: Path, stem: str | None = None) -> ModelFiles:
+    """Export ``graph`` to ``out_dir/<stem>.{onnx,tflite,json}`` (stem defaults to ``graph.name``)."""
+    graph.validate()
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelBuildError(f"{out_dir}: cannot create the model directory ({exc})") from None
+    files = ModelFiles.for_stem(out_dir / (stem or graph.name))
+    with _locked(files.stem):
+        return _build_unlocked(graph, files, None)
+
+
+def _cache_stem(name: str, kwargs: dict[str, Any]) -> str:
+    if not kwargs:
+        return name
+    key = json.dumps(kwargs, sort_keys=True, default=_json_default)
+    return f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def _is_current(files: ModelFiles, build_args: dict[str, Any]) -> bool:
+    """A cached build is reused only when complete and made by this builder version from the same args."""
+    try:
+        meta = json.loads(files.meta.read_text())
+        if meta.get("builder_version") != BUILDER_VERSION or meta.get("build_args") != build_args:
+            return False
+        for kind, path in (("onnx", files.onnx), ("tflite", files.tflite)):
+            if path.stat().st_size != meta["files"][kind]["size_bytes"]:
+                return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def ensure_zoo_model(name: str, cache_dir: Path | None = None, **kwargs: Any) -> ModelFiles:
+    """The zoo model ``name`` built with ``kwargs`` (seed, input_size, ...), from the cache when current."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    build_args = json.loads(json.dumps({"zoo": name, **kwargs}, sort_keys=True, default=_json_default))
+    files = ModelFiles.for_stem(cache_dir / _cache_stem(name, kwargs))
+    if _is_current(files, build_args):
+        return files
+    graph = build_zoo_graph(name, **kwargs)  # raises ValueError naming the model for bad names/arguments
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelBuildError(f"{cache_dir}: cannot create the model cache ({exc})") from None
+    with _locked(files.stem):
+        if _is_current(files, build_args):  # another worker built it while we waited
+            return files
+        return _build_unlocked(graph, files, build_args)

@@ -1,0 +1,194 @@
+"""pytest hooks only: options, the marker, fixtures, parametrization, and turning breaches into test failures.
+
+Everything else lives in its own module: settings in ``config``, run-wide state in ``session``, the per-test
+object in ``fixture``, the measurement in ``measure``/``worker``, reports under ``report/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from .config import MARKER_HELP, OPTIONS, MarkerSpec, parse_marker, settings_from_config
+from .fixture import EdgeperfFailure, EdgeperfFixture
+from .report.progress import Progress
+from .session import DeviceInfo, EdgeperfSession, NullPowerMeter
+
+SESSION_KEY = pytest.StashKey[EdgeperfSession]()
+SPEC_KEY = pytest.StashKey[MarkerSpec]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("edgeperf", "edge-device inference performance (pytest-edgeperf)")
+    for name, ini, kind, help_text in OPTIONS:
+        dest = "edgeperf_" + name.replace("-", "_")
+        if kind == "bool":
+            group.addoption(f"--edgeperf-{name}", action="store_true", default=None, dest=dest, help=help_text)
+        else:
+            group.addoption(f"--edgeperf-{name}", action="store", default=None, dest=dest,
+                            metavar=kind.upper(), help=help_text)
+        if ini:
+            parser.addini(ini, help=help_text, default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    config.stash[SESSION_KEY] = EdgeperfSession(settings_from_config(config))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+
+
+def _session(config: pytest.Config) -> EdgeperfSession:
+    return config.stash[SESSION_KEY]
+
+
+# ---- collection ------------------------------------------------------------------------------------------------
+
+
+def _marker_spec(node_id: str, node: Any) -> MarkerSpec | None:
+    marker = node.get_closest_marker("edgeperf")
+    if marker is None:
+        return None
+    return parse_marker(node_id, marker.args, marker.kwargs)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``framework``: one test id per runtime; an uninstalled runtime is a skip with the reason."""
+    node_id = metafunc.definition.nodeid
+    spec = _marker_spec(node_id, metafunc.definition)
+    if spec is None and "framework" not in metafunc.fixturenames:
+        return
+    if "framework" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("framework")
+    if any("framework" in (getattr(m, "args", ()) or ("",))[0] for m in metafunc.definition.iter_markers(
+            "parametrize")):
+        return  # the user parametrized it themselves
+    from .frameworks import FRAMEWORKS
+
+    names = list(spec.frameworks) if spec and spec.frameworks else list(FRAMEWORKS)
+    params = []
+    for name in names:
+        installed, why = FRAMEWORKS[name].is_installed()
+        marks = [] if installed else [pytest.mark.skip(reason=why)]
+        params.append(pytest.param(name, id=name, marks=marks))
+    metafunc.parametrize("framework", params, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Validate every marker up front: a wrong argument stops the session with one line, before any timing."""
+    for item in items:
+        spec = _marker_spec(item.nodeid, item)
+        if spec is not None:
+            item.stash[SPEC_KEY] = spec
+
+
+# ---- fixtures --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def framework(request: pytest.FixtureRequest) -> str:
+    """The inference runtime this test instance runs on (onnxruntime, litert, opencv); parametrized per runtime."""
+    return getattr(request, "param", None) or "onnxruntime"
+
+
+@pytest.fixture(scope="session")
+def pi_device(pytestconfig: pytest.Config) -> DeviceInfo:
+    """The device profile (pi3, pi4, pi5, host, ...) with live clock, temperature and throttle readings."""
+    s = _session(pytestconfig)
+    return DeviceInfo(profile=s.profile, readers=s.readers, floor_ghz=s.floor_ghz, unavailable=list(s.unavailable))
+
+
+@pytest.fixture(scope="session")
+def thermal_guard(pytestconfig: pytest.Config) -> Any:
+    """Waits until the device is cool, unthrottled and holds its clock floor under load; runs before every timing."""
+    s = _session(pytestconfig)
+    from .guard import GuardSettings, ThermalGuard
+
+    guard = s.guard_for(s.floor_ghz, Progress(pytestconfig, enabled=s.settings.progress))
+    if guard is None:  # --edgeperf-no-guard: a guard that checks nothing, so tests calling it still work
+        guard = ThermalGuard(s.readers, GuardSettings(floor_ghz=None, max_temp_c=None, timeout_s=0.0))
+    return guard
+
+
+@pytest.fixture(scope="session")
+def power_meter(pytestconfig: pytest.Config) -> Any:
+    """The power meter chosen by --edgeperf-power-meter (or the device default); ``available`` False when none."""
+    meter = _session(pytestconfig).power_meter
+    return meter if meter is not None else NullPowerMeter()
+
+
+@pytest.fixture
+def edgeperf(request: pytest.FixtureRequest, framework: str) -> EdgeperfFixture:
+    """Runs measurements: ``result = edgeperf.measure()``; limits and baselines are checked on the test itself."""
+    s = _session(request.config)
+    spec = request.node.stash.get(SPEC_KEY, None) or MarkerSpec()
+    return EdgeperfFixture(request, s, spec, framework,
+                           Progress(request.config, enabled=s.settings.progress))
+
+
+# ---- running and reporting ----------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, None]:
+    """A marked test that did not call ``edgeperf.measure()`` itself is measured after its body ran."""
+    outcome = yield
+    if outcome.excinfo is not None or SPEC_KEY not in pyfuncitem.stash:
+        return
+    fixture = pyfuncitem.funcargs.get("edgeperf")
+    if fixture is None:
+        fixture = pyfuncitem._request.getfixturevalue("edgeperf")
+    if not fixture.results:
+        try:
+            fixture.measure()
+        except BaseException as exc:  # noqa: BLE001 - hand skips/failures to pytest as the call's outcome
+            outcome.force_exception(exc)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """Like pytest-memray: a limit or regression fails the test's own report, with a table that explains it."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call":
+        return
+    if call.excinfo is not None and call.excinfo.errisinstance(EdgeperfFailure):
+        report.longrepr = f"[edgeperf] {call.excinfo.value}"
+        return
+    s = item.config.stash.get(SESSION_KEY, None)
+    if s is None:
+        return
+    breaches = s.breaches.get(item.nodeid)
+    if not breaches or report.outcome != "passed":
+        return
+    report.outcome = "failed"
+    parts = []
+    for breach in breaches:
+        parts.append(f"[edgeperf] {breach.title}")
+        if breach.table:
+            parts.append(breach.table)
+    report.longrepr = "\n".join(parts)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    s = config.stash.get(SESSION_KEY, None)
+    if s is None:
+        return
+    from .report.terminal import write_summary
+
+    write_summary(terminalreporter, s)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    s = session.config.stash.get(SESSION_KEY, None)
+    if s is None or hasattr(session.config, "workerinput") and not s.results:
+        return
+    from .report.files import write_output_files
+
+    write_output_files(s)

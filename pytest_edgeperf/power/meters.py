@@ -1,0 +1,264 @@
+"""Power meter base class, its errors, and the ``--edgeperf-power-meter=SPEC`` grammar that picks a backend.
+
+Spec grammar (case-insensitive kind; whitespace around the spec is ignored)::
+
+    none                      no meter: power is reported as unavailable, never invented
+    hwmon                     the first INA2xx hwmon (name ina2xx/ina219/ina220/ina226/ina230/ina231/ina260)
+                              under <root>/sys/class/hwmon, in natural order (hwmon2 before hwmon10)
+    hwmon:NAME                the first hwmon whose ``name`` file or directory name is NAME
+                              (e.g. ``hwmon:ina226`` or ``hwmon:hwmon3``)
+    hwmon:/abs/path/hwmonN    that hwmon directory, used as given (not under <root>)
+    pmic                      Raspberry Pi 5 PMIC: ``vcgencmd pmic_read_adc``, sum of V x I by rail
+    pmic:a=A,b=B              ... calibrated: P = A * P_pmic + B (e.g. ``pmic:a=1.145,b=0.59`` adds the
+                              5 V loads the PMIC does not see); either key may be left out (a=1, b=0)
+    rapl                      <root>/sys/class/powercap/intel-rapl:0 (package energy_uj counter, x86)
+    rapl:/abs/path/to/zone    that powercap zone, used as given
+    scpi:RESOURCE[;key=value]...
+                              a bench analyzer over VISA (pyvisa); options:
+                                backend=@py|@sim|...    pyvisa backend (default: pyvisa's own choice)
+                                file=PATH.yaml          pyvisa-sim instrument file (implies @sim)
+                                query=MEAS:POW? (@1)    the query that answers watts (the default);
+                                                        a multi-channel reply ``1.2,3.4`` is summed
+                                timeout_ms=2000         VISA timeout
+                              e.g. ``scpi:TCPIP0::192.168.0.50::inst0::INSTR;query=MEAS:POW? (@2)``
+    csv:PATH[;key=value]...   an external logger's file (a USB meter's log), read after the run and
+                              aligned to the timed window by wall-clock time; options:
+                                time=COL                unix-time column (s; ms if > 1e11; ISO 8601 ok)
+                                power=COL               watts column
+                                volts=COL;amps=COL      or power = volts x amps
+                              COL is a header name or a 0-based index. Without options the header is
+                              searched for t_unix/timestamp/time and power_w/power/watts (or
+                              voltage/current); a file without a header is read as ``time,power``.
+                              The file must exist when the session starts.
+
+Relative paths (``file=``, ``csv:``) are relative to the current directory. A bad spec, or a valid spec whose
+device is missing, raises a one-line :class:`PowerSpecError` (a ``ValueError``) naming the spec.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Protocol
+
+VALID_FORMS = (
+    "none, hwmon, hwmon:NAME, hwmon:/path/hwmonN, pmic, pmic:a=A,b=B, rapl, rapl:/path/zone, "
+    "scpi:RESOURCE[;backend=@py|@sim][;file=X.yaml][;query=MEAS:POW? (@1)][;timeout_ms=N], "
+    "csv:PATH[;time=COL][;power=COL|;volts=COL;amps=COL]"
+)
+
+
+class Runner(Protocol):
+    """The command runner duck type: stdout, or None when the command is missing, fails or times out."""
+
+    def run(self, argv: list[str] | tuple[str, ...]) -> str | None: ...
+
+
+class PowerSpecError(ValueError):
+    """A user-caused meter misconfiguration; one line naming the spec (the lead makes it a UsageError)."""
+
+
+class MeterError(RuntimeError):
+    """A meter read failed (device gone, permission, bad output); the sampler records it."""
+
+
+class PowerMeter:
+    """An instantaneous power reader. Subclasses set ``name`` and implement ``read_power_w``.
+
+    ``reads_after_run`` is True for meters whose samples come from an external log read after the run
+    (the sampler then loads the log instead of polling).
+    """
+
+    name: str = "meter"
+    reads_after_run: bool = False
+
+    def describe(self) -> str:
+        """One line for reports: what is measured and where from."""
+        return self.name
+
+    def read_power_w(self) -> float:
+        """Instantaneous power in watts; raises MeterError when the reading fails."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release instrument handles; harmless to call twice."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+
+def check_power_w(value: float, where: str) -> float:
+    """Reject NaN/inf readings so a broken sensor never turns into a number in a report."""
+    if not math.isfinite(value):
+        raise MeterError(f"{where}: non-finite reading {value!r}")
+    return float(value)
+
+
+def read_number(path: Path, what: str) -> float:
+    """Read one number from a sysfs-style file; every failure becomes a MeterError naming the file."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise MeterError(f"{what}: {path} is missing (device gone?)") from None
+    except PermissionError:
+        raise MeterError(f"{what}: permission denied reading {path}") from None
+    except OSError as exc:
+        raise MeterError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return float(text.split()[0])
+    except (ValueError, IndexError):
+        raise MeterError(f"{what}: {path} holds {text[:40]!r}, not a number") from None
+
+
+def spec_error(spec: str, why: str) -> PowerSpecError:
+    return PowerSpecError(f"power meter spec {spec!r}: {why}; valid forms: {VALID_FORMS}")
+
+
+def _missing_error(spec: str, why: str) -> PowerSpecError:
+    """A valid spec whose device is not there: say what was looked for, without the grammar dump."""
+    return PowerSpecError(f"power meter spec {spec!r}: {why}")
+
+
+def parse_key_values(spec: str, parts: list[str], allowed: tuple[str, ...]) -> dict[str, str]:
+    """``key=value`` options after a spec's main argument; unknown or duplicate keys are spec errors."""
+    out: dict[str, str] = {}
+    for part in parts:
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in allowed:
+            raise spec_error(spec, f"unknown option {part.strip()!r} (allowed: {', '.join(allowed)})")
+        if key in out:
+            raise spec_error(spec, f"option {key!r} given twice")
+        out[key] = value.strip()
+    return out
+
+
+def parse_meter_spec(
+    spec: str,
+    *,
+    root: Path | str = "/",
+    runner: Runner | None = None,
+    vcgencmd: str = "vcgencmd",
+) -> PowerMeter | None:
+    """Build the meter a spec names (None for ``none``), checking that its device answers once.
+
+    ``root`` roots the sysfs discovery (``<root>/sys/class/...``) so tests can pass a fake tree; ``runner``
+    runs ``vcgencmd`` (defaults to ``pytest_edgeperf.device.runner.CommandRunner``).
+    """
+    raw = spec
+    spec = (spec or "").strip()
+    if not spec:
+        raise spec_error(raw, "empty spec")
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    arg = arg.strip()
+    root = Path(root)
+
+    if kind == "none":
+        if arg:
+            raise spec_error(raw, "'none' takes no argument")
+        return None
+    if kind == "hwmon":
+        from pytest_edgeperf.power.hwmon import find_hwmon_meter
+
+        return find_hwmon_meter(raw, arg, root)
+    if kind == "pmic":
+        from pytest_edgeperf.power.pmic import PmicMeter
+
+        a_gain, b_offset_w = _parse_calibration(raw, arg)
+        meter = PmicMeter(runner if runner is not None else _default_runner(), vcgencmd=vcgencmd,
+                          a_gain=a_gain, b_offset_w=b_offset_w)
+        _probe(raw, meter)
+        return meter
+    if kind == "rapl":
+        from pytest_edgeperf.power.rapl import RaplMeter
+
+        zone = Path(arg) if arg else root / "sys/class/powercap/intel-rapl:0"
+        if arg and not zone.is_absolute():
+            raise spec_error(raw, "rapl zone must be an absolute path")
+        if not (zone / "energy_uj").exists():
+            raise _missing_error(raw, f"no powercap zone with energy_uj at {zone} (RAPL is x86-only)")
+        meter = RaplMeter(zone)
+        _probe(raw, meter)
+        return meter
+    if kind == "scpi":
+        from pytest_edgeperf.power.scpi import open_scpi_meter
+
+        parts = arg.split(";")
+        resource = parts[0].strip()
+        if not resource:
+            raise spec_error(raw, "scpi needs a VISA resource name")
+        opts = parse_key_values(raw, parts[1:], ("backend", "file", "query", "timeout_ms"))
+        timeout_ms = opts.pop("timeout_ms", "2000")
+        if not timeout_ms.isdigit() or int(timeout_ms) <= 0:
+            raise spec_error(raw, f"scpi timeout_ms={timeout_ms!r} is not a positive integer")
+        if "file" in opts and opts.get("backend", "@sim") != "@sim":
+            raise spec_error(raw, "scpi file= is for the @sim backend only")
+        meter = open_scpi_meter(raw, resource, opts, timeout_ms=int(timeout_ms))
+        _probe(raw, meter)
+        return meter
+    if kind == "csv":
+        from pytest_edgeperf.power.csvlog import CsvLogMeter
+
+        parts = arg.split(";")
+        path_text = parts[0].strip()
+        if not path_text:
+            raise spec_error(raw, "csv needs the log file's path")
+        opts = parse_key_values(raw, parts[1:], ("time", "power", "volts", "amps"))
+        if ("volts" in opts) != ("amps" in opts):
+            raise spec_error(raw, "csv volts= and amps= go together")
+        if "power" in opts and "volts" in opts:
+            raise spec_error(raw, "csv takes power= or volts=/amps=, not both")
+        path = Path(os.path.expanduser(path_text))
+        if not path.is_file():
+            raise _missing_error(raw, f"csv power log {path} does not exist (start the logger first)")
+        meter = CsvLogMeter(path, time_col=opts.get("time"), power_col=opts.get("power"),
+                            volts_col=opts.get("volts"), amps_col=opts.get("amps"))
+        try:
+            meter.check_columns()
+        except MeterError as exc:
+            raise _missing_error(raw, str(exc)) from None
+        return meter
+    raise spec_error(raw, f"unknown meter kind {kind!r}")
+
+
+def _parse_calibration(spec: str, arg: str) -> tuple[float, float]:
+    """``a=1.145,b=0.59`` -> (1.145, 0.59); defaults a=1, b=0."""
+    values = {"a": 1.0, "b": 0.0}
+    seen: set[str] = set()
+    for part in arg.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in values or key in seen:
+            raise spec_error(spec, f"pmic calibration {part.strip()!r} is not a=NUMBER or b=NUMBER")
+        try:
+            number = float(value)
+        except ValueError:
+            raise spec_error(spec, f"pmic calibration {key}={value.strip()!r} is not a number") from None
+        if not math.isfinite(number):
+            raise spec_error(spec, f"pmic calibration {key} must be finite")
+        values[key] = number
+        seen.add(key)
+    if values["a"] <= 0:
+        raise spec_error(spec, "pmic calibration a must be > 0")
+    return values["a"], values["b"]
+
+
+def _probe(spec: str, meter: PowerMeter) -> None:
+    """Read once at configuration time so a missing or forbidden device is a usage error, not a silent gap."""
+    try:
+        meter.read_power_w()
+    except MeterError as exc:
+        meter.close()
+        raise _missing_error(spec, str(exc)) from None
+
+
+def _default_runner() -> Runner:
+    from pytest_edgeperf.device.runner import CommandRunner
+
+    return CommandRunner(timeout_s=2.0)

@@ -1,0 +1,102 @@
+"""Power summary of one timed window: mean/min/max power, energy, energy per inference and the FoM.
+
+Energy is the trapezoid integral of the samples over exactly [window_start, window_end], with the power at
+each edge interpolated from the samples either side (held at the nearest sample when the trace does not
+reach past the edge). FoM = (accuracy / 100) x inferences / energy = correctly inferred images per joule,
+which is seed 001's accuracy x throughput / power. When the trace cannot support a figure the summary is
+``{"unavailable": "<why>"}``: power is never invented.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.integrate import trapezoid
+
+from pytest_edgeperf.power.trace import PowerTrace
+
+MIN_SAMPLES_IN_WINDOW = 2
+MIN_COVERAGE = 0.5  # at least half the window must lie between real samples, the rest is held flat
+FOM_KEYS = {"top1_pct": "fom_top1_per_j", "top5_pct": "fom_top5_per_j", "map50_pct": "fom_map50_per_j"}
+
+
+def _window_energy(trace: PowerTrace, start_s: float, end_s: float, clock: str
+                   ) -> tuple[float, np.ndarray] | str:
+    """(energy_j, in-window powers) or the reason there is no honest answer."""
+    if trace.error:
+        return f"power meter failed during the run: {trace.error}"
+    if not (math.isfinite(start_s) and math.isfinite(end_s)) or end_s <= start_s:
+        return f"empty or invalid timed window [{start_s}, {end_s}]"
+    t_s = trace.times_s(clock)
+    p_w = trace.power_w()
+    order = np.argsort(t_s, kind="stable")
+    t_s, p_w = t_s[order], p_w[order]
+    inside = (t_s >= start_s) & (t_s <= end_s)
+    n_inside = int(inside.sum())
+    window_s = end_s - start_s
+    if n_inside < MIN_SAMPLES_IN_WINDOW:
+        return (f"only {n_inside} power sample(s) inside the {window_s:.3f} s timed window "
+                f"(need {MIN_SAMPLES_IN_WINDOW}: raise the power sample rate or lengthen the run)")
+    first_s = start_s if t_s[0] <= start_s else float(t_s[inside][0])
+    last_s = end_s if t_s[-1] >= end_s else float(t_s[inside][-1])
+    if (last_s - first_s) < MIN_COVERAGE * window_s:
+        return f"power samples cover only {100 * (last_s - first_s) / window_s:.0f}% of the timed window"
+    edge_w = np.interp([start_s, end_s], t_s, p_w)
+    times = np.concatenate(([start_s], t_s[inside], [end_s]))
+    powers = np.concatenate(([edge_w[0]], p_w[inside], [edge_w[1]]))
+    return float(trapezoid(powers, times)), p_w[inside]
+
+
+def time_weighted_mean_w(trace: PowerTrace, start_s: float, end_s: float,
+                         clock: str = "perf") -> float | None:
+    """Mean power over a span (energy / time), or None when the trace cannot support it."""
+    got = _window_energy(trace, start_s, end_s, clock)
+    if isinstance(got, str):
+        return None
+    return got[0] / (end_s - start_s)
+
+
+def summarize_power(
+    trace: PowerTrace,
+    window_start_s: float,
+    window_end_s: float,
+    inferences: int,
+    idle_w: float | None,
+    accuracy: dict[str, float] | None = None,
+    *,
+    clock: str = "perf",
+) -> dict[str, Any]:
+    """The ``Result.power`` dict for one timed window.
+
+    ``window_*_s`` are on ``clock``: ``"perf"`` (perf_counter, ``Result.window_start_s``) or ``"unix"``
+    (wall clock, ``Result.window_start_unix_s``; handy for CSV logs). ``inferences`` is the number of valid
+    timed inferences; ``accuracy`` holds percentages keyed ``top1_pct``/``top5_pct``/``map50_pct``.
+    """
+    if inferences <= 0:
+        return {"unavailable": "no valid timed inferences to divide the energy by"}
+    got = _window_energy(trace, window_start_s, window_end_s, clock)
+    if isinstance(got, str):
+        return {"unavailable": got}
+    energy_j, inside_w = got
+    if not energy_j > 0:
+        return {"unavailable": f"meter {trace.meter} gave a non-positive energy ({energy_j:.6g} J)"}
+    window_s = window_end_s - window_start_s
+    out: dict[str, Any] = {
+        "power_mean_w": energy_j / window_s,
+        "power_min_w": float(inside_w.min()),
+        "power_max_w": float(inside_w.max()),
+        "idle_w": None if idle_w is None else float(idle_w),
+        "energy_j": energy_j,
+        "energy_per_inference_j": energy_j / inferences,
+        "samples": int(inside_w.size),
+        "meter": trace.meter,
+        "window_s": window_s,
+        "inferences": int(inferences),
+    }
+    for acc_key, fom_key in FOM_KEYS.items():
+        value = (accuracy or {}).get(acc_key)
+        if value is not None and math.isfinite(value):
+            out[fom_key] = (float(value) / 100.0) * inferences / energy_j
+    return out

@@ -1,0 +1,123 @@
+"""Result files written at the end of a run: our JSON (raw samples + environment), pytest-benchmark JSON, HTML.
+
+The pytest-benchmark form carries ``machine_info``, ``commit_info`` and ``benchmarks[].fullname/stats`` so that
+github-action-benchmark (``tool: pytest``) and Bencher's ``python_pytest`` adapter read it unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..result import Result
+
+RESULTS_SCHEMA_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory + rename: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def results_payload(session: Any) -> dict[str, Any]:
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "tool": "pytest-edgeperf",
+        "version": __version__,
+        "created_unix": time.time(),
+        "device": {"profile": session.profile.name, "model": session.readers.model(),
+                   "start": session.device_start, "unavailable": list(session.unavailable)},
+        "environment": session.environment,
+        "results": [r.to_json() for r in session.results],
+    }
+
+
+def benchmark_payload(session: Any) -> dict[str, Any]:
+    env = session.environment
+    benchmarks = []
+    for r in session.results:
+        lat = r.samples.valid_latencies_s()
+        if lat.size == 0:
+            continue
+        q1, median, q3 = (float(v) for v in np.percentile(lat, [25, 50, 75]))
+        iqr = q3 - q1
+        mean, stddev = float(lat.mean()), float(lat.std(ddof=1)) if lat.size > 1 else 0.0
+        name = r.test_id.split("::", 1)[-1]
+        benchmarks.append({
+            "group": r.model, "name": name, "fullname": r.test_id, "params": {"framework": r.framework},
+            "param": r.framework,
+            "extra_info": {k: v for k, v in r.metric_values().items()} | {"device": r.device,
+                                                                           "verdict": r.overall_verdict},
+            "options": {"timer": "perf_counter", "disable_gc": True, "warmup": True, "min_rounds": len(lat)},
+            "stats": {"min": float(lat.min()), "max": float(lat.max()), "mean": mean, "stddev": stddev,
+                      "rounds": int(lat.size), "median": median, "iqr": iqr, "q1": q1, "q3": q3,
+                      "iqr_outliers": int(((lat < q1 - 1.5 * iqr) | (lat > q3 + 1.5 * iqr)).sum()),
+                      "stddev_outliers": int((np.abs(lat - mean) > stddev).sum()),
+                      "outliers": "", "ld15iqr": float(lat[lat >= q1 - 1.5 * iqr].min()),
+                      "hd15iqr": float(lat[lat <= q3 + 1.5 * iqr].max()), "ops": 1.0 / mean if mean else 0.0,
+                      "total": float(lat.sum()), "iterations": 1},
+        })
+    uname = platform.uname()
+    return {
+        "machine_info": {"node": uname.node, "processor": uname.processor or env.get("cpu"),
+                         "machine": uname.machine, "python_compiler": platform.python_compiler(),
+                         "python_implementation": platform.python_implementation(),
+                         "python_implementation_version": platform.python_version(),
+                         "python_version": platform.python_version(), "python_build": list(platform.python_build()),
+                         "release": uname.release, "system": uname.system,
+                         "cpu": {"brand_raw": env.get("cpu"), "count": env.get("cpu_count"), "arch": uname.machine},
+                         "edgeperf_device": session.profile.name},
+        "commit_info": {"id": env.get("git_commit"), "time": None, "author_time": None, "dirty": None,
+                        "project": session.settings.rootdir.name, "branch": None},
+        "benchmarks": benchmarks,
+        "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "version": "4.0.0",
+    }
+
+
+def write_output_files(session: Any) -> None:
+    s = session.settings
+    if s.json_path is not None:
+        atomic_write_text(s.json_path, json.dumps(results_payload(session), indent=1) + "\n")
+    if s.benchmark_json_path is not None:
+        atomic_write_text(s.benchmark_json_path, json.dumps(benchmark_payload(session), indent=2) + "\n")
+    if s.html_path is not None:
+        from .html import write_html_report
+
+        write_html_report(results_payload(session), s.html_path, baselines=_baselines_for_html(session))
+
+
+def load_results(path: Path) -> list[Result]:
+    data = json.loads(Path(path).read_text())
+    return [Result.from_json(r) for r in data.get("results", [])]
+
+
+def _baselines_for_html(session: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for r in session.results:
+        with contextlib.suppress(Exception):
+            entry = session.store.lookup(r.test_id)
+            if entry is not None:
+                out[r.test_id] = entry.to_json()
+    return out

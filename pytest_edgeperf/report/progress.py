@@ -1,0 +1,38 @@
+"""Live progress on one rewritten terminal line (which test, which phase); silent when output is not a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+
+class Progress:
+    """Callable progress line: ``progress("waiting for CPU >= 1.10 GHz ...")``; CI logs get nothing."""
+
+    def __init__(self, config: Any, enabled: bool = True) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter") if config is not None else None
+        writer = getattr(reporter, "_tw", None)
+        stream = getattr(writer, "_file", None) or sys.stdout
+        isatty = getattr(stream, "isatty", lambda: False)
+        self._stream = stream
+        self._enabled = bool(enabled and isatty() and config.getoption("capture", "fd") != "tee-sys")
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, message: str) -> None:
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2 and self._shown:
+            return  # at most 5 updates a second
+        self._last = now
+        self._stream.write("\r\x1b[K[edgeperf] " + message[:150])
+        self._stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._enabled and self._shown:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._shown = False

@@ -1,0 +1,205 @@
+"""The measurement result of one (test, framework): raw values first, summaries derived, and its JSON form.
+
+Every other stage reads or extends a ``Result``: the guard and sampler mark samples invalid, the power meter
+adds ``power``, the accuracy pass adds ``accuracy``, the verdict adds ``verdicts``. Raw samples are kept so
+that baselines and reports can always recompute a summary instead of trusting a stored number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+RESULT_SCHEMA_VERSION = 1
+
+# Result.status values.
+STATUS_OK = "ok"  # enough valid samples, numbers are trustworthy
+STATUS_INCONCLUSIVE = "inconclusive"  # measured, but too few valid samples (throttling, noise): never a regression
+STATUS_ERROR = "error"  # the worker crashed, hung or the runtime refused the model
+
+
+@dataclass
+class TimelinePoint:
+    """One sensor reading taken while the worker was timing; ``t_s`` is on the samples' clock (perf_counter)."""
+
+    t_s: float
+    freq_ghz: float | None = None
+    temp_c: float | None = None
+    throttled: int | None = None
+    cpu_percent: float | None = None
+    power_w: float | None = None
+
+
+@dataclass
+class Samples:
+    """Per-inference raw values from the timed window, in the order they were taken.
+
+    ``latency_s`` is the whole per-sample time (preprocessing + inference) that throughput is computed from;
+    ``preprocess_s`` is the preprocessing share of it (all zeros when the test feeds ready tensors).
+    """
+
+    start_s: list[float] = field(default_factory=list)
+    latency_s: list[float] = field(default_factory=list)
+    preprocess_s: list[float] = field(default_factory=list)
+    valid: list[bool] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.latency_s)
+
+    def valid_latencies_s(self) -> np.ndarray:
+        lat = np.asarray(self.latency_s, dtype=float)
+        if not self.valid:
+            return lat
+        return lat[np.asarray(self.valid, dtype=bool)]
+
+    def valid_preprocess_s(self) -> np.ndarray:
+        pre = np.asarray(self.preprocess_s, dtype=float)
+        if not self.valid or len(pre) != len(self.valid):
+            return pre
+        return pre[np.asarray(self.valid, dtype=bool)]
+
+    @property
+    def valid_count(self) -> int:
+        return int(sum(self.valid)) if self.valid else len(self.latency_s)
+
+
+@dataclass
+class Result:
+    """Everything measured for one (test, framework) pair."""
+
+    test_id: str
+    framework: str
+    model: str
+    device: str
+    status: str = STATUS_OK
+    status_reason: str = ""
+    quick: bool = False
+    threads: int = 0
+    load_time_s: float | None = None
+    first_inference_s: float | None = None
+    window_start_unix_s: float | None = None  # wall clock at the first timed sample (aligns external power logs)
+    window_start_s: float | None = None  # perf_counter at the first timed sample
+    window_end_s: float | None = None
+    samples: Samples = field(default_factory=Samples)
+    rss_before_load_mb: float | None = None
+    rss_after_load_mb: float | None = None
+    peak_rss_mb: float | None = None  # VmHWM of the worker: includes the runtime, the model and the inputs
+    cpu_percent: float | None = None  # worker CPU time / wall time over the timed window (100 = one core)
+    timeline: list[TimelinePoint] = field(default_factory=list)
+    invalid_reasons: dict[str, int] = field(default_factory=dict)
+    attempts: int = 1
+    notes: list[str] = field(default_factory=list)
+    device_start: dict[str, Any] = field(default_factory=dict)
+    device_end: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    accuracy: dict[str, float] = field(default_factory=dict)  # e.g. {"top1_pct": 91.2, "top5_pct": 99.1}
+    power: dict[str, Any] = field(default_factory=dict)  # see pytest_edgeperf.power.summary
+    counters: dict[str, Any] = field(default_factory=dict)  # see pytest_edgeperf.counters
+    extra_metrics: dict[str, float] = field(default_factory=dict)  # added by a test: result.add_metric(...)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    overall_verdict: str = ""
+
+    # --- summaries derived from raw values -------------------------------------------------------------
+    @property
+    def valid_count(self) -> int:
+        return self.samples.valid_count
+
+    @property
+    def invalid_count(self) -> int:
+        return len(self.samples) - self.valid_count
+
+    def latency_percentile_ms(self, q: float) -> float | None:
+        lat = self.samples.valid_latencies_s()
+        if lat.size == 0:
+            return None
+        return float(np.percentile(lat, q) * 1e3)
+
+    @property
+    def fps(self) -> float | None:
+        """Batch-1 throughput: 1 / median per-sample time (preprocessing included), robust to outliers."""
+        lat = self.samples.valid_latencies_s()
+        if lat.size == 0:
+            return None
+        med = float(np.median(lat))
+        return 1.0 / med if med > 0 else None
+
+    @property
+    def fps_mean(self) -> float | None:
+        """Throughput as the seeds computed it: valid inferences / their summed time."""
+        lat = self.samples.valid_latencies_s()
+        if lat.size == 0 or float(lat.sum()) <= 0:
+            return None
+        return float(lat.size / lat.sum())
+
+    def add_metric(self, name: str, value: float) -> None:
+        """Record a test's own figure; it joins the table, the JSON and (with a known direction) the verdict."""
+        self.extra_metrics[name] = float(value)
+
+    def metric_values(self) -> dict[str, float]:
+        """Every scalar metric this result has, by its unit-carrying name. Missing readings are left out."""
+        out: dict[str, float] = {}
+
+        def put(name: str, value: float | None) -> None:
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                out[name] = float(value)
+
+        put("fps", self.fps)
+        put("latency_p50_ms", self.latency_percentile_ms(50))
+        put("latency_p90_ms", self.latency_percentile_ms(90))
+        put("latency_p99_ms", self.latency_percentile_ms(99))
+        pre = self.samples.valid_preprocess_s()
+        if pre.size and float(pre.max()) > 0:
+            put("preprocess_p50_ms", float(np.median(pre) * 1e3))
+            lat = self.samples.valid_latencies_s()
+            put("inference_p50_ms", float(np.median(lat - pre) * 1e3))
+        put("peak_memory_mb", self.peak_rss_mb)
+        put("model_memory_mb", _delta(self.rss_after_load_mb, self.rss_before_load_mb))
+        put("load_time_s", self.load_time_s)
+        put("first_inference_ms", None if self.first_inference_s is None else self.first_inference_s * 1e3)
+        put("cpu_percent", self.cpu_percent)
+        for key, value in self.accuracy.items():
+            put(key, value)
+        for key in ("power_mean_w", "energy_per_inference_j", "fom_top1_per_j", "fom_top5_per_j",
+                    "fom_map50_per_j"):
+            if key in self.power:
+                put(key, self.power[key])
+        for key, value in self.counters.get("per_inference", {}).items():
+            put(f"{key}_per_inference", value)
+        for key, value in self.extra_metrics.items():
+            put(key, value)
+        return out
+
+    def metric_samples(self, name: str) -> np.ndarray | None:
+        """Raw per-inference values behind a timing metric (for rank tests), or None for scalar metrics."""
+        lat = self.samples.valid_latencies_s()
+        if name == "fps":
+            return 1.0 / lat[lat > 0]
+        if name in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms"):
+            return lat * 1e3
+        return None
+
+    # --- JSON ----------------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema_version"] = RESULT_SCHEMA_VERSION
+        data["summary"] = self.metric_values()
+        data["valid_count"] = self.valid_count
+        data["invalid_count"] = self.invalid_count
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Result:
+        known = {f for f in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["samples"] = Samples(**data.get("samples", {}))
+        kwargs["timeline"] = [TimelinePoint(**p) for p in data.get("timeline", [])]
+        return cls(**kwargs)
+
+
+def _delta(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return a - b

@@ -1,0 +1,175 @@
+"""Owns the timeline sampler (clock, temperature, throttle bits, CPU% while the worker times) and sample validity.
+
+Timestamps are ``time.perf_counter()``, which on Linux is CLOCK_MONOTONIC and so shared with the worker
+process that stamps its samples with perf_counter too: a timeline point and a timed sample can be compared
+directly. ``invalidate_samples`` then marks every timed sample that overlaps a bad period (clock below the
+floor, or a throttle bit active now) so statistics only see samples taken at full speed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import psutil
+
+from pytest_edgeperf.device.readers import THROTTLE_NOW_MASK, DeviceReaders
+from pytest_edgeperf.result import Samples, TimelinePoint
+
+REASON_CLOCK = "clock below floor"
+REASON_THROTTLED = "throttled"
+
+
+class TimelineSampler:
+    """A daemon thread that reads the device ``rate_hz`` times a second until ``stop()``.
+
+    ``cpu_percent`` is the CPU use of process ``pid`` since the previous point (100 = one core; None without
+    a pid or once the process is gone). ``power_w`` is filled by ``power_reader`` when given (the power helper).
+    A point is taken at ``start()`` and at ``stop()`` so the timeline brackets the timed window.
+    """
+
+    def __init__(
+        self,
+        readers: DeviceReaders,
+        rate_hz: float = 10.0,
+        pid: int | None = None,
+        power_reader: Callable[[], float | None] | None = None,
+    ) -> None:
+        if not rate_hz > 0:
+            raise ValueError(f"--edgeperf-sample-rate must be > 0 Hz, got {rate_hz}")
+        self.readers = readers
+        self.rate_hz = float(rate_hz)
+        self.period_s = 1.0 / self.rate_hz
+        self.pid = pid
+        self.power_reader = power_reader
+        self.points: list[TimelinePoint] = []
+        self.errors: list[str] = []  # first few unexpected reader errors, for the report
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._proc: psutil.Process | None = None
+
+    # --- one reading -------------------------------------------------------------------------------------
+    def _cpu_percent(self) -> float | None:
+        if self._proc is None:
+            return None
+        try:
+            return float(self._proc.cpu_percent(interval=None))
+        except (psutil.Error, OSError):
+            self._proc = None  # the worker is gone: stop asking
+            return None
+
+    def _guarded(self, fn: Callable[[], float | int | None]) -> float | int | None:
+        try:
+            return fn()
+        except Exception as exc:  # a reader must never kill the timeline
+            if len(self.errors) < 5:
+                self.errors.append(f"{getattr(fn, '__name__', fn)}: {exc!r}")
+            return None
+
+    def _throttled_raw(self) -> int | None:
+        state = self.readers.throttled()
+        return None if state is None else state.raw
+
+    def sample_once(self, first: bool = False) -> TimelinePoint:
+        """Take one point now; readings that fail are None."""
+        t_s = time.perf_counter()
+        point = TimelinePoint(
+            t_s=t_s,
+            freq_ghz=self._guarded(self.readers.clock_ghz),
+            temp_c=self._guarded(self.readers.temperature_c),
+            throttled=self._guarded(self._throttled_raw),
+            cpu_percent=None if first else self._cpu_percent(),
+            power_w=None if self.power_reader is None else self._guarded(self.power_reader),
+        )
+        self.points.append(point)
+        return point
+
+    # --- thread ------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("TimelineSampler.start() called twice")
+        if self.pid is not None:
+            try:
+                self._proc = psutil.Process(self.pid)
+                self._proc.cpu_percent(interval=None)  # primes the counter: the first call always says 0.0
+            except (psutil.Error, OSError):
+                self._proc = None
+        self.sample_once(first=True)
+        self._thread = threading.Thread(target=self._run, name="edgeperf-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_t = time.perf_counter() + self.period_s
+        while not self._stop.wait(max(0.0, next_t - time.perf_counter())):
+            self.sample_once()
+            now = time.perf_counter()
+            next_t += self.period_s
+            if next_t < now:  # a slow reading: skip missed ticks instead of bursting to catch up
+                next_t = now + self.period_s
+
+    def stop(self) -> list[TimelinePoint]:
+        """Stop the thread, take a closing point and return the timeline (sorted by ``t_s``)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.sample_once()
+        return self.points
+
+
+def invalidate_samples(
+    samples: Samples, timeline: list[TimelinePoint], floor_ghz: float | None, sample_period_s: float
+) -> dict[str, int]:
+    """Mark timed samples that overlap a bad period invalid; returns how many samples each reason hit.
+
+    Rule: a bad reading at ``t`` says the device was bad at ``t``; it may have turned bad just after the
+    previous reading and stayed bad until just before the next one. So the bad period is ``t`` +- one
+    ``sample_period_s``, clipped to the neighbouring readings of the same quantity (which were taken and say
+    what the state was there). That is wider than +- half a period: a throttled sample costs a wrong baseline,
+    a dropped good one only costs one sample. A sample ``[start_s, start_s + latency_s]`` is invalid when it
+    overlaps a bad period. Missing readings (None) never invalidate. A sample hit by both reasons is counted
+    under both; ``samples.valid`` gets False, samples already invalid stay invalid.
+    """
+    n = len(samples.latency_s)
+    counts = {REASON_CLOCK: 0, REASON_THROTTLED: 0}
+    if n == 0:
+        return counts
+    start = np.asarray(samples.start_s, dtype=float)
+    end = start + np.asarray(samples.latency_s, dtype=float)
+    valid = np.asarray(samples.valid, dtype=bool) if len(samples.valid) == n else np.ones(n, dtype=bool)
+    if timeline:
+        t = np.array([p.t_s for p in timeline], dtype=float)
+        freq = np.array([np.nan if p.freq_ghz is None else p.freq_ghz for p in timeline], dtype=float)
+        thr = np.array([-1 if p.throttled is None else int(p.throttled) for p in timeline], dtype=np.int64)
+        order = np.argsort(t, kind="stable")
+        t, freq, thr = t[order], freq[order], thr[order]
+        reasons = [(REASON_THROTTLED, thr >= 0, (thr >= 0) & ((thr & THROTTLE_NOW_MASK) != 0))]
+        if floor_ghz is not None:
+            known = ~np.isnan(freq)
+            reasons.insert(0, (REASON_CLOCK, known, known & (freq < floor_ghz)))
+        for reason, known, bad in reasons:
+            hit = _overlaps(start, end, t[known], bad[known], float(sample_period_s))
+            counts[reason] = int(hit.sum())
+            valid &= ~hit
+    samples.valid = valid.tolist()
+    return counts
+
+
+def _overlaps(start: np.ndarray, end: np.ndarray, t: np.ndarray, bad: np.ndarray, period_s: float) -> np.ndarray:
+    """Boolean per sample: does ``[start, end]`` meet a bad period (see ``invalidate_samples``)?"""
+    if not bad.any():
+        return np.zeros(start.shape, dtype=bool)
+    prev_t = np.concatenate(([-np.inf], t[:-1]))
+    next_t = np.concatenate((t[1:], [np.inf]))
+    lo = np.maximum(t - period_s, prev_t)[bad]
+    hi = np.minimum(t + period_s, next_t)[bad]
+    # Intervals sorted by lo; for each sample, the intervals starting before its end are a prefix, and the
+    # sample meets one of them iff the largest ``hi`` of that prefix lies after the sample's start.
+    order = np.argsort(lo, kind="stable")
+    lo, hi_max = lo[order], np.maximum.accumulate(hi[order])
+    k = np.searchsorted(lo, end, side="left") - 1  # last interval with lo < end
+    has = k >= 0
+    hit = np.zeros(start.shape, dtype=bool)
+    hit[has] = hi_max[k[has]] > start[has]
+    return hit

@@ -1,0 +1,177 @@
+"""Run-wide state: the resolved device, its readers and instruments, the baseline store, and every result so far.
+
+Built once in ``pytest_configure``; fixtures and report hooks read it. Devices are resolved here so a wrong
+``--edgeperf-device`` stops the session before anything is measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .config import Settings
+from .result import Result
+
+
+@dataclass
+class Breach:
+    """A reason for the current test to fail after it ran: a limit, a regression or a comparison."""
+
+    title: str
+    table: str = ""
+
+
+class NullPowerMeter:
+    """What ``power_meter`` gives when no meter is configured or found: power is unavailable, never invented."""
+
+    name = "none"
+    available = False
+
+    def describe(self) -> str:
+        return "no power meter (power is not measured)"
+
+    def read_power_w(self) -> float:
+        raise RuntimeError("no power meter configured (--edgeperf-power-meter)")
+
+
+class EdgeperfSession:
+    """Everything the fixtures and reports share during one pytest run."""
+
+    def __init__(self, settings: Settings) -> None:
+        from .device.profiles import UnknownDeviceError, detect_profile, get_profile
+        from .device.readers import DeviceReaders
+        from .device.runner import CommandRunner
+
+        self.settings = settings
+        self.runner = CommandRunner(timeout_s=2.0)
+        self.readers = DeviceReaders(root=settings.root, vcgencmd=settings.vcgencmd, runner=self.runner)
+        detected = detect_profile(self.readers.model())
+        if settings.device in ("", "auto"):
+            self.profile = detected
+        else:
+            try:
+                self.profile = get_profile(settings.device)
+            except UnknownDeviceError as exc:
+                raise pytest.UsageError(f"--edgeperf-device: {exc}") from None
+            if self.profile.name != detected.name and not settings.allow_device_mismatch:
+                model = self.readers.model() or "no /proc/device-tree/model"
+                raise pytest.UsageError(
+                    f"--edgeperf-device={settings.device}: this machine is {detected.name} ({model}); baselines of "
+                    f"one device must not be compared with another's (use --edgeperf-allow-device-mismatch to "
+                    f"override)"
+                )
+        self.floor_ghz = settings.min_freq_ghz if settings.min_freq_ghz is not None else self.profile.floor_freq_ghz
+        self.unavailable: list[str] = self.readers.unavailable()
+        self.results: list[Result] = []
+        self.breaches: dict[str, list[Breach]] = {}
+        self.baseline_changes: list[Any] = []
+        self.baseline_errors: list[str] = []
+        self.baseline_skipped: list[str] = []
+        self.power_meter: Any = self._open_power_meter()
+        self.lock_path = Path(tempfile.gettempdir()) / f"pytest-edgeperf-{self.profile.name}.lock"
+        from .measure import host_environment
+
+        self.environment = host_environment(settings.rootdir)
+        self.device_start = self.readers.snapshot()
+        self._store: Any = None
+        self._guard: Any = None
+
+    # ---- instruments ---------------------------------------------------------------------------------------
+    def _open_power_meter(self) -> Any:
+        from .power import PowerSpecError, parse_meter_spec
+
+        spec = self.settings.power_meter
+        explicit = spec not in ("", "auto")
+        if not explicit:
+            spec = self.profile.default_power_meter or "none"
+        try:
+            meter = parse_meter_spec(spec, root=self.settings.root, runner=self.runner,
+                                     vcgencmd=self.settings.vcgencmd)
+        except PowerSpecError as exc:
+            if explicit:
+                raise pytest.UsageError(f"--edgeperf-power-meter: {exc}") from None
+            self.unavailable.append(f"power: the {self.profile.name} default meter {spec!r} was not found ({exc})")
+            return None
+        if meter is None:
+            self.unavailable.append("power: no power meter configured (--edgeperf-power-meter)")
+        return meter
+
+    def guard_for(self, floor_ghz: float | None, progress: Any = None) -> Any:
+        """The thermal guard with this test's floor (the marker may override the device's)."""
+        if not self.settings.guard_enabled:
+            return None
+        from .guard import GuardSettings, ThermalGuard
+
+        max_temp = self.settings.max_temp_c
+        if max_temp is None and self.profile.throttle_temp_c:
+            max_temp = self.profile.throttle_temp_c - 5.0
+        gs = GuardSettings(floor_ghz=floor_ghz, max_temp_c=max_temp, hold_s=self.settings.guard_hold_s,
+                           timeout_s=self.settings.guard_timeout_s)
+        return ThermalGuard(self.readers, gs, progress=progress)
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from .baseline import BaselineStore
+
+            self._store = BaselineStore(self.settings.baselines_dir, self.profile.name)
+        return self._store
+
+    def record_baselines(self, results: list[Result]) -> None:
+        """Store valid, complete, non-quick results as the new baselines; remember what changed for the summary."""
+        from .baseline import BaselineEntry, BaselineError  # noqa: F401 - BaselineError is what callers catch
+
+        entries = {}
+        for result in results:
+            if result.quick:
+                self.baseline_skipped.append(f"{result.test_id}: quick run (not recorded)")
+            elif result.status != "ok":
+                self.baseline_skipped.append(f"{result.test_id}: {result.status} ({result.status_reason})")
+            else:
+                entries[result.test_id] = BaselineEntry.from_result(result)
+        if not entries:
+            return
+        try:
+            self.baseline_changes.extend(self.store.update(entries))
+        except BaselineError as exc:
+            self.baseline_errors.append(str(exc))
+            raise
+
+    def add_breach(self, nodeid: str, breach: Breach) -> None:
+        self.breaches.setdefault(nodeid, []).append(breach)
+
+    def close(self) -> None:
+        if self.power_meter is not None:
+            with contextlib.suppress(Exception):
+                self.power_meter.close()
+
+
+@dataclass
+class DeviceInfo:
+    """What the ``pi_device`` fixture gives a test: the profile, live readings, and what could not be read."""
+
+    profile: Any
+    readers: Any
+    floor_ghz: float | None
+    unavailable: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.readers.snapshot()
+
+    def clock_ghz(self) -> float | None:
+        return self.readers.clock_ghz()
+
+    def temperature_c(self) -> float | None:
+        return self.readers.temperature_c()
+
+    def throttled(self) -> Any:
+        return self.readers.throttled()

@@ -1,0 +1,444 @@
+"""Per-metric regression rules and the verdict of one test against its baseline.
+
+Each metric has a direction and a tolerance (``MetricRule``). Timing metrics are judged on raw samples:
+a change must exceed the minimum effect (the tolerance, default 5%) AND be significant in a one-sided
+Mann-Whitney U test, Holm-adjusted across the test's timing metrics (as asv does, plus a family-wise
+correction so judging fps, p50 and p90 together does not triple the false alarms). Memory is judged on a
+percentage plus an absolute slack, accuracy on a drop in percentage points, the rest on a percentage.
+
+Anything that makes a comparison untrustworthy (result status "inconclusive", too few valid samples, a
+different device / runtime / thread count) gives INCONCLUSIVE, never REGRESSION: a gate that cries wolf
+gets switched off.
+
+Overall verdicts: REGRESSION (fails the test), NO_BASELINE (no baseline and ``strict=True``: fails the
+test), INCONCLUSIVE, NEW (no baseline: passes with a notice), IMPROVED, PASS.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tabulate import tabulate
+
+from pytest_edgeperf import stats
+from pytest_edgeperf.baseline import BaselineEntry, comparable_environment
+from pytest_edgeperf.result import STATUS_OK, Result
+
+PASS = "PASS"
+REGRESSION = "REGRESSION"
+IMPROVED = "IMPROVED"
+INCONCLUSIVE = "INCONCLUSIVE"
+NEW = "NEW"
+NOT_JUDGED = "-"  # a metric without a rule: reported, never judged
+NO_BASELINE = "NO_BASELINE"  # overall only: missing baseline under --edgeperf-strict (fails the test)
+FAILING = frozenset({REGRESSION, NO_BASELINE})
+
+KINDS = ("timing", "memory", "accuracy", "energy", "counter", "scalar")
+DEFAULT_ALPHA = 0.01
+# Valid samples each side before a timing metric is judged; a p90 needs more (MLPerf: >= 64 for p90).
+MIN_TIMING_SAMPLES = 10
+MIN_TAIL_SAMPLES = 64
+# Environment keys that make two runs incomparable when they differ.
+INCOMPARABLE_KEYS = ("device", "runtime", "threads")
+# Keys whose change is worth a flag but does not stop the comparison.
+FLAGGED_KEYS = ("runtime_version", "model_sha256")
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    """How one metric (or a ``*`` pattern of metrics) is judged.
+
+    ``tolerance`` is percent of the baseline for every kind except accuracy, where it is percentage
+    points; ``slack_abs`` is an absolute allowance in the metric's own unit (memory: MB) added on top.
+    """
+
+    name: str
+    higher_is_better: bool
+    kind: str
+    tolerance: float
+    slack_abs: float = 0.0
+
+    def matches(self, metric: str) -> bool:
+        return fnmatch.fnmatchcase(metric, self.name)
+
+    @property
+    def tolerance_unit(self) -> str:
+        return "pp" if self.kind == "accuracy" else "%"
+
+
+DEFAULT_RULES: tuple[MetricRule, ...] = (
+    # Timing: minimum effect 5% (pytest-benchmark users' habit); significance comes from the rank test.
+    MetricRule("fps", True, "timing", 5.0),
+    MetricRule("latency_p50_ms", False, "timing", 5.0),
+    # Tails move more between runs than the median; the rank test still gates it, the effect must be 10%.
+    MetricRule("latency_p90_ms", False, "timing", 10.0),
+    # Peak RSS of a worker is dominated by the runtime; allocator and page-cache jitter is a few MB
+    # whatever the model size, hence a small percentage plus an absolute slack.
+    MetricRule("peak_memory_mb", False, "memory", 5.0, slack_abs=2.0),
+    MetricRule("model_memory_mb", False, "memory", 10.0, slack_abs=2.0),
+    # Accuracy on a fixed evaluation set is deterministic for one runtime; 0.5 points absorbs numeric
+    # differences between runtime versions, and anything bigger is a real change.
+    MetricRule("top1_pct", True, "accuracy", 0.5),
+    MetricRule("top5_pct", True, "accuracy", 0.5),
+    MetricRule("map50_pct", True, "accuracy", 0.5),
+    # Power and energy are single readings without samples to test: a wider band than timing.
+    MetricRule("energy_per_inference_j", False, "energy", 10.0),
+    MetricRule("power_mean_w", False, "energy", 10.0),
+    MetricRule("fom_*_per_j", True, "energy", 10.0),
+    # Event counts per inference (instructions, cache loads) barely move unless the work changed.
+    MetricRule("*_per_inference", False, "counter", 5.0),
+)
+
+
+class ToleranceError(ValueError):
+    """A bad tolerance spec (option, ini or marker); the message names the bad part."""
+
+
+def rule_for(metric: str, rules: tuple[MetricRule, ...] = DEFAULT_RULES) -> MetricRule | None:
+    """The rule judging ``metric``: an exact name wins over a pattern; None if the metric has no rule."""
+    for rule in rules:
+        if rule.name == metric:
+            return rule
+    for rule in rules:
+        if rule.matches(metric):
+            return rule
+    return None
+
+
+_KEY_RE = re.compile(r"^[A-Za-z_*][A-Za-z0-9_*]*$")
+_VALUE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%|pp)?\s*$")
+
+
+def parse_tolerances(
+    spec: str | Mapping[str, Any] | None, rules: tuple[MetricRule, ...] = DEFAULT_RULES
+) -> dict[str, float]:
+    """``"fps=5%,peak_memory_mb=10%,top1_pct=0.5"`` (or a marker dict) -> ``{"fps": 5.0, ...}``.
+
+    Keys are a metric name, a rule pattern (``*_per_inference``) or a kind (``timing`` sets every
+    timing metric). Values are percent, or percentage points for accuracy (``0.5`` or ``0.5pp``; a
+    ``%`` there is refused because "0.5%" of 90% top-1 and 0.5 points are different things).
+    """
+    if spec is None:
+        return {}
+    if isinstance(spec, str):
+        pairs: list[tuple[str, Any]] = []
+        for part in spec.split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ToleranceError(f"tolerance {part.strip()!r}: expected metric=value, e.g. fps=5%")
+            pairs.append((key.strip(), value.strip()))
+    elif isinstance(spec, Mapping):
+        pairs = list(spec.items())
+    else:
+        raise ToleranceError(f"tolerance must be a string or a dict, got {type(spec).__name__}")
+    out: dict[str, float] = {}
+    for key, raw in pairs:
+        shown = f"{key}={raw}"
+        if not isinstance(key, str) or not _KEY_RE.match(key):
+            raise ToleranceError(f"tolerance {shown!r}: {key!r} is not a metric name")
+        kind = key if key in KINDS else None
+        rule = None if kind else rule_for(key, rules)
+        if kind is None and rule is None:
+            known = ", ".join(r.name for r in rules)
+            raise ToleranceError(f"tolerance {shown!r}: no rule judges {key!r} (known: {known}; or a kind: "
+                                 f"{', '.join(KINDS)})")
+        kind = kind or rule.kind  # type: ignore[union-attr]
+        if isinstance(raw, bool):
+            raise ToleranceError(f"tolerance {shown!r}: value must be a number")
+        if isinstance(raw, (int, float)):
+            value, unit = float(raw), None
+        elif isinstance(raw, str) and (m := _VALUE_RE.match(raw)):
+            value, unit = float(m.group(1)), m.group(2)
+        else:
+            raise ToleranceError(f"tolerance {shown!r}: value must be a non-negative number like 5% or 0.5")
+        if not math.isfinite(value) or value < 0:
+            raise ToleranceError(f"tolerance {shown!r}: value must be a finite non-negative number")
+        if kind == "accuracy" and unit == "%":
+            raise ToleranceError(f"tolerance {shown!r}: accuracy drops are in percentage points, write "
+                                 f"{key}={value:g} or {key}={value:g}pp")
+        if kind != "accuracy" and unit == "pp":
+            raise ToleranceError(f"tolerance {shown!r}: percentage points apply to accuracy only, write "
+                                 f"{key}={value:g}%")
+        out[key] = value
+    return out
+
+
+def merge_tolerances(*layers: Mapping[str, float] | None) -> dict[str, float]:
+    """Later layers win: call as ``merge_tolerances(ini, command_line, marker)``."""
+    out: dict[str, float] = {}
+    for layer in layers:
+        out.update(layer or {})
+    return out
+
+
+def tolerance_for(metric: str, rule: MetricRule, tolerances: Mapping[str, float]) -> float:
+    """Exact metric name, then the rule's pattern, then the kind, then the rule's default."""
+    for key in (metric, rule.name, rule.kind):
+        if key in tolerances:
+            return float(tolerances[key])
+    return rule.tolerance
+
+
+@dataclass
+class MetricVerdict:
+    """The judgement of one metric; ``change_pct`` is relative, ``change_abs`` is now - baseline."""
+
+    metric: str
+    baseline: float | None
+    current: float | None
+    change_pct: float | None
+    p_value: float | None
+    tolerance: float | None
+    verdict: str
+    note: str = ""
+    kind: str = ""
+    change_abs: float | None = None
+    slack_abs: float = 0.0
+
+
+@dataclass
+class TestVerdict:
+    """The verdict of one test (one Result) against its baseline."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    overall: str
+    metrics: list[MetricVerdict]
+    flags: list[str] = field(default_factory=list)
+    baseline_recorded_at: str = ""
+    baseline_commit: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """True when the test must fail: a regression, or a missing baseline under strict mode."""
+        return self.overall in FAILING
+
+    def regressed(self) -> list[MetricVerdict]:
+        return [m for m in self.metrics if m.verdict == REGRESSION]
+
+    def summary_line(self) -> str:
+        """One line for the failure header, like pytest-memray's "limited to X but allocated Y"."""
+        if self.overall == REGRESSION:
+            parts = []
+            for m in self.regressed():
+                parts.append(f"{m.metric} {_fmt_num(m.baseline)} -> {_fmt_num(m.current)} ({_fmt_change(m)})")
+            since = f" (baseline recorded {self.baseline_recorded_at})" if self.baseline_recorded_at else ""
+            return "edgeperf: performance regressed" + since + ": " + "; ".join(parts)
+        if self.overall == NO_BASELINE:
+            return ("edgeperf: no baseline for this test and --edgeperf-strict is set; record one with "
+                    "--edgeperf-update-baselines")
+        return f"edgeperf: {self.overall}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "overall": self.overall,
+            "failed": self.failed,
+            "flags": list(self.flags),
+            "baseline_recorded_at": self.baseline_recorded_at,
+            "baseline_commit": self.baseline_commit,
+            "metrics": [asdict(m) for m in self.metrics],
+        }
+
+    def apply_to(self, result: Result) -> None:
+        """Store the verdict on the Result (``verdicts`` / ``overall_verdict``) for the JSON report."""
+        result.verdicts = self.to_json()["metrics"]
+        result.overall_verdict = self.overall
+
+
+def _environment_differences(
+    current: Mapping[str, Any], baseline: Mapping[str, Any], keys: tuple[str, ...]
+) -> list[str]:
+    diffs = []
+    for key in keys:
+        a, b = baseline.get(key), current.get(key)
+        if a is not None and b is not None and str(a) != str(b):
+            diffs.append(f"{key} {a} -> {b}")
+    return diffs
+
+
+def _overall(verdicts: list[str]) -> str:
+    for name in (REGRESSION, INCONCLUSIVE, NEW, IMPROVED):
+        if name in verdicts:
+            return name
+    return PASS
+
+
+def judge(
+    current: Result,
+    baseline: BaselineEntry | None,
+    tolerances: Mapping[str, float],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    strict: bool = False,
+    rules: tuple[MetricRule, ...] = DEFAULT_RULES,
+) -> TestVerdict:
+    """Judge every metric of ``current`` against ``baseline`` and combine them into the test's verdict."""
+    values = current.metric_values()
+    flags: list[str] = []
+
+    if baseline is None:
+        metrics = []
+        for name, value in values.items():
+            rule = rule_for(name, rules)
+            metrics.append(MetricVerdict(
+                name, None, value, None, None, tolerance_for(name, rule, tolerances) if rule else None,
+                NEW if rule else NOT_JUDGED, "no baseline", rule.kind if rule else "",
+            ))
+        flags.append("no baseline: record one with --edgeperf-update-baselines")
+        return TestVerdict(NO_BASELINE if strict else NEW, metrics, flags)
+
+    env_now = comparable_environment(current)
+    blocked = ""
+    if current.status != STATUS_OK:
+        reason = f" ({current.status_reason})" if current.status_reason else ""
+        blocked = f"result is {current.status}{reason}"
+    elif diffs := _environment_differences(env_now, baseline.environment, INCOMPARABLE_KEYS):
+        blocked = "incomparable environment: " + ", ".join(diffs)
+    if blocked:
+        flags.append(blocked)
+    if baseline.quick:
+        flags.append("baseline was recorded by a quick run")
+    for diff in _environment_differences(env_now, baseline.environment, FLAGGED_KEYS):
+        if diff.startswith("model_sha256"):
+            flags.append("model changed since baseline (sha256 "
+                         f"{str(baseline.environment.get('model_sha256'))[:12]} -> "
+                         f"{str(env_now.get('model_sha256'))[:12]})")
+        else:
+            key, change = diff.split(" ", 1)
+            flags.append(f"{key.replace('_', ' ')} changed since baseline ({change})")
+
+    names = list(values) + [n for n in baseline.metrics if n not in values]
+    metrics: list[MetricVerdict] = []
+    # Timing metrics first get their raw one-sided p-values, then Holm across them, then the decision.
+    pending: list[tuple[MetricVerdict, MetricRule, float]] = []
+    warned = False
+    for name in names:
+        rule = rule_for(name, rules)
+        cur, base = values.get(name), baseline.metrics.get(name)
+        tol = tolerance_for(name, rule, tolerances) if rule else None
+        mv = MetricVerdict(name, base, cur, None, None, tol, NOT_JUDGED, kind=rule.kind if rule else "",
+                           slack_abs=rule.slack_abs if rule else 0.0)
+        metrics.append(mv)
+        if cur is not None and base is not None:
+            mv.change_abs = cur - base
+            mv.change_pct = stats.percent_change(base, cur)
+        if rule is None:
+            mv.note = "no rule: reported only"
+            continue
+        if cur is None:
+            mv.note = "not measured in this run"
+            continue
+        if base is None:
+            mv.verdict, mv.note = NEW, "not in the baseline"
+            continue
+        if blocked:
+            mv.verdict, mv.note = INCONCLUSIVE, blocked
+            continue
+        if rule.kind == "timing":
+            now_s, base_s = current.metric_samples(name), baseline.metric_samples(name)
+            need = MIN_TAIL_SAMPLES if name in ("latency_p90_ms", "latency_p99_ms") else MIN_TIMING_SAMPLES
+            n_now = 0 if now_s is None else len(now_s)
+            n_base = 0 if base_s is None else len(base_s)
+            if min(n_now, n_base) < need:
+                mv.verdict = INCONCLUSIVE
+                mv.note = f"too few valid samples (now {n_now}, baseline {n_base}; need {need})"
+                continue
+            if not warned and (warning := stats.stability_warning(now_s)):
+                flags.append(f"{name}: {warning}")
+                warned = True
+            worse = (mv.change_pct or 0.0) < 0 if rule.higher_is_better else (mv.change_pct or 0.0) > 0
+            # One-sided in the direction the metric moved: "worse" or "better".
+            larger, smaller = (now_s, base_s) if (worse != rule.higher_is_better) else (base_s, now_s)
+            pending.append((mv, rule, stats.mann_whitney_greater(larger, smaller)))
+            continue
+        mv.verdict, mv.note = _judge_scalar(rule, base, cur, tol or 0.0)
+
+    adjusted = stats.holm_adjust([p for _, _, p in pending])
+    for (mv, rule, _raw_p), p_adj in zip(pending, adjusted, strict=True):
+        mv.p_value = p_adj
+        change = mv.change_pct if mv.change_pct is not None else 0.0
+        signed = change if rule.higher_is_better else -change  # > 0 means better
+        beyond = abs(change) > (mv.tolerance or 0.0)
+        if not beyond:
+            mv.verdict, mv.note = PASS, "within the minimum effect"
+        elif p_adj >= alpha:
+            mv.verdict, mv.note = PASS, f"not significant (p >= {alpha:g}, Holm-adjusted)"
+        else:
+            mv.verdict = IMPROVED if signed > 0 else REGRESSION
+            mv.note = ""
+
+    return TestVerdict(
+        _overall([m.verdict for m in metrics]), metrics, flags,
+        baseline_recorded_at=baseline.recorded_at,
+        baseline_commit=str(
+            baseline.recorded_by.get("git_commit", "") or baseline.environment.get("git_commit", "")
+        ),
+    )
+
+
+def _judge_scalar(rule: MetricRule, base: float, cur: float, tol: float) -> tuple[str, str]:
+    """Memory / accuracy / energy / counters / scalars: one number each side, a band around the baseline."""
+    if rule.kind == "accuracy":
+        delta = cur - base if rule.higher_is_better else base - cur  # > 0 means better, in points
+        if delta < -tol:
+            return REGRESSION, f"dropped {-delta:.2f} points"
+        if delta > tol:
+            return IMPROVED, ""
+        return PASS, ""
+    band = abs(base) * tol / 100.0 + rule.slack_abs
+    delta = cur - base if rule.higher_is_better else base - cur
+    if delta < -band:
+        return REGRESSION, ""
+    if delta > band:
+        return IMPROVED, ""
+    return PASS, ""
+
+
+# --- presentation --------------------------------------------------------------------------------------
+def _fmt_num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}"
+
+
+def _fmt_change(m: MetricVerdict) -> str:
+    if m.kind == "accuracy" and m.change_abs is not None:
+        return f"{m.change_abs:+.2f} pp"
+    if m.change_pct is None:
+        return "-"
+    return f"{m.change_pct:+.1f}%"
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return "<1e-6" if p < 1e-6 else f"{p:.2g}"
+
+
+def _fmt_tol(m: MetricVerdict) -> str:
+    if m.tolerance is None:
+        return "-"
+    if m.kind == "accuracy":
+        return f"{m.tolerance:g} pp"
+    return f"{m.tolerance:g}%" + (f" + {m.slack_abs:g} MB" if m.slack_abs and m.kind == "memory" else "")
+
+
+def format_verdict_table(v: TestVerdict) -> str:
+    """The table a failing test shows: metric, baseline, now, change, p-value, tolerance, verdict, note."""
+    rows = [
+        [m.metric, _fmt_num(m.baseline), _fmt_num(m.current), _fmt_change(m), _fmt_p(m.p_value),
+         _fmt_tol(m), m.verdict, m.note]
+        for m in v.metrics
+    ]
+    table = tabulate(rows, headers=["metric", "baseline", "now", "change", "p-value", "tolerance", "verdict",
+                                    "note"], disable_numparse=True)
+    lines = [v.summary_line(), table]
+    lines += [f"note: {flag}" for flag in v.flags]
+    return "\n".join(lines)

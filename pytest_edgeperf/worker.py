@@ -1,0 +1,261 @@
+"""The isolated measurement process: load one model in one runtime, warm up, time batch-1 inferences, report raw values.
+
+Run as ``python -m pytest_edgeperf.worker``. It reads one JSON request line on stdin and writes JSON event lines on
+the protocol stream (the original stdout; the runtime's own prints are diverted to stderr so they can never corrupt
+the protocol). Events, in order: ``loaded`` -> ``ready`` -> (waits for ``{"cmd": "go"}`` on stdin) -> ``done`` ->
+optionally ``accuracy``; ``error`` at any point when the runtime refuses the model. A segfault or hang here costs
+one test, never the pytest session: the parent watches the process from outside.
+
+The timing loop only calls the runtime and ``perf_counter``: inputs are prepared before it, the garbage collector
+is paused during it (as pyperf does), and summaries are computed by the parent from the raw values.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+
+def _read_status_mb(field: str) -> float | None:
+    """VmRSS / VmHWM from /proc/self/status, in MB (kernel reports kB)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    if field == "VmHWM":
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return None
+
+
+class Protocol:
+    """JSON lines to the parent on a private copy of the original stdout."""
+
+    def __init__(self) -> None:
+        self._out: TextIO = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)  # anything a runtime prints to stdout now lands in stderr
+        sys.stdout = sys.stderr
+
+    def send(self, event: str, **fields: Any) -> None:
+        self._out.write(json.dumps({"event": event, **fields}) + "\n")
+        self._out.flush()
+
+
+def load_callable(ref: str, sys_path: list[str]) -> Callable[..., Any]:
+    """Resolve 'package.module:func' or 'path/to/file.py:func' (a user's preprocessing or input function)."""
+    for entry in sys_path:
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    module_part, _, func = ref.rpartition(":")
+    if not module_part or not func:
+        raise ValueError(f"not a 'module:function' reference: {ref!r}")
+    if module_part.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(Path(module_part).stem, module_part)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"cannot import {module_part}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_part)
+    return getattr(module, func)
+
+
+def random_input(shape: tuple[int, ...], dtype: np.dtype, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def time_plain(run: Callable[[], Any], min_samples: int, min_time_s: float, max_time_s: float,
+               max_samples: int) -> tuple[list[float], list[float]]:
+    """Time ``run`` until both minimums are met (or a cap is hit); returns (starts, durations) in seconds."""
+    perf = time.perf_counter
+    starts: list[float] = []
+    durations: list[float] = []
+    add_start, add_duration = starts.append, durations.append
+    begin = perf()
+    min_end, max_end = begin + min_time_s, begin + max_time_s
+    n = 0
+    while True:
+        t0 = perf()
+        run()
+        t1 = perf()
+        add_start(t0)
+        add_duration(t1 - t0)
+        n += 1
+        if (n >= min_samples and t1 >= min_end) or t1 >= max_end or n >= max_samples:
+            return starts, durations
+
+
+def time_with_preprocessing(run_on: Callable[[np.ndarray], Any], prepare: Callable[[Any], np.ndarray],
+                            raw_inputs: list[Any], min_samples: int, min_time_s: float, max_time_s: float,
+                            max_samples: int) -> tuple[list[float], list[float], list[float]]:
+    """Seed 001's throughput: each sample is preprocessing of a real input plus the inference."""
+    perf = time.perf_counter
+    starts: list[float] = []
+    durations: list[float] = []
+    pre: list[float] = []
+    count = len(raw_inputs)
+    begin = perf()
+    min_end, max_end = begin + min_time_s, begin + max_time_s
+    n = 0
+    while True:
+        raw = raw_inputs[n % count]
+        t0 = perf()
+        x = prepare(raw)
+        t1 = perf()
+        run_on(x)
+        t2 = perf()
+        starts.append(t0)
+        durations.append(t2 - t0)
+        pre.append(t1 - t0)
+        n += 1
+        if (n >= min_samples and t2 >= min_end) or t2 >= max_end or n >= max_samples:
+            return starts, durations, pre
+
+
+def _wait_for_go(stream: TextIO) -> bool:
+    line = stream.readline()
+    if not line:
+        return False
+    return json.loads(line).get("cmd") == "go"
+
+
+def main() -> int:
+    proto = Protocol()
+    request = json.loads(sys.stdin.readline())
+    from pytest_edgeperf.frameworks import ModelLoadError, get_adapter
+
+    sys_path = request.get("sys_path", [])
+    threads = int(request["threads"])
+    adapter = get_adapter(request["framework"])
+    rss_before = _read_status_mb("VmRSS")
+    t0 = time.perf_counter()
+    try:
+        adapter.load(Path(request["model_file"]), threads)
+    except ModelLoadError as exc:
+        proto.send("error", kind="model_rejected", message=str(exc))
+        return 3
+    load_time_s = time.perf_counter() - t0
+    rss_after = _read_status_mb("VmRSS")
+    proto.send("loaded", load_time_s=load_time_s, rss_before_load_mb=rss_before, rss_after_load_mb=rss_after,
+               runtime_version=adapter.version(), input_shape=list(adapter.input_shape),
+               input_layout=adapter.input_layout, input_dtype=str(adapter.input_dtype))
+
+    inputs = request.get("inputs") or {"kind": "random", "seed": 0}
+    prepare: Callable[[Any], np.ndarray] | None = None
+    raw_inputs: list[Any] = []
+    try:
+        if inputs["kind"] == "random":
+            x = random_input(adapter.input_shape, adapter.input_dtype, int(inputs.get("seed", 0)))
+        else:
+            prepare, raw_inputs = _real_inputs(inputs, adapter, sys_path)
+            x = prepare(raw_inputs[0])
+    except Exception as exc:  # a user's input function or dataset failed: report it as such, one line
+        proto.send("error", kind="inputs", message=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return 4
+
+    runner = adapter.make_runner(x)
+    try:
+        t0 = time.perf_counter()
+        runner()
+        first_inference_s = time.perf_counter() - t0
+        warmup_end = time.perf_counter() + float(request.get("warmup_s", 1.0))
+        for _ in range(int(request.get("warmup_runs", 5))):
+            runner()
+        while time.perf_counter() < warmup_end:
+            runner()
+    except Exception as exc:
+        proto.send("error", kind="inference", message=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return 5
+    proto.send("ready", first_inference_s=first_inference_s)
+    if request.get("wait_for_go", True) and not _wait_for_go(sys.stdin):
+        return 0
+
+    budget = request["budget"]
+    args = (int(budget["min_samples"]), float(budget["min_time_s"]), float(budget["max_time_s"]),
+            int(budget.get("max_samples", 10_000_000)))
+    usage_start = resource.getrusage(resource.RUSAGE_SELF)
+    wall_start_unix = time.time()
+    wall_start = time.perf_counter()
+    gc.disable()
+    try:
+        if prepare is None:
+            starts, durations = time_plain(runner, *args)
+            pre = [0.0] * len(durations)
+        else:
+            run_on = adapter.run
+            starts, durations, pre = time_with_preprocessing(run_on, prepare, raw_inputs, *args)
+    finally:
+        gc.enable()
+    wall_end = time.perf_counter()
+    usage_end = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (usage_end.ru_utime - usage_start.ru_utime) + (usage_end.ru_stime - usage_start.ru_stime)
+    proto.send("done", start_s=starts, latency_s=durations, preprocess_s=pre,
+               window_start_s=wall_start, window_end_s=wall_end,
+               window_start_unix_s=wall_start_unix + (starts[0] - wall_start) if starts else wall_start_unix,
+               cpu_percent=100.0 * cpu_s / max(wall_end - wall_start, 1e-9),
+               peak_rss_mb=_read_status_mb("VmHWM"))
+
+    if request.get("accuracy"):
+        try:
+            accuracy = _accuracy_pass(request["accuracy"], adapter, sys_path)
+        except Exception as exc:
+            proto.send("error", kind="accuracy", message=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            return 6
+        proto.send("accuracy", **accuracy)
+    return 0
+
+
+def _real_inputs(inputs: dict[str, Any], adapter: Any,
+                 sys_path: list[str]) -> tuple[Callable[[Any], np.ndarray], list[Any]]:
+    """Inputs that are prepared inside the timed window: images + a preprocessing spec, or a user's callable."""
+    if inputs["kind"] == "images":
+        from pytest_edgeperf.datasets import load_image
+        from pytest_edgeperf.preprocess import parse_preprocess, preprocess_image
+
+        spec = parse_preprocess(inputs.get("preprocess") or {})
+        raw = [load_image(Path(p)) for p in inputs["paths"]]
+        layout = adapter.input_layout
+
+        def prepare(img: Any) -> np.ndarray:
+            x = preprocess_image(img, spec)
+            if layout == "NCHW" and x.ndim == 4 and x.shape[-1] in (1, 3, 4):
+                x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+            return x
+
+        return prepare, raw
+    if inputs["kind"] == "callable":
+        make = load_callable(inputs["ref"], sys_path)
+        produced = make(tuple(adapter.input_shape), str(adapter.input_dtype))
+        raw = list(produced) if isinstance(produced, (list, tuple)) else [produced]
+        if inputs.get("prepare"):
+            return load_callable(inputs["prepare"], sys_path), raw
+        return (lambda a: a), raw
+    raise ValueError(f"unknown inputs kind {inputs['kind']!r}")
+
+
+def _accuracy_pass(spec: dict[str, Any], adapter: Any, sys_path: list[str]) -> dict[str, Any]:
+    """MLPerf-style: accuracy over the whole evaluation set, in its own pass after the timed run."""
+    from pytest_edgeperf.evaluation import evaluate_from_spec
+
+    return evaluate_from_spec(spec, adapter, sys_path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
