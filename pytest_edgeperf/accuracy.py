@@ -75,7 +75,7 @@ def evaluate_classifier(predict: Callable[[np.ndarray], np.ndarray], dataset: Cl
         labels.append(label)
     widths = {r.size for r in rows}
     if len(widths) != 1:
-        raise ValueError(f"evaluate_classifier: the model returned outputs of different sizes {sorted(widths)}")
+        raise ValueError(f"evaluate_classifier: the model returned outputs of sizes {sorted(widths)}")
     return topk_accuracy(np.stack(rows), labels, ks)
 
 
@@ -97,7 +97,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, highest score first (class-agnostic; call per class)."""
+    """Indices kept by greedy non-maximum suppression, best score first (class-agnostic: call per class)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     keep: list[int] = []
@@ -116,21 +116,26 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def decode_detections(output: np.ndarray, conf_threshold: float = 0.25, iou_threshold: float = 0.45,
-                      num_classes: int | None = None,
-                      input_hw: tuple[int, int] = (64, 64)) -> list[Detection]:
+                      num_classes: int | None = None, input_hw: tuple[int, int] = (64, 64),
+                      layout: str = "NHWC") -> list[Detection]:
     """Boxes from a YOLO-like grid head, in model-input pixels, after per-class NMS.
 
-    ``output`` is (1, S, S, 5 + C) NHWC (or NCHW (1, 5 + C, S, S), detected by shape when C is given) with,
-    per cell: objectness logit, tx, ty (cell-relative centre via sigmoid), tw, th (box size as a fraction of
-    the input via sigmoid), then C class logits. Confidence = sigmoid(objectness) x softmax class prob.
+    ``output`` is (1, S, S, 5 + C) for ``layout="NHWC"`` or (1, 5 + C, S, S) for ``"NCHW"`` (what the ONNX
+    export returns; not guessed from the shape, which is ambiguous when S == 5 + C) with, per cell:
+    objectness logit, tx, ty (cell-relative centre via sigmoid), tw, th (box size as a fraction of the input
+    via sigmoid), then C class logits. Confidence = sigmoid(objectness) x softmax class prob.
     """
     out = np.asarray(output, dtype=np.float64)
     if out.ndim == 3:
         out = out[np.newaxis]
     if out.ndim != 4 or out.shape[0] != 1:
         raise ValueError(f"decode_detections: expected a (1, S, S, 5+C) grid, got shape {output.shape}")
-    if num_classes is not None and out.shape[-1] != 5 + num_classes and out.shape[1] == 5 + num_classes:
+    if layout == "NCHW":
         out = out.transpose(0, 2, 3, 1)
+    elif layout != "NHWC":
+        raise ValueError(f"decode_detections: layout must be 'NHWC' or 'NCHW', got {layout!r}")
+    if num_classes is not None and out.shape[-1] != 5 + num_classes:
+        raise ValueError(f"decode_detections: expected 5 + {num_classes} values a cell, got {out.shape[-1]}")
     grid = out[0]
     gh, gw, depth = grid.shape
     if depth < 6:

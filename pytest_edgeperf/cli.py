@@ -42,7 +42,8 @@ def load_results(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise InputError(f"{path}: not valid JSON ({where}: {exc.msg})") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise InputError(f"{path}: not a pytest-edgeperf results file (no 'results' list); "
                          "write one with --edgeperf-json=PATH")
@@ -176,7 +177,8 @@ def explain_text(result: dict[str, Any]) -> str:
     if verdicts:
         rows = [[v.get("metric", ""), fmt_value(v.get("baseline")), fmt_value(v.get("current")),
                  "–" if v.get("change_pct") is None else f"{float(v['change_pct']):+.1f}",
-                 fmt_value(v.get("p_value")), v.get("tolerance", "–"), v.get("verdict", "")] for v in verdicts]
+                 fmt_value(v.get("p_value")), v.get("tolerance", "–"), v.get("verdict", "")]
+                for v in verdicts]
         lines += ["", tabulate(rows, headers=["metric", "baseline", "current", "change %", "p-value",
                                               "tolerance", "verdict"], disable_numparse=True), ""]
         decisive = [v for v in verdicts if v.get("verdict") not in ("PASS", "")] or verdicts

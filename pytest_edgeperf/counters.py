@@ -27,6 +27,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats as scipy_stats
 
+from pytest_edgeperf.device.runner import CommandRunner
+
 #: Seed 004's events (L2 loads have no generic perf name: ``cache-references`` is the nearest portable one).
 DEFAULT_EVENTS: tuple[str, ...] = (
     "instructions",
@@ -197,6 +199,12 @@ def metric_name(event: str, unit: str = "") -> str:
     return name
 
 
+def _base_event(event: str) -> str:
+    """``instructions:u``, ``cpu_core/instructions/`` -> ``instructions``: pairs instructions with cycles."""
+    parts = [p for p in event.split(":")[0].split("/") if p]
+    return parts[-1] if parts else event
+
+
 def per_inference(
     window: dict[str, CounterReading],
     inferences: int,
@@ -225,7 +233,7 @@ def per_inference(
         if value < 0:
             continue
         out[metric_name(event, reading.unit)] = value / inferences
-        by_base.setdefault(event.split(":")[0].split("/")[-1] or event, value)
+        by_base.setdefault(_base_event(event), value)
     instructions, cycles = by_base.get("instructions"), by_base.get("cycles")
     if instructions is not None and cycles:
         out["ipc"] = instructions / cycles
@@ -294,7 +302,7 @@ def pearson_power_counters(
                 continue
             xs.append(pw)
             ys.append(float(rate))
-        if len(xs) < 3 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
+        if len(xs) < 3 or _constant(xs) or _constant(ys):
             continue
         r = float(scipy_stats.pearsonr(xs, ys).statistic)
         if math.isfinite(r):
@@ -302,27 +310,14 @@ def pearson_power_counters(
     return out
 
 
+def _constant(values: list[float]) -> bool:
+    """Constant up to rounding (perf prints rounded stamps, so a steady rate is never bit-identical)."""
+    arr = np.asarray(values, dtype=float)
+    return float(np.ptp(arr)) <= 1e-9 * float(np.max(np.abs(arr)))
+
+
 # --- running perf ---------------------------------------------------------------------------------
-class _SubprocessRunner:
-    """Stand-in for ``pytest_edgeperf.device.runner.CommandRunner`` when that module is not importable."""
-
-    def __init__(self, timeout_s: float = 2.0) -> None:
-        self.timeout_s = timeout_s
-
-    def run(self, argv: Sequence[str]) -> str | None:
-        try:
-            done = subprocess.run(list(argv), capture_output=True, text=True, timeout=self.timeout_s,
-                                  check=False)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout if done.returncode == 0 else None
-
-
-def _make_runner(timeout_s: float) -> Any:
-    try:
-        from pytest_edgeperf.device.runner import CommandRunner
-    except ImportError:
-        return _SubprocessRunner(timeout_s=timeout_s)
+def _make_runner(timeout_s: float) -> CommandRunner:
     return CommandRunner(timeout_s=timeout_s)
 
 
@@ -500,9 +495,11 @@ class CounterSession(PerfProcess):
         if path is None:
             return False, "perf not found", ()
         argv = [path, "stat", "-x,", "--log-fd", "1", "-e", ",".join(self.events), "true"]
-        out = _make_runner(5.0).run(argv)
+        outcome = _make_runner(5.0).run_detailed(argv)  # says why a command gave nothing
+        out, detail = outcome.stdout, outcome.detail
         if out is None:
-            return False, "perf stat failed here (no kernel support, no permission or an unknown event)", ()
+            why = detail or "no kernel support, no permission or an unknown event"
+            return False, f"perf stat failed here: {why}", ()
         readings = parse_perf_stat_csv(out)
         if not readings:
             return False, "perf stat printed no counts", ()
@@ -530,8 +527,15 @@ class CounterSession(PerfProcess):
             argv += ["-I", str(self.interval_ms)]
         self._launch(argv, self._out_path)
 
-    def stop(self, inferences: int) -> dict[str, Any]:
-        """Stop perf and reduce its counts to a report (see the module docstring). Never raises."""
+    def stop(self, inferences: int, power: Sequence[tuple[float, float]] | None = None) -> dict[str, Any]:
+        """Stop perf and reduce its counts to a JSON-able report. Never raises: failures become notes.
+
+        ``{"events": {name: {"value", "status", "running_pct", "unit"}}, "unsupported": [...], "not_counted":
+        [...], "per_inference": {metric_name: value}, "ipc": x | None, "intervals": [{"t_s", "dt_s", event:
+        rate_per_s}], "pearson_power": {event: r}, "inferences": n, "notes": [...]}``. ``intervals[*].t_s``
+        is on this process's ``time.perf_counter`` clock; pass ``power`` ``[(t_s, power_w)]`` on the same
+        clock, sampled over the same window, to fill ``pearson_power``.
+        """
         report: dict[str, Any] = {"tool": "perf stat", "events": {}, "unsupported": [], "not_counted": [],
                                   "per_inference": {}, "ipc": None, "intervals": [], "pearson_power": {},
                                   "inferences": inferences, "notes": []}
@@ -542,6 +546,8 @@ class CounterSession(PerfProcess):
                 with contextlib.suppress(OSError):
                     text = self._out_path.read_text(errors="replace")
             self._fill(report, text, inferences)
+            if power and report["intervals"]:
+                report["pearson_power"] = pearson_power_counters(power, report["intervals"])
         except Exception as exc:  # the report must survive anything perf or the file system throws at us
             self.notes.append(f"counter report failed: {type(exc).__name__}: {exc}")
         finally:

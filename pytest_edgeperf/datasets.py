@@ -4,8 +4,9 @@ Formats (documented here because users write them by hand):
 
 * **Classification folder**: ``<root>/<class name>/<image>``; the class index is the position of the folder
   name in sorted order, or in ``<root>/labels.txt`` (one class name per line) when that file exists.
-* **Classification CSV**: rows ``path,label`` (an optional ``path,label`` header); paths are relative to the
-  CSV's folder; ``label`` is an integer class index, or a class name listed in a ``labels.txt`` beside the CSV.
+* **Classification CSV**: rows ``path,label`` (an optional ``path,label`` header); paths are relative to
+  the CSV's folder; ``label`` is an integer class index, or a class name listed in a ``labels.txt`` beside
+  the CSV.
 * **Detection CSV**: rows ``image,x1,y1,x2,y2,label`` (an optional header with those names); pixel
   coordinates in the image as stored, ``x2``/``y2`` exclusive edges; several rows per image for several
   objects; a row with the box fields empty lists an image with no objects. ``label`` as for classification.
@@ -113,7 +114,7 @@ class ClassificationDataset:
     @classmethod
     def from_csv(cls, path: str | Path, classes: list[str] | None = None,
                  num_classes: int | None = None) -> ClassificationDataset:
-        """``path,label`` rows relative to the CSV; ``classes``/``labels.txt`` allow names and bound indices."""
+        """``path,label`` rows relative to the CSV; ``classes``/``labels.txt`` allow names, bound indices."""
         csv_path = Path(path)
         rows = _read_csv(csv_path, ("path", "label"))
         classes = _resolve_classes(csv_path, classes, num_classes)

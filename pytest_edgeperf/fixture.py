@@ -78,12 +78,16 @@ class EdgeperfFixture:
     # ---- measuring -----------------------------------------------------------------------------------------
     def measure(self, model: str | Path | None = None, *, framework: str | None = None, label: str | None = None,
                 threads: int | None = None, inputs: str | None = None, preprocess: dict[str, Any] | None = None,
+                prepare: str | None = None,
                 accuracy: dict[str, Any] | None = None, min_samples: int | None = None,
                 min_time_s: float | None = None, max_time_s: float | None = None,
                 judge: bool = True) -> Result:
         """Measure ``model`` (default: the marker's) in this test's framework; returns the Result.
 
         ``label`` names a second measurement in the same test (e.g. "int8"); each label has its own baseline.
+        ``inputs``: "random" (default), a dataset (folder or CSV, prepared with ``preprocess``), or
+        "module:function" returning input arrays, which ``prepare`` ("module:function") turns into model inputs
+        inside the timed window (so throughput includes preprocessing, as seed 001 measured it).
         """
         s = self._session.settings
         spec = self.spec
@@ -119,7 +123,7 @@ class EdgeperfFixture:
         test_id = self.nodeid + (f"::{label}" if label else "")
         req = MeasureRequest(
             test_id=test_id, framework=name, model=model_given, model_file=model_file, threads=threads,
-            budget=budget, inputs=self._inputs(inputs or spec.inputs, preprocess or spec.preprocess),
+            budget=budget, inputs=self._inputs(inputs or spec.inputs, preprocess or spec.preprocess, prepare),
             accuracy=self._accuracy(accuracy or spec.accuracy), sys_path=self._sys_path(), quick=s.quick,
             counters=bool(spec.counters if spec.counters is not None else s.counters),
             hotspots=bool(spec.hotspots if spec.hotspots is not None else s.hotspots),
@@ -251,18 +255,19 @@ class EdgeperfFixture:
             self._progress and self._progress(f"building {given} (cached in {self.cache_dir / 'models'})")
             try:
                 files = ensure_zoo_model(given[4:], self.cache_dir / "models")
-            except KeyError as exc:
-                raise EdgeperfFailure(f"unknown zoo model {given!r}: {exc}") from None
+            except ValueError as exc:  # unknown name or bad builder arguments
+                raise EdgeperfFailure(f"{given}: {exc}") from None
             return Path(files.stem)
         path = Path(given).expanduser()
         return path if path.is_absolute() else self._session.settings.rootdir / path
 
-    def _inputs(self, inputs: str | None, preprocess: dict[str, Any] | None) -> dict[str, Any]:
+    def _inputs(self, inputs: str | None, preprocess: dict[str, Any] | None,
+                prepare: str | None = None) -> dict[str, Any]:
         if inputs in (None, "random"):
             return {"kind": "random", "seed": 0}
         assert inputs is not None
         if ":" in inputs and not Path(inputs).exists():
-            return {"kind": "callable", "ref": inputs}
+            return {"kind": "callable", "ref": inputs, "prepare": prepare}
         from .datasets import ClassificationDataset, DatasetError
 
         path = self._resolve_model(inputs)

@@ -8,6 +8,7 @@ at most one command timeout of a hanging ``vcgencmd``, after which the readers s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -29,7 +30,7 @@ class GuardSettingsError(ValueError):
 
 @dataclass(frozen=True)
 class GuardSettings:
-    """What "ready" means: clock >= floor under load for ``hold_s``, temperature < ``max_temp_c``, no throttling."""
+    """What "ready" means: clock >= floor under load for ``hold_s``, below ``max_temp_c``, no throttling."""
 
     floor_ghz: float | None
     max_temp_c: float | None
@@ -58,7 +59,7 @@ class GuardSettings:
         temp_margin_c: float = TEMP_MARGIN_C,
         **kwargs: Any,
     ) -> GuardSettings:
-        """Profile defaults (floor, throttle temperature - margin), each overridable (``--edgeperf-min-freq``)."""
+        """Profile defaults (floor, throttle temperature - margin), each overridable (--edgeperf-min-freq)."""
         floor = floor_ghz if floor_ghz is not None else profile.floor_freq_ghz
         if max_temp_c is None and profile.throttle_temp_c is not None:
             max_temp_c = profile.throttle_temp_c - temp_margin_c
@@ -77,7 +78,7 @@ class GuardOutcome:
 
 
 class CpuLoad:
-    """One short-lived busy child process per usable core, so ``ondemand`` raises the clock; always cleaned up.
+    """One short-lived busy child process per usable core, so ``ondemand`` raises the clock; cleaned up.
 
     Each child also ends itself after ``max_s`` so that even a killed parent cannot leave a core spinning.
     """
@@ -88,7 +89,7 @@ class CpuLoad:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        code = f"import time\nend = time.monotonic() + {self.max_s:.1f}\nwhile time.monotonic() < end:\n    pass\n"
+        code = f"import time\nend = time.monotonic() + {self.max_s:.1f}\nwhile time.monotonic() < end: pass\n"
         for _ in range(self.n):
             try:
                 self.procs.append(
@@ -105,10 +106,8 @@ class CpuLoad:
             if p.poll() is None:
                 p.kill()
         for p in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL did not land in 2 s
                 p.wait(timeout=2.0)
-            except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL did not land in 2 s
-                pass
         self.procs = []
 
     @property
@@ -182,7 +181,7 @@ class ThermalGuard:
         return " and ".join(targets) or "no throttling"
 
     def wait_until_ready(self) -> GuardOutcome:
-        """Poll until ready for ``hold_s`` in a row, or until ``timeout_s``; never raises for sensor trouble."""
+        """Poll until ready for ``hold_s`` in a row, or until ``timeout_s``; sensor trouble never raises."""
         s = self.settings
         start = self.clock()
         r = self._read()
@@ -227,13 +226,18 @@ class ThermalGuard:
                         return GuardOutcome(True, waited, f"ready: {self._summary(r)}", r, notes)
                 if waited >= s.timeout_s:
                     why = "; ".join(cool + clock) or f"readings did not hold for {s.hold_s:g} s"
-                    reason = f"device not ready after {s.timeout_s:g} s ({why}); last readings: {self._summary(r)}"
+                    reason = (
+                        f"device not ready after {s.timeout_s:g} s ({why}); last readings: {self._summary(r)}"
+                    )
                     return GuardOutcome(False, waited, reason, r, notes)
                 if self.progress is not None and (cool or clock) and (
                     last_progress is None or now - last_progress >= PROGRESS_INTERVAL_S
                 ):
                     last_progress = now
-                    line = f"waiting for {self._target()}: {self._summary(r)}, {waited:.0f} s of {s.timeout_s:g} s"
+                    line = (
+                        f"waiting for {self._target()}: {self._summary(r)}, "
+                        f"{waited:.0f} s of {s.timeout_s:g} s"
+                    )
                     if cool:
                         line += " (" + "; ".join(cool) + ")"
                     self.progress(line)

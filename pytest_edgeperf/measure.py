@@ -87,7 +87,7 @@ class WorkerProcess:
     def __init__(self, request: dict[str, Any], describe: str) -> None:
         self.describe = describe
         self.phase = "starting"
-        self._stderr = tempfile.TemporaryFile(mode="w+b")
+        self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in close()
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         package_parent = str(Path(__file__).resolve().parent.parent)
@@ -245,11 +245,28 @@ def device_lock(path: Path | None, progress: Progress | None) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _start_optional(factory: Callable[[], Any], notes: list[str], what: str) -> Any:
+class _Running:
+    """An instrument that was started; ``stop`` once with real arguments, or ``abandon`` after a failure."""
+
+    def __init__(self, instrument: Any, start_args: tuple[Any, ...], abandon_args: tuple[Any, ...]) -> None:
+        self.instrument, self.abandon_args, self.running = instrument, abandon_args, False
+        instrument.start(*start_args)
+        self.running = True
+
+    def stop(self, *args: Any) -> Any:
+        self.running = False
+        return self.instrument.stop(*args)
+
+    def abandon(self) -> None:
+        if self.running:
+            with contextlib.suppress(Exception):
+                self.stop(*self.abandon_args)
+
+
+def _start_optional(factory: Callable[[], Any], notes: list[str], what: str, start_args: tuple[Any, ...] = (),
+                    abandon_args: tuple[Any, ...] = ()) -> _Running | None:
     try:
-        obj = factory()
-        obj.start()
-        return obj
+        return _Running(factory(), start_args, abandon_args)
     except Exception as exc:  # an instrument failing must not cost the measurement
         notes.append(f"{what} could not start: {exc}")
         return None
@@ -345,21 +362,27 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
             session = CounterSession()
             ok, why = session.available()
             if ok:
-                counters = _start_optional(lambda: _Attached(session, worker.pid), result.notes, "perf stat")
+                counters = _start_optional(lambda: session, result.notes, "perf stat", (worker.pid,), (0,))
             else:
                 result.counters = {"unavailable": why}
                 result.notes.append(f"hardware counters unavailable: {why}")
         if req.hotspots:
             from .counters import HotspotRecorder
 
-            hotspots = _start_optional(lambda: _Attached(HotspotRecorder(), worker.pid), result.notes,
-                                       "perf record")
+            hotspots_dir = req.artifacts_dir or Path(tempfile.mkdtemp(prefix="edgeperf-hotspots-"))
+            hotspots = _start_optional(HotspotRecorder, result.notes, "perf record", (worker.pid,), (hotspots_dir,))
         if progress:
             progress(f"{req.test_id}: timing (>= {req.budget.min_samples} samples, >= {req.budget.min_time_s:g} s)")
         worker.go()
-        done = worker.expect("done", req.budget.max_time_s + inst.worker_timeout_s, "while timing")
+        timed = worker.expect("timed", req.budget.max_time_s + inst.worker_timeout_s, "while timing")
         timeline = sampler.stop() if sampler is not None else []
         trace = power.stop() if power is not None else None
+        if counters is not None:
+            power_points = [(p[0], p[2]) for p in trace.samples] if trace is not None else None
+            result.counters = counters.stop(int(timed["count"]), power_points)
+        if hotspots is not None:
+            result.counters["hotspots"] = hotspots.stop(hotspots_dir)
+        done = worker.expect("done", inst.worker_timeout_s, "while reporting its samples")
         result.samples = Samples(start_s=done["start_s"], latency_s=done["latency_s"],
                                  preprocess_s=done["preprocess_s"], valid=[True] * len(done["latency_s"]))
         result.window_start_s = done["window_start_s"]
@@ -367,20 +390,15 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
         result.window_start_unix_s = done["window_start_unix_s"]
         result.cpu_percent = done["cpu_percent"]
         result.peak_rss_mb = done["peak_rss_mb"]
-        if counters is not None:
-            result.counters = counters.stop(len(result.samples))
-        if hotspots is not None and req.artifacts_dir is not None:
-            result.counters["hotspots"] = hotspots.stop(req.artifacts_dir)
         if req.accuracy:
             if progress:
                 progress(f"{req.test_id}: accuracy pass")
             acc = worker.expect("accuracy", inst.worker_timeout_s + 600, "during the accuracy pass")
             result.accuracy = {k: v for k, v in acc.items() if k != "event" and isinstance(v, (int, float))}
     finally:
-        for instrument in (sampler, power):
-            if instrument is not None and getattr(instrument, "running", False):
-                with contextlib.suppress(Exception):
-                    instrument.stop()
+        for instrument in (sampler, power, counters, hotspots):
+            if instrument is not None:
+                instrument.abandon()
         worker.close()
 
     result.timeline = timeline
@@ -394,21 +412,6 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
         result.invalid_reasons = invalidate_samples(result.samples, timeline, inst.floor_ghz, period)
     if trace is not None:
         _attach_power(result, trace, idle_w)
-
-
-class _Attached:
-    """Adapts a start(pid)/stop(...) instrument to the start()/stop() shape used above."""
-
-    def __init__(self, instrument: Any, pid: int) -> None:
-        self.instrument, self.pid, self.running = instrument, pid, False
-
-    def start(self) -> None:
-        self.instrument.start(self.pid)
-        self.running = True
-
-    def stop(self, *args: Any) -> Any:
-        self.running = False
-        return self.instrument.stop(*args)
 
 
 def _note_sticky_throttle(result: Result, readers: Any) -> None:

@@ -61,7 +61,10 @@ def _marker_spec(node_id: str, node: Any) -> MarkerSpec | None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``framework``: one test id per runtime; an uninstalled runtime is a skip with the reason."""
     node_id = metafunc.definition.nodeid
-    spec = _marker_spec(node_id, metafunc.definition)
+    try:
+        spec = _marker_spec(node_id, metafunc.definition)
+    except pytest.UsageError:
+        return  # reported once, as a usage error, by pytest_collection_modifyitems
     if spec is None and "framework" not in metafunc.fixturenames:
         return
     if "framework" not in metafunc.fixturenames:
@@ -147,7 +150,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, None
     if not fixture.results:
         try:
             fixture.measure()
-        except BaseException as exc:  # noqa: BLE001 - hand skips/failures to pytest as the call's outcome
+        except BaseException as exc:
             outcome.force_exception(exc)
 
 
@@ -187,7 +190,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     s = session.config.stash.get(SESSION_KEY, None)
-    if s is None or hasattr(session.config, "workerinput") and not s.results:
+    if s is None or (hasattr(session.config, "workerinput") and not s.results):
         return
     from .report.files import write_output_files
 

@@ -1,4 +1,4 @@
-"""Owns the timeline sampler (clock, temperature, throttle bits, CPU% while the worker times) and sample validity.
+"""Owns the timeline sampler (clock, temperature, throttle bits, CPU% while timing) and sample validity.
 
 Timestamps are ``time.perf_counter()``, which on Linux is CLOCK_MONOTONIC and so shared with the worker
 process that stamps its samples with perf_counter too: a timeline point and a timed sample can be compared
@@ -26,8 +26,12 @@ class TimelineSampler:
     """A daemon thread that reads the device ``rate_hz`` times a second until ``stop()``.
 
     ``cpu_percent`` is the CPU use of process ``pid`` since the previous point (100 = one core; None without
-    a pid or once the process is gone). ``power_w`` is filled by ``power_reader`` when given (the power helper).
+    a pid or once the process is gone). ``power_w`` comes from ``power_reader`` when given (power helper).
     A point is taken at ``start()`` and at ``stop()`` so the timeline brackets the timed window.
+
+    Temperature is read at most every ``temp_period_s`` (other points have ``temp_c=None``): on a Pi it costs
+    a ``vcgencmd`` spawn, the SoC temperature changes over seconds, and validity is judged by the clock and
+    the throttle bits, which are read at every point.
     """
 
     def __init__(
@@ -36,6 +40,7 @@ class TimelineSampler:
         rate_hz: float = 10.0,
         pid: int | None = None,
         power_reader: Callable[[], float | None] | None = None,
+        temp_period_s: float = 1.0,
     ) -> None:
         if not rate_hz > 0:
             raise ValueError(f"--edgeperf-sample-rate must be > 0 Hz, got {rate_hz}")
@@ -44,6 +49,8 @@ class TimelineSampler:
         self.period_s = 1.0 / self.rate_hz
         self.pid = pid
         self.power_reader = power_reader
+        self.temp_period_s = float(temp_period_s)
+        self._next_temp_t = -float("inf")
         self.points: list[TimelinePoint] = []
         self.errors: list[str] = []  # first few unexpected reader errors, for the report
         self._stop = threading.Event()
@@ -75,10 +82,14 @@ class TimelineSampler:
     def sample_once(self, first: bool = False) -> TimelinePoint:
         """Take one point now; readings that fail are None."""
         t_s = time.perf_counter()
+        temp_c = None
+        if t_s >= self._next_temp_t:
+            self._next_temp_t = t_s + self.temp_period_s
+            temp_c = self._guarded(self.readers.temperature_c)
         point = TimelinePoint(
             t_s=t_s,
             freq_ghz=self._guarded(self.readers.clock_ghz),
-            temp_c=self._guarded(self.readers.temperature_c),
+            temp_c=temp_c,
             throttled=self._guarded(self._throttled_raw),
             cpu_percent=None if first else self._cpu_percent(),
             power_w=None if self.power_reader is None else self._guarded(self.power_reader),
@@ -156,7 +167,9 @@ def invalidate_samples(
     return counts
 
 
-def _overlaps(start: np.ndarray, end: np.ndarray, t: np.ndarray, bad: np.ndarray, period_s: float) -> np.ndarray:
+def _overlaps(
+    start: np.ndarray, end: np.ndarray, t: np.ndarray, bad: np.ndarray, period_s: float
+) -> np.ndarray:
     """Boolean per sample: does ``[start, end]`` meet a bad period (see ``invalidate_samples``)?"""
     if not bad.any():
         return np.zeros(start.shape, dtype=bool)

@@ -124,7 +124,7 @@ class EdgeperfSession:
 
     def record_baselines(self, results: list[Result]) -> None:
         """Store valid, complete, non-quick results as the new baselines; remember what changed for the summary."""
-        from .baseline import BaselineEntry, BaselineError  # noqa: F401 - BaselineError is what callers catch
+        from .baseline import BaselineEntry, BaselineError
 
         entries = {}
         for result in results:

@@ -1,13 +1,14 @@
 """The project's trained models (digits classifier, shapes detector) as IR graphs, with their eval sets.
 
-Why a module: the weights are trained by ``scripts/train_digits.py`` / ``scripts/train_shapes.py`` and shipped
-small in ``suites/models`` (npz of named arrays + a JSON with preprocessing and labels); the evaluation sets in
-``suites/data``. Here they become ``Graph`` objects the exporters turn into ONNX and TFLite, so every runtime
-is scored on exactly the weights the training script reported on.
+Why a module: the weights are trained by ``scripts/train_digits.py`` / ``scripts/train_shapes.py`` and
+shipped small in ``suites/models`` (npz of named arrays + a JSON with preprocessing and labels); the
+evaluation sets in ``suites/data``. Here they become ``Graph`` objects the exporters turn into ONNX and
+TFLite, so every runtime is scored on exactly the weights the training script reported on.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,8 @@ class TrainedModel:
         try:
             return self.weights[key]
         except KeyError:
-            raise TrainedModelError(f"{self.root / 'models' / (self.stem + '.npz')}: no array {key!r}") from None
+            npz = self.root / "models" / f"{self.stem}.npz"
+            raise TrainedModelError(f"{npz}: no array {key!r}") from None
 
 
 def load_trained(stem: str, root: Path | None = None) -> TrainedModel:
@@ -102,13 +104,15 @@ def shapes_graph(root: Path | None = None) -> Graph:
 
 
 def shapes_decode(output: np.ndarray, conf_threshold: float | None = None,
-                  iou_threshold: float | None = None, root: Path | None = None) -> list[Detection]:
+                  iou_threshold: float | None = None, layout: str = "NHWC",
+                  root: Path | None = None) -> list[Detection]:
     """``decode_detections`` with the shipped detector's class count, input size and default thresholds."""
-    meta = load_trained("shapes_det", root).meta
+    meta = _read_meta("shapes_det", str(root) if root is not None else None)
     return decode_detections(output,
                              meta["conf_threshold"] if conf_threshold is None else conf_threshold,
                              meta["iou_threshold"] if iou_threshold is None else iou_threshold,
-                             num_classes=len(meta["labels"]), input_hw=tuple(meta["input_shape"][:2]))
+                             num_classes=len(meta["labels"]), input_hw=tuple(meta["input_shape"][:2]),
+                             layout=layout)
 
 
 def digits_eval_set(root: Path | None = None) -> ClassificationDataset:
@@ -118,6 +122,18 @@ def digits_eval_set(root: Path | None = None) -> ClassificationDataset:
 def shapes_eval_set(root: Path | None = None) -> DetectionDataset:
     m = load_trained("shapes_det", root)
     return DetectionDataset.from_csv(m.eval_path, classes=list(m.meta["labels"]))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_meta(stem: str, root: str | None) -> dict[str, Any]:
+    """The JSON alone, cached: ``shapes_decode`` runs once per image in the accuracy pass."""
+    path = (Path(root) if root is not None else SUITES_DIR) / "models" / f"{stem}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TrainedModelError(f"{path}: trained model file not found") from None
+    except (OSError, ValueError) as exc:
+        raise TrainedModelError(f"{path}: cannot read trained model metadata ({exc})") from None
 
 
 def _graph_meta(m: TrainedModel) -> dict[str, Any]:

@@ -23,14 +23,20 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarra
     return out.reshape(n, h, wd, -1), (x.shape, cols, w)
 
 
-def conv_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients (dx, dw, db) of ``conv_forward``; col2im adds the k*k shifted slices back."""
+def conv_backward(dout: np.ndarray, cache: tuple,
+                  need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients (dx, dw, db) of ``conv_forward``; col2im adds the k*k shifted slices back.
+
+    ``need_dx=False`` skips dx (the first layer's input gradient is never used and is the costliest).
+    """
     (n, h, wd, c), cols, w = cache
     k = w.shape[0]
     p = k // 2
     d2 = dout.reshape(n * h * wd, -1)
     dw = (cols.T @ d2).reshape(w.shape)
     db = d2.sum(axis=0)
+    if not need_dx:
+        return None, dw, db
     dcols = (d2 @ w.reshape(k * k * c, -1).T).reshape(n, h, wd, k, k, c)
     dxp = np.zeros((n, h + 2 * p, wd + 2 * p, c), dtype=dout.dtype)
     for i in range(k):
@@ -50,8 +56,8 @@ def maxpool_forward(x: np.ndarray) -> tuple[np.ndarray, tuple]:
     n, h, w, c = x.shape
     r = x.reshape(n, h // 2, 2, w // 2, 2, c)
     out = r.max(axis=(2, 4))
-    mask = r == out[:, :, None, :, None, :]
-    mask = mask / mask.sum(axis=(2, 4), keepdims=True)  # ties share the gradient
+    mask = (r == out[:, :, None, :, None, :]).astype(x.dtype)
+    mask /= mask.sum(axis=(2, 4), keepdims=True)  # ties share the gradient
     return out, (mask, x.shape)
 
 

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from numpy_nn import (  # noqa: E402  (script directory import)
+from numpy_nn import (  # the sibling module (scripts/ is on sys.path when run as a script)
     Adam,
     conv_backward,
     conv_forward,
@@ -41,7 +41,7 @@ from numpy_nn import (  # noqa: E402  (script directory import)
     softmax,
 )
 
-from pytest_edgeperf.preprocess import PreprocessSpec, preprocess_image  # noqa: E402
+from pytest_edgeperf.preprocess import PreprocessSpec, preprocess_image
 
 SEED = 0
 INPUT_HW = 32
@@ -54,7 +54,7 @@ def render_digit(img8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """An 8x8 digit (values 0..16) as a grey uint8 image on a canvas of random size with offset and noise."""
     h = int(rng.integers(36, 49))
     w = int(rng.integers(36, 49))
-    side = int(round(min(h, w) * rng.uniform(0.62, 0.78)))
+    side = round(min(h, w) * rng.uniform(0.62, 0.78))
     glyph = cv2.resize((img8 / 16.0 * 255.0).astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((h, w), rng.uniform(0, 40), dtype=np.float32)
     top = (h - side) // 2 + int(rng.integers(-3, 4))
@@ -106,7 +106,7 @@ def backward(p: dict[str, np.ndarray], dlogits: np.ndarray, caches: list) -> dic
     for i in range(len(CHANNELS), 0, -1):
         c_conv, mask, c_pool = caches[i - 1]
         dx = maxpool_backward(dx, c_pool) * mask
-        dx, g[f"conv{i}.w"], g[f"conv{i}.b"] = conv_backward(dx, c_conv)
+        dx, g[f"conv{i}.w"], g[f"conv{i}.b"] = conv_backward(dx, c_conv, need_dx=i > 1)
     return g
 
 
@@ -200,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     acc = topk_accuracy(predict(params, x_eval), [lab for _, lab in ds])
     print(f"held-out eval ({acc['n']} images): top1 {acc['top1_pct']:.2f}%  top5 {acc['top5_pct']:.2f}%")
 
+    arrays = {k: v.astype(np.float32) for k, v in params.items()}
     _atomic_write_bytes(models / "digits_cnn.npz",
-                        lambda fh: np.savez_compressed(fh, **{k: v.astype(np.float32) for k, v in params.items()}))
+                        lambda fh: np.savez_compressed(fh, **arrays))
     meta = {
         "name": "digits_cnn",
         "task": "classification",
@@ -217,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval_top5_pct": round(acc["top5_pct"], 3),
         "eval_n": acc["n"],
     }
+    arrays = {k: v.astype(np.float32) for k, v in params.items()}
     _atomic_write_bytes(models / "digits_cnn.json", lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
     print(f"wrote {models / 'digits_cnn.npz'}, {models / 'digits_cnn.json'}, {eval_root} "
           f"in {time.perf_counter() - t0:.0f} s")

@@ -138,7 +138,8 @@ class FakeDevice:
             self.write("proc/device-tree/model", model + "\0")
         self.write(
             "proc/meminfo",
-            f"MemTotal:       {int(mem_total_mb * 1024)} kB\nMemFree:        {int(mem_available_mb * 512)} kB\n"
+            f"MemTotal:       {int(mem_total_mb * 1024)} kB\n"
+            f"MemFree:        {int(mem_available_mb * 512)} kB\n"
             f"MemAvailable:   {int(mem_available_mb * 1024)} kB\nBuffers:           1024 kB\n",
         )
         if with_cpufreq:
@@ -168,7 +169,9 @@ class FakeDevice:
         return cls(tmp_path, schedule=[_phase(None, 1.2, 45.0, 0)], **kw)
 
     @classmethod
-    def pi3_throttles_midway(cls, tmp_path: Path, after_s: float = 1.0, for_s: float = 1.0, **kw: Any) -> FakeDevice:
+    def pi3_throttles_midway(
+        cls, tmp_path: Path, after_s: float = 1.0, for_s: float = 1.0, **kw: Any
+    ) -> FakeDevice:
         """Full clock for ``after_s``, then 0.6 GHz / 82 C / throttled for ``for_s``, then full clock again
         (the sticky "since boot" bits stay set, as on a real Pi)."""
         return cls(
@@ -187,8 +190,10 @@ class FakeDevice:
         return cls(tmp_path, schedule=[_phase(None, 0.6, 84.0, 0x60006)], **kw)
 
     @classmethod
-    def pi3_under_voltage(cls, tmp_path: Path, after_s: float = 0.0, for_s: float = 1.0, **kw: Any) -> FakeDevice:
-        """Under-voltage (0x50005, clock 0.6 GHz) after ``after_s`` for ``for_s``; then only the sticky bits."""
+    def pi3_under_voltage(
+        cls, tmp_path: Path, after_s: float = 0.0, for_s: float = 1.0, **kw: Any
+    ) -> FakeDevice:
+        """Under-voltage (0x50005, 0.6 GHz) after ``after_s`` for ``for_s``; then only the sticky bits."""
         phases = [_phase(for_s, 0.6, 50.0, 0x50005), _phase(None, 1.2, 50.0, 0x50000)]
         if after_s > 0:
             phases.insert(0, _phase(after_s, 1.2, 50.0, 0))
@@ -214,7 +219,8 @@ class FakeDevice:
 
     def set_cpufreq_ghz(self, freq_ghz: float) -> None:
         for cpu in range(self.cpus):
-            self.write(f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq", f"{round(freq_ghz * 1e6)}\n")
+            rel = f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq"
+            self.write(rel, f"{round(freq_ghz * 1e6)}\n")
 
     def set_thermal_c(self, temp_c: float) -> None:
         self.write("sys/class/thermal/thermal_zone0/temp", f"{round(temp_c * 1000)}\n")

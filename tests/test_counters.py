@@ -1,4 +1,4 @@
-"""Tests for hardware counters per inference, hot spots and the power/counter correlation (issue 8, seed 004)."""
+"""Tests for counters per inference, hot spots and the power/counter correlation (issue 8, seed 004)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from pytest_edgeperf.counters import (
     STATUS_NOT_COUNTED,
     STATUS_NOT_SUPPORTED,
     CounterReading,
-    CounterSession,
     CountersConfigError,
+    CounterSession,
     mean_readings,
     metric_name,
     parse_perf_stat_csv,
@@ -36,7 +37,7 @@ def read(name: str) -> str:
     return (DATA / name).read_text()
 
 
-# --- parsing -------------------------------------------------------------------------------------------------
+# --- parsing --------------------------------------------------------------------------------------
 def test_parse_plain_pi3_output_with_multiplexing_and_unsupported():
     readings = parse_perf_stat_csv(read("pi3_whole_run.csv"))
     assert set(readings) == set(DEFAULT_EVENTS)
@@ -85,7 +86,8 @@ def test_parse_interval_with_modifiers_not_counted_and_blank_lines():
 
 def test_parse_ignores_comments_blank_lines_and_junk():
     text = "# started on x\n\n   \nsome chatter from perf\n5,,instructions,10,100.00,,\n#,,cycles,1,1,,\n"
-    assert parse_perf_stat_csv(text) == {"instructions": CounterReading("instructions", 5.0, STATUS_COUNTED, 100.0)}
+    expected = {"instructions": CounterReading("instructions", 5.0, STATUS_COUNTED, 100.0)}
+    assert parse_perf_stat_csv(text) == expected
     assert parse_perf_stat_csv("") == {}
 
 
@@ -94,7 +96,7 @@ def test_not_supported_in_one_interval_and_not_counted_in_another_stays_unsuppor
     assert parse_perf_stat_csv(text)["branches"].status == STATUS_NOT_SUPPORTED
 
 
-# --- arithmetic ----------------------------------------------------------------------------------------------
+# --- arithmetic -----------------------------------------------------------------------------------
 def test_seed004_subtraction_per_image_on_known_numbers():
     whole = parse_perf_stat_csv(read("pi3_whole_run.csv"))
     load = parse_perf_stat_csv(read("pi3_load_only.csv"))
@@ -119,6 +121,12 @@ def test_per_inference_of_a_timed_window_and_units_in_names():
     assert figures["cycles_u"] == pytest.approx(600_000_000 / 40)
     assert figures["task_clock_u_ms"] == pytest.approx(150.0 / 40)
     assert figures["ipc"] == pytest.approx(800 / 600)
+
+
+def test_ipc_pairs_pmu_qualified_events():
+    window = {e: CounterReading(e, v, STATUS_COUNTED, 100.0)
+              for e, v in [("cpu_core/instructions/", 300.0), ("cpu_core/cycles/", 200.0)]}
+    assert per_inference(window, 2) == {"cpu_core_instructions": 150.0, "cpu_core_cycles": 100.0, "ipc": 1.5}
 
 
 def test_per_inference_leaves_out_negative_and_missing_differences():
@@ -150,15 +158,17 @@ def test_mean_of_five_repetitions_as_seed004():
     assert mean["branches"].status == STATUS_NOT_SUPPORTED
 
 
-# --- correlation ---------------------------------------------------------------------------------------------
-def _intervals(rates: dict[str, list[float]], dt_s: float = 0.1, t0_s: float = 50.0) -> list[dict[str, float]]:
+# --- correlation ----------------------------------------------------------------------------------
+def _intervals(rates: dict[str, list[float]], dt_s: float = 0.1, t0_s: float = 50.0) -> list[dict]:
     n = len(next(iter(rates.values())))
-    return [{"t_s": t0_s + (i + 1) * dt_s, "dt_s": dt_s, **{k: v[i] for k, v in rates.items()}} for i in range(n)]
+    return [{"t_s": t0_s + (i + 1) * dt_s, "dt_s": dt_s, **{k: v[i] for k, v in rates.items()}}
+            for i in range(n)]
 
 
 def _power_steps(levels_w: list[float], dt_s: float = 0.1, t0_s: float = 50.0, per: int = 10):
     """Power sampled every dt/per, constant within each counter interval."""
-    return [(t0_s + i * dt_s + (j + 0.5) * dt_s / per, level) for i, level in enumerate(levels_w) for j in range(per)]
+    return [(t0_s + i * dt_s + (j + 0.5) * dt_s / per, level)
+            for i, level in enumerate(levels_w) for j in range(per)]
 
 
 def test_pearson_known_r():
@@ -192,7 +202,7 @@ def test_pearson_needs_three_aligned_points():
     assert pearson_power_counters([(90.0, 1.0), (91.0, 2.0)], intervals) == {}
 
 
-# --- hot spot report parsing ---------------------------------------------------------------------------------
+# --- hot spot report parsing ----------------------------------------------------------------------
 def test_parse_perf_report_top_symbols():
     top = parse_perf_report(read("report_gemm.txt"), top=3)
     assert top == [{"symbol": "gemm_nn", "percent": 87.12, "space": "user"},
@@ -201,10 +211,11 @@ def test_parse_perf_report_top_symbols():
     every = parse_perf_report(read("report_gemm.txt"), top=50)
     assert len(every) == 8
     assert {"symbol": "el0_svc_common.constprop.0", "percent": 1.77, "space": "kernel"} in every
-    assert every[5]["symbol"] == "std::vector<float, std::allocator<float> >::_M_default_append(unsigned long)"
+    assert every[5]["symbol"] == ("std::vector<float, std::allocator<float> >"
+                                  "::_M_default_append(unsigned long)")
 
 
-# --- sessions with a fake perf -------------------------------------------------------------------------------
+# --- sessions with a fake perf --------------------------------------------------------------------
 @pytest.fixture
 def fake_perf(tmp_path: Path) -> Path:
     script = tmp_path / "bin" / "perf"
@@ -253,23 +264,29 @@ def test_session_plain_end_to_end(fake_perf, target, monkeypatch):
 
 def test_session_interval_end_to_end(fake_perf, target, monkeypatch):
     monkeypatch.setenv("FAKE_PERF_MODE", "count")
-    session = CounterSession(perf=str(fake_perf), events=["instructions", "cycles", "branches"], interval_ms=20)
+    session = CounterSession(perf=str(fake_perf), events=["instructions", "cycles", "branches"],
+                             interval_ms=20)
     session.start(target.pid)
     assert session.attached_at_s is not None
-    import time
-
     time.sleep(0.15)
-    report = session.stop(10)
+    # power on the same clock, rising linearly over (and beyond) the window: r with instructions/s is 1
+    t0 = session.attached_at_s - 1.0
+    power = [(t0 + i * 0.005, 1.0 + i * 0.005) for i in range(int((time.perf_counter() + 2.0 - t0) / 0.005))]
+    report = session.stop(10, power=power)
     n = len(report["intervals"])
-    assert n >= 2
-    assert report["events"]["instructions"]["value"] == 1_000_000 * n
-    assert report["per_inference"]["instructions"] == pytest.approx(1_000_000 * n / 10)
+    assert n >= 3
+    instructions = 1_000_000 * n * (n + 1) / 2  # the fake counts k * 1e6 in interval k
+    assert report["events"]["instructions"]["value"] == instructions
+    assert report["per_inference"]["instructions"] == pytest.approx(instructions / 10)
     assert report["per_inference"]["task_clock_ms"] == pytest.approx(50.0 * n / 10)  # sentinel added
-    assert report["ipc"] == pytest.approx(2.0)
+    assert report["ipc"] == pytest.approx(instructions / (500_000 * n))
     assert report["unsupported"] == ["branches"]
     first = report["intervals"][0]
     assert first["instructions"] == pytest.approx(1_000_000 / 0.02)
+    assert report["intervals"][1]["instructions"] == pytest.approx(2_000_000 / 0.02)
     assert first["t_s"] > session.attached_at_s  # on the caller's perf_counter clock
+    assert report["pearson_power"]["instructions"] == pytest.approx(1.0)
+    assert "cycles" not in report["pearson_power"]  # a constant rate has no correlation
 
 
 def test_session_perf_missing(tmp_path, target):
@@ -289,7 +306,8 @@ def test_session_perf_exits_at_once(fake_perf, target, monkeypatch):
     session.start(target.pid)
     report = session.stop(10)
     assert report["events"] == {}
-    assert any(n.startswith("perf exited at once (code 255): Error: Access to performance") for n in report["notes"])
+    expected = "perf exited at once (code 255): Error: Access to performance"
+    assert any(n.startswith(expected) for n in report["notes"])
 
 
 def test_session_target_gone(fake_perf, monkeypatch):
@@ -305,8 +323,6 @@ def test_session_perf_dies_midway(fake_perf, target, monkeypatch):
     monkeypatch.setenv("FAKE_PERF_MODE", "die_midway")
     session = CounterSession(perf=str(fake_perf), interval_ms=None)
     session.start(target.pid)
-    import time
-
     time.sleep(0.4)
     report = session.stop(10)
     assert any("perf stopped before the window ended (code 1): fake perf: lost the target" in n
@@ -325,7 +341,9 @@ def test_session_perf_ignoring_sigint_is_terminated(fake_perf, target, monkeypat
 def test_probe_rejecting_events_and_stop_without_start(fake_perf, monkeypatch):
     monkeypatch.setenv("FAKE_PERF_MODE", "probe_fail")
     session = CounterSession(perf=str(fake_perf))
-    assert session.available()[0] is False
+    ok, why = session.available()
+    assert not ok
+    assert why.startswith("perf stat failed here: ") and "129" in why
     assert session.stop(5)["notes"] == ["counter session was never started"]
 
 
@@ -377,7 +395,7 @@ def test_lead_import_path_for_hotspots():
     assert Recorder is HotspotRecorder
 
 
-# --- the real perf, where installed ---------------------------------------------------------------------------
+# --- the real perf, where installed ---------------------------------------------------------------
 BUSY = "import time\nt = time.time()\nwhile time.time() - t < 5:\n    sum(range(1000))\n"
 
 
@@ -390,8 +408,6 @@ def test_real_perf_session_reports_unsupported_and_carries_on():
     proc = subprocess.Popen([sys.executable, "-c", BUSY])
     try:
         session.start(proc.pid)
-        import time
-
         time.sleep(0.3)
         report = session.stop(100)
     finally:
@@ -413,8 +429,6 @@ def test_real_perf_hotspots(tmp_path):
     try:
         rec = HotspotRecorder()
         rec.start(proc.pid)
-        import time
-
         time.sleep(0.3)
         out = rec.stop(tmp_path, top=5)
     finally:

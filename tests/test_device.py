@@ -25,7 +25,7 @@ from pytest_edgeperf.device import (
     resolve_device,
 )
 
-# --- profiles and detection -----------------------------------------------------------------------------------
+# --- profiles and detection -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_resolve_device_auto_and_mismatch() -> None:
         resolve_device("pi9", None, allow_mismatch=True)
 
 
-# --- command runner -------------------------------------------------------------------------------------------
+# --- command runner -------------------------------------------------------------------------------------
 
 
 def _script(tmp_path: Path, name: str, body: str) -> Path:
@@ -120,13 +120,14 @@ def test_runner_kills_a_hanging_command_and_its_children(tmp_path: Path) -> None
     assert time.monotonic() - t0 < 10  # bounded by the timeout, not by the 600 s sleep
     time.sleep(0.2)
     leftovers = [
-        p for p in psutil.process_iter(["cmdline"]) if any("time.sleep(600)" in a for a in (p.info["cmdline"] or []))
-        or any(str(hang) == a for a in (p.info["cmdline"] or []))
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if any("time.sleep(600)" in a or a == str(hang) for a in (p.info["cmdline"] or []))
     ]
     assert [p for p in leftovers if p.status() != psutil.STATUS_ZOMBIE] == []
 
 
-# --- throttle decoding ----------------------------------------------------------------------------------------
+# --- throttle decoding ----------------------------------------------------------------------------------
 
 
 def test_throttle_every_bit_decoded() -> None:
@@ -145,7 +146,13 @@ def test_throttle_every_bit_decoded() -> None:
 
 @pytest.mark.parametrize(
     ("text", "raw"),
-    [("throttled=0x50005\n", 0x50005), ("throttled=0x0", 0), ("80008", 0x80008), ("", None), ("nonsense", None)],
+    [
+        ("throttled=0x50005\n", 0x50005),
+        ("throttled=0x0", 0),
+        ("80008", 0x80008),  # the sysfs form, without 0x
+        ("", None),
+        ("nonsense", None),
+    ],
 )
 def test_throttle_parse(text: str, raw: int | None) -> None:
     state = ThrottleState.parse(text)
@@ -163,7 +170,7 @@ def test_newly_occurred_reports_only_changed_sticky_bits() -> None:
     assert json.loads(json.dumps(after.to_json()))["hex"] == "0x70005"
 
 
-# --- readers --------------------------------------------------------------------------------------------------
+# --- readers --------------------------------------------------------------------------------------------
 
 
 def test_readers_on_cool_pi3(tmp_path: Path) -> None:
@@ -285,7 +292,8 @@ def test_missing_vcgencmd_is_not_asked_again(tmp_path: Path) -> None:
 
 
 def test_failing_subcommand_only_disables_itself(tmp_path: Path) -> None:
-    dev = FakeDevice(tmp_path, schedule=[{"freq_ghz": 1.2, "temp_c": None, "throttled": 0}], with_thermal=False)
+    no_temp = [{"freq_ghz": 1.2, "temp_c": None, "throttled": 0}]
+    dev = FakeDevice(tmp_path, schedule=no_temp, with_thermal=False)
     r = dev.readers()
     for _ in range(4):
         assert r.temperature_c() is None

@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -50,7 +51,8 @@ def make_result(test_id: str, framework: str, model: str, device: str, seed: int
                     samples=Samples(start_s=start_s.tolist(), latency_s=latency_s.tolist(),
                                     preprocess_s=[0.0] * n, valid=valid),
                     peak_rss_mb=120.0 + seed, timeline=timeline,
-                    invalid_reasons={"clock below 1.1 GHz": invalid_at[1] - invalid_at[0]} if invalid_at else {},
+                    invalid_reasons={"clock below 1.1 GHz": invalid_at[1] - invalid_at[0]}
+                    if invalid_at else {},
                     accuracy={"top1_pct": 70.0 + seed % 5})
     if with_power:
         fps = result.fps or 0.0
@@ -69,7 +71,8 @@ def make_payload(device: str = "pi4", seed: int = 0, extra: list[Result] | None 
         for fi, framework in enumerate(FRAMEWORKS):
             test_id = f"suites/test_arch.py::test_arch[{model}-{framework}]"
             verdict = "REGRESSION" if (mi, fi) == (0, 1) else "PASS"
-            results.append(make_result(test_id, framework, model, device, seed + 3 * mi + fi, verdict=verdict))
+            results.append(make_result(test_id, framework, model, device, seed + 3 * mi + fi,
+                                       verdict=verdict))
     results += extra or []
     return {"schema_version": 1, "tool": "pytest-edgeperf", "version": "0.1.0", "created_unix": 1763700000.0,
             "device": {"profile": device, "model": "Raspberry Pi 4 Model B Rev 1.4", "start": {},
@@ -87,7 +90,8 @@ def write_payload(path: Path, payload: dict[str, Any]) -> Path:
 class _Collector(HTMLParser):
     """Records tags, attributes and text, and checks that every opened element is closed in order."""
 
-    VOID = {"meta", "br", "img", "link", "input", "hr", "line", "rect", "circle", "polyline", "polygon"}
+    VOID: ClassVar[set[str]] = {"meta", "br", "img", "link", "input", "hr", "line", "rect", "circle",
+                                "polyline", "polygon"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -255,3 +259,19 @@ def test_long_runs_are_binned() -> None:
     assert len(line) <= charts.MAX_POINTS and len(band) == len(line)
     assert all(lo <= mid <= hi for (_, mid), (_, lo, hi) in zip(line, band, strict=True))
     assert min(lo for _, lo, _ in band) == 0.0 and max(hi for _, _, hi in band) == 6.0
+
+
+def test_wide_latency_spread_gets_a_log_axis() -> None:
+    narrow = charts.ecdf_svg([charts.Distribution("a", [20.0, 21.0, 25.0, 30.0])], "t")
+    wide = charts.ecdf_svg([charts.Distribution("a", [0.05] * 300 + [4.0] * 5)], "t")
+    assert "log scale" not in narrow and "log scale" in wide
+    ticks = charts.log_ticks(0.05, 4.0)
+    assert ticks[0] <= 0.05 and ticks[-1] >= 4.0
+    assert all(b > a for a, b in itertools.pairwise(ticks))
+
+
+def test_small_p_values_print_in_scientific_notation() -> None:
+    from pytest_edgeperf.report.markdown import fmt_value
+
+    assert fmt_value(2.3e-11) == "2.30e-11"
+    assert fmt_value(0.0123) == "0.0123" and fmt_value(19514.2) == "19,514" and fmt_value(None) == "–"

@@ -1,4 +1,4 @@
-"""Owns the device profiles (clocks, timing floor, throttle temperature, RAM, power meter) and board detection.
+"""Owns the device profiles (clocks, timing floor, throttle temperature, RAM, power meter) and detection.
 
 A baseline is only meaningful on the device it was measured on, so the profile name is part of every result
 and a requested profile that does not match the board is a usage error (``resolve_device``).
@@ -55,7 +55,8 @@ PROFILES: dict[str, DeviceProfile] = {
         ),
         DeviceProfile(
             name="pi3b+",
-            description="Raspberry Pi 3 Model B+ (BCM2837B0, 4x Cortex-A53; 1.2 GHz above the 60 C soft limit)",
+            description="Raspberry Pi 3 Model B+ (BCM2837B0, 4x Cortex-A53; 1.2 GHz above the 60 C "
+            "soft limit)",
             model_prefixes=("Raspberry Pi 3 Model B Plus",),
             max_freq_ghz=1.4,
             min_freq_ghz=0.6,
@@ -70,7 +71,7 @@ PROFILES: dict[str, DeviceProfile] = {
         ),
         DeviceProfile(
             name="pi4",
-            description="Raspberry Pi 4 / 400 / CM4 (BCM2711, 4x Cortex-A72; 1.5 GHz, 1.8 GHz on R1.4+ with boost)",
+            description="Raspberry Pi 4 / 400 / CM4 (BCM2711, 4x A72; 1.5 GHz, 1.8 on R1.4+ with boost)",
             model_prefixes=("Raspberry Pi 4 Model B", "Raspberry Pi 400", "Raspberry Pi Compute Module 4"),
             max_freq_ghz=1.8,  # 1.5 GHz on boards before R1.4 / without arm_boost
             min_freq_ghz=0.6,
@@ -190,7 +191,8 @@ def resolve_device(
     if profile.name != detected.name and not allow_mismatch:
         seen = repr(model_string) if model_string else "no /proc/device-tree/model"
         raise DeviceMismatchError(
-            f"--edgeperf-device={profile.name} but this machine is '{detected.name}' ({seen}); baselines of one "
-            f"device must not be compared with another's: use --edgeperf-device=auto, or {override_option}"
+            f"--edgeperf-device={profile.name} but this machine is '{detected.name}' ({seen}); baselines "
+            f"of one device must not be compared with another's: use --edgeperf-device=auto, or "
+            f"{override_option}"
         )
     return profile

@@ -1,4 +1,4 @@
-"""Owns the sensor readers (model, clocks, temperature, throttle bits, governor, memory) and throttle decoding.
+"""Owns the sensor readers (model, clocks, temperature, throttle bits, governor, memory) and throttle bits.
 
 Everything is read below a configurable filesystem root and through a ``CommandRunner``, so tests can point
 the readers at a fake device tree and a fake ``vcgencmd``. A reader never raises: a missing or unreadable
@@ -9,6 +9,7 @@ command that was found missing (or hung once) is not asked again.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 from pytest_edgeperf.device.profiles import read_model_string
 from pytest_edgeperf.device.runner import ERROR_FAILED, ERROR_MISSING, ERROR_TIMEOUT, CommandRunner
 
-# --- throttle bits (vcgencmd get_throttled) -------------------------------------------------------------------
+# --- throttle bits (vcgencmd get_throttled) -------------------------------------------------------------
 THROTTLE_NOW_BITS: dict[int, str] = {
     0x1: "under-voltage",
     0x2: "arm frequency capped",
@@ -101,16 +102,16 @@ class ThrottleState:
         }
 
 
-# --- readers --------------------------------------------------------------------------------------------------
+# --- readers --------------------------------------------------------------------------------------------
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 _CPU_DIR = re.compile(r"cpu(\d+)$")
 # Newer Raspberry Pi kernels expose the firmware's throttle word here: reading it costs no process spawn.
 _SYSFS_THROTTLED = "sys/devices/platform/soc/soc:firmware/get_throttled"
-_FAILURES_BEFORE_GIVING_UP = 3  # a vcgencmd sub-command that failed this many times in a row is not asked again
+_FAILURES_BEFORE_GIVING_UP = 3  # a vcgencmd sub-command failing this many times in a row is not asked again
 
 
 class DeviceReaders:
-    """Cheap, never-raising readers of one device, rooted at ``root`` and using ``vcgencmd`` via ``runner``."""
+    """Cheap, never-raising readers of one device, rooted at ``root``, asking ``vcgencmd`` via ``runner``."""
 
     def __init__(
         self, root: Path | str = Path("/"), vcgencmd: str = "vcgencmd", runner: CommandRunner | None = None
@@ -192,7 +193,7 @@ class DeviceReaders:
         return self._cpufreq_paths
 
     def cpu_freqs_ghz(self) -> dict[int, float]:
-        """Per-core requested clock from cpufreq (``scaling_cur_freq`` is in kHz); cores that fail are left out."""
+        """Per-core requested clock from cpufreq (``scaling_cur_freq``, kHz); cores that fail are left out."""
         out: dict[int, float] = {}
         for cpu, path in self._cpufreq_files():
             text = self._read_text(path)
@@ -217,10 +218,10 @@ class DeviceReaders:
     def clock_ghz(self) -> float | None:
         """The clock to judge the floor by.
 
-        The actual ARM clock when vcgencmd gives it (cpufreq shows the kernel's request, which stays high while
-        the firmware throttles); else the *highest* cpufreq core: all cores of a Pi / Jetson cluster share one
-        clock, and on hosts with per-core clocks the busy core running our work is the fastest one, while idle
-        cores parked at the minimum say nothing about the measurement.
+        The actual ARM clock when vcgencmd gives it (cpufreq shows the kernel's request, which stays high
+        while the firmware throttles); else the *highest* cpufreq core: all cores of a Pi / Jetson cluster
+        share one clock, and on hosts with per-core clocks the busy core running our work is the fastest one,
+        while idle cores parked at the minimum say nothing about the measurement.
         """
         arm = self.arm_clock_ghz()
         if arm is not None:
@@ -244,7 +245,7 @@ class DeviceReaders:
         return None
 
     def throttled(self) -> ThrottleState | None:
-        """Throttle word from the firmware's sysfs file when the kernel has it, else ``vcgencmd get_throttled``."""
+        """Throttle word from the firmware's sysfs file (newer kernels), else ``vcgencmd get_throttled``."""
         state = ThrottleState.parse(self._read_text(self._path(_SYSFS_THROTTLED)))
         if state is not None:
             return state
@@ -270,10 +271,8 @@ class DeviceReaders:
             if key in ("MemTotal", "MemAvailable"):
                 parts = rest.split()
                 if parts:
-                    try:
+                    with contextlib.suppress(ValueError):
                         values[key] = int(parts[0]) / 1024.0
-                    except ValueError:
-                        pass
         if "MemTotal" not in values:
             return None
         return values["MemTotal"], values.get("MemAvailable", values["MemTotal"])
@@ -330,8 +329,8 @@ class DeviceReaders:
             out.append(f"clock: no cpufreq under {cpu_dir} and {self._vc_reason('measure_clock arm')}")
         elif snap["arm_clock_ghz"] is None and self.model() and self.model().startswith("Raspberry Pi"):
             out.append(
-                f"actual ARM clock: {self._vc_reason('measure_clock arm')}; using cpufreq (the kernel's request, "
-                "which reads high while the firmware throttles)"
+                f"actual ARM clock: {self._vc_reason('measure_clock arm')}; using cpufreq (the kernel's "
+                "request, which reads high while the firmware throttles)"
             )
         if snap["temp_c"] is None:
             out.append(

@@ -1,4 +1,4 @@
-"""Runs device commands (``vcgencmd`` ...) without a shell and with a hard timeout, so a sensor never hangs us.
+"""Runs device commands (``vcgencmd``...) without a shell and with a hard timeout: a sensor never hangs us.
 
 A hanging ``vcgencmd`` (seen when the VideoCore mailbox is busy) must cost at most ``timeout_s``: the child is
 started in its own session and the whole process group is killed on timeout, so grandchildren that keep the
@@ -37,7 +37,7 @@ class CommandRunner:
         self.timeout_s = float(timeout_s)
 
     def run(self, argv: Sequence[str]) -> str | None:
-        """Stdout of ``argv`` (decoded, errors replaced), or None; never raises for a missing/broken command."""
+        """Stdout of ``argv`` (decoded), or None; never raises for a missing, failing or hanging command."""
         return self.run_detailed(argv).stdout
 
     def run_detailed(self, argv: Sequence[str]) -> CommandOutcome:
@@ -61,11 +61,13 @@ class CommandRunner:
             out, err = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            return CommandOutcome(None, ERROR_TIMEOUT, f"{args[0]} gave no answer within {self.timeout_s:g} s")
+            detail = f"{args[0]} gave no answer within {self.timeout_s:g} s"
+            return CommandOutcome(None, ERROR_TIMEOUT, detail)
         if proc.returncode != 0:
             msg = (err or out or b"").decode(errors="replace").strip().splitlines()
             first = msg[0] if msg else ""
-            return CommandOutcome(None, ERROR_FAILED, f"{' '.join(args)} exited with {proc.returncode} {first}".strip())
+            detail = f"{' '.join(args)} exited with {proc.returncode} {first}".strip()
+            return CommandOutcome(None, ERROR_FAILED, detail)
         return CommandOutcome(out.decode(errors="replace"))
 
 

@@ -7,6 +7,7 @@ so importing the runtime happens in ``load``; ``is_installed`` only asks importl
 from __future__ import annotations
 
 import importlib.util
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,8 @@ class FrameworkAdapter(ABC):
     def is_installed(cls) -> tuple[bool, str]:
         """(installed, reason) without importing the runtime (importing some of them costs seconds)."""
         for module in cls.modules:
+            if module in sys.modules and sys.modules[module] is None:
+                continue  # import blocked on purpose (sys.modules[name] = None)
             try:
                 if importlib.util.find_spec(module) is not None:
                     return True, module

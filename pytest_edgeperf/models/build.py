@@ -60,9 +60,10 @@ class ModelFiles:
 
 
 def default_cache_dir() -> Path:
-    """``$EDGEPERF_CACHE`` if set, else ``~/.cache/pytest-edgeperf/models``."""
+    """``$EDGEPERF_CACHE/models`` if set, else ``~/.cache/pytest-edgeperf/models`` (the plugin's --edgeperf-cache-dir
+    names the same parent directory)."""
     env = os.environ.get("EDGEPERF_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "pytest-edgeperf" / "models"
+    return (Path(env).expanduser() if env else Path.home() / ".cache" / "pytest-edgeperf") / "models"
 
 
 def file_sha256(path: Path) -> str:
@@ -94,6 +95,7 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
             fh.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache must be readable by other users
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -113,6 +115,8 @@ def _build_unlocked(graph: Graph, files: ModelFiles, build_args: dict[str, Any] 
     files.meta.unlink(missing_ok=True)  # no meta = incomplete, until the end of this function
     to_onnx(graph, files.onnx)
     to_tflite(graph, files.tflite)
+    for path in (files.onnx, files.tflite):
+        os.chmod(path, 0o644)
     gmeta = graph.meta
     meta = {
         "schema": META_SCHEMA,

@@ -12,6 +12,7 @@ Padding ``"same"`` is TensorFlow's (extra row/column at the bottom/right); an in
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -125,12 +126,13 @@ class Graph:
             raise GraphError(f"graph {self.name!r}: input shape {x.shape[1:]} != {tuple(self.input_shape)}")
         values: dict[str, np.ndarray] = {self.input_name: x}
         remaining = self.consumers()
-        for lay in self.layers:
-            values[lay.name] = _run(lay, [values[s] for s in lay.inputs])
-            for src in lay.inputs:  # free tensors nobody needs any more (keeps resnet50 at 224 small)
-                remaining[src].remove(lay.name)
-                if not remaining[src] and src not in self.outputs and src != self.input_name:
-                    values.pop(src, None)
+        with single_blas_thread():
+            for lay in self.layers:
+                values[lay.name] = _run(lay, [values[s] for s in lay.inputs])
+                for src in lay.inputs:  # free tensors nobody needs any more (keeps resnet50 at 224 small)
+                    remaining[src].remove(lay.name)
+                    if not remaining[src] and src not in self.outputs and src != self.input_name:
+                        values.pop(src, None)
         return [values[o].astype(np.float32) for o in self.outputs]
 
     # --- storage -----------------------------------------------------------------------------------------
@@ -181,6 +183,16 @@ class Graph:
                     meta=header.get("meta", {}))
         graph.validate()
         return graph
+
+
+def single_blas_thread() -> contextlib.AbstractContextManager:
+    """Limit BLAS to one thread: on a shared 2-core box (or beside pytest-xdist workers) multi-threaded
+    OpenBLAS on small matrices was 10-50x slower than one thread. A no-op without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn; optional
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 # --- attribute helpers (shared with the exporters) -------------------------------------------------------

@@ -131,10 +131,8 @@ class CsvLogMeter(PowerMeter):
         for row in rows[1 if has_header else 0:]:
             try:
                 t_unix = _parse_time(row[time_i])
-                if power_i is not None:
-                    power_w = float(row[power_i])
-                else:
-                    power_w = float(row[volts_i]) * float(row[amps_i])  # type: ignore[index]
+                power_w = (float(row[power_i]) if power_i is not None
+                           else float(row[volts_i]) * float(row[amps_i]))  # type: ignore[index]
             except (ValueError, IndexError):
                 continue
             if t_unix is not None and math.isfinite(power_w):

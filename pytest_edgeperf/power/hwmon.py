@@ -15,8 +15,8 @@ from pytest_edgeperf.power.meters import (
     PowerMeter,
     PowerSpecError,
     check_power_w,
-    spec_error,
     read_number,
+    spec_error,
 )
 
 INA_NAME_RE = re.compile(r"^ina(2xx|2\d\d)$")
@@ -106,7 +106,7 @@ def find_hwmon_meter(spec: str, arg: str, root: Path) -> HwmonMeter:
         name = _read_name(hwmon_dir)
         if (arg and arg in (name, hwmon_dir.name)) or (not arg and INA_NAME_RE.match(name)):
             return _probed(spec, HwmonMeter(hwmon_dir))
-    wanted = f"a hwmon named {arg!r}" if arg else "an ina2xx/ina219/ina226/ina260 hwmon"
+    wanted = f"hwmon named {arg!r}" if arg else "ina2xx/ina219/ina226/ina260 hwmon"
     raise PowerSpecError(f"power meter spec {spec!r}: found no {wanted} under {base}")
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -52,7 +53,7 @@ VALID_FORMS = (
 class Runner(Protocol):
     """The command runner duck type: stdout, or None when the command is missing, fails or times out."""
 
-    def run(self, argv: list[str] | tuple[str, ...]) -> str | None: ...
+    def run(self, argv: Sequence[str]) -> str | None: ...
 
 
 class PowerSpecError(ValueError):
@@ -180,7 +181,9 @@ def parse_meter_spec(
         if arg and not zone.is_absolute():
             raise spec_error(raw, "rapl zone must be an absolute path")
         if not (zone / "energy_uj").exists():
-            raise _missing_error(raw, f"no powercap zone with energy_uj at {zone} (RAPL is x86-only)")
+            raise _missing_error(
+                raw, f"no powercap zone with energy_uj at {zone} (x86 hosts with the intel_rapl driver only)"
+            )
         meter = RaplMeter(zone)
         _probe(raw, meter)
         return meter

@@ -38,7 +38,7 @@ def fmt_num(value: float | None, digits: int = 3) -> str:
     if magnitude >= 1000:
         return f"{value:,.0f}"
     if magnitude >= 1e-3:
-        decimals = max(0, digits - 1 - int(math.floor(math.log10(magnitude))))
+        decimals = max(0, digits - 1 - math.floor(math.log10(magnitude)))
         text = f"{value:.{decimals}f}"
         return text.rstrip("0").rstrip(".") if "." in text else text
     return f"{value:.2e}"
@@ -66,12 +66,17 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 class _Scale:
-    """Linear map from data to pixels."""
+    """Linear (or log10) map from data to pixels."""
 
-    def __init__(self, d0: float, d1: float, p0: float, p1: float) -> None:
+    def __init__(self, d0: float, d1: float, p0: float, p1: float, log: bool = False) -> None:
+        self.log = log
+        if log:
+            d0, d1 = math.log10(d0), math.log10(d1)
         self.d0, self.d1, self.p0, self.p1 = d0, d1, p0, p1
 
     def __call__(self, value: float) -> float:
+        if self.log:
+            value = math.log10(max(value, 1e-12))
         span = self.d1 - self.d0
         if span == 0:
             return (self.p0 + self.p1) / 2
@@ -114,6 +119,18 @@ def _x_axis(parts: list[str], xs: _Scale, ticks: Sequence[float], y: float, labe
                      f"{esc(fmt_num(tick))}</text>")
     parts.append(f"<text x='{(xs.p0 + xs.p1) / 2:.1f}' y='{y + 32:.1f}' text-anchor='middle' fill='#222'>"
                  f"{esc(label)}</text>")
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 ticks per decade covering [lo, hi] (lo > 0), for distributions with a long tail."""
+    ticks = []
+    for exponent in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        ticks += [m * 10.0 ** exponent for m in (1, 2, 5)]
+    below = [t for t in ticks if t <= lo]
+    above = [t for t in ticks if t >= hi]
+    start = below[-1] if below else ticks[0]
+    end = above[0] if above else ticks[-1]
+    return [round(t, 12) for t in ticks if start <= t <= end]
 
 
 def _polyline(points: Sequence[tuple[float, float]], colour: str, width: float = 1.6, dash: str = "") -> str:
@@ -187,7 +204,7 @@ def timeline_svg(panels: Sequence[Panel], invalid_spans_s: Sequence[tuple[float,
     x_ticks = nice_ticks(min(0.0, *all_x), max(all_x), 8)
     xs = _Scale(x_ticks[0], x_ticks[-1], LEFT, WIDTH - RIGHT)
     parts = _svg_open(height, title, "chart timeline")
-    legend = [("invalid samples", INVALID_FILL, "box")]
+    legend = [("invalid samples", INVALID_FILL, "box")] if invalid_spans_s else []
     if any(p.marks for p in panels):
         legend.append(("invalid sample", INVALID_FILL, "cross"))
     if any(p.band for p in panels):
@@ -205,22 +222,24 @@ def timeline_svg(panels: Sequence[Panel], invalid_spans_s: Sequence[tuple[float,
                      "fill='#fff' stroke='#ccc'/>")
         for start, end in invalid_spans_s:
             x0, x1 = xs(start), xs(end)
-            parts.append(f"<rect class='invalid' x='{x0:.1f}' y='{y_top:.1f}' width='{max(1.5, x1 - x0):.1f}' "
-                         f"height='{panel_h}' fill='{INVALID_FILL}' fill-opacity='0.15'/>")
+            parts.append(f"<rect class='invalid' x='{x0:.1f}' y='{y_top:.1f}' "
+                         f"width='{max(1.5, x1 - x0):.1f}' height='{panel_h}' fill='{INVALID_FILL}' "
+                         "fill-opacity='0.15'/>")
         _y_axis(parts, ys, y_ticks, LEFT, WIDTH - RIGHT)
         if panel.band:
             upper = [(xs(x), ys(hi)) for x, _, hi in panel.band]
             lower = [(xs(x), ys(lo)) for x, lo, _ in reversed(panel.band)]
             coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in upper + lower)
-            parts.append(f"<polygon points='{coords}' fill='{panel.colour}' fill-opacity='0.18' stroke='none'/>")
+            parts.append(f"<polygon points='{coords}' fill='{panel.colour}' fill-opacity='0.18' "
+                         "stroke='none'/>")
         if len(panel.points) == 1:
             x, y = panel.points[0]
             parts.append(f"<circle cx='{xs(x):.1f}' cy='{ys(y):.1f}' r='3' fill='{panel.colour}'/>")
         else:
             parts.append(_polyline([(xs(x), ys(y)) for x, y in panel.points], panel.colour))
         for x, y in panel.marks:
-            parts.append(f"<text class='invalid-mark' x='{xs(x):.1f}' y='{ys(y) + 4:.1f}' text-anchor='middle' "
-                         f"fill='{INVALID_FILL}' font-weight='700'>×</text>")
+            parts.append(f"<text class='invalid-mark' x='{xs(x):.1f}' y='{ys(y) + 4:.1f}' "
+                         f"text-anchor='middle' fill='{INVALID_FILL}' font-weight='700'>×</text>")
         parts.append(f"<text x='{LEFT + 6}' y='{y_top + 14:.1f}' fill='{panel.colour}' font-weight='600'>"
                      f"{esc(panel.label)}</text></g>")
     _x_axis(parts, xs, x_ticks, top + len(panels) * (panel_h + gap) - gap / 2 + 4, x_label)
@@ -255,16 +274,20 @@ def _ecdf_points(values: Sequence[float], max_points: int = MAX_POINTS) -> list[
 
 
 def ecdf_svg(curves: Sequence[Distribution], title: str, x_label: str = "latency per sample (ms)") -> str:
-    """Empirical CDFs: a shift right is a slowdown, a longer right tail is jitter; p50/p90 lines for reading."""
+    """Empirical CDFs: a shift right is a slowdown, a longer right tail is jitter; p50/p90 are gridlines."""
     curves = [c for c in curves if c.values_ms]
     if not curves:
         return empty_svg(title, "no valid latency samples", css_class="chart latency empty")
     height, top, bottom = 270, 44, 210
     everything = sorted(v for c in curves for v in c.values_ms)
-    # Clip the far tail at the 99.5th percentile so one stall does not squash the curve.
-    hi = everything[min(len(everything) - 1, int(len(everything) * 0.995))]
-    x_ticks = nice_ticks(everything[0], hi, 8)
-    xs = _Scale(x_ticks[0], x_ticks[-1], LEFT, WIDTH - RIGHT)
+    # Clip the far tail at the 99.5th percentile so one stall does not squash the curve; a log axis when
+    # the spread is wide (sub-ms models with ms stalls) so the body of the distribution stays readable.
+    lo, hi = everything[0], everything[min(len(everything) - 1, int(len(everything) * 0.995))]
+    log = lo > 0 and hi / lo > 20
+    x_ticks = log_ticks(lo, hi) if log else nice_ticks(lo, hi, 8)
+    xs = _Scale(x_ticks[0], x_ticks[-1], LEFT, WIDTH - RIGHT, log=log)
+    if log:
+        x_label += " — log scale"
     ys = _Scale(0.0, 1.0, bottom, top)
     parts = _svg_open(height, title, "chart latency")
     parts.append(f"<rect x='{LEFT}' y='{top}' width='{WIDTH - LEFT - RIGHT}' height='{bottom - top}' "
@@ -276,7 +299,7 @@ def ecdf_svg(curves: Sequence[Distribution], title: str, x_label: str = "latency
     parts.append(f"<text transform='translate(16 {(top + bottom) / 2:.0f}) rotate(-90)' text-anchor='middle' "
                  "fill='#222'>fraction of samples ≤ x</text>")
     for curve in curves:
-        clipped = [(min(x, x_ticks[-1]), y) for x, y in _ecdf_points(curve.values_ms)]
+        clipped = [(min(max(x, x_ticks[0]), x_ticks[-1]), y) for x, y in _ecdf_points(curve.values_ms)]
         parts.append(_polyline([(xs(x), ys(y)) for x, y in clipped], curve.colour, 2.0,
                                "6 3" if curve.dashed else ""))
     _x_axis(parts, xs, x_ticks, bottom, x_label)
@@ -287,11 +310,12 @@ def ecdf_svg(curves: Sequence[Distribution], title: str, x_label: str = "latency
 
 # --- grouped bars ----------------------------------------------------------------------------------------
 def bar_chart_svg(groups: Sequence[str], series: Sequence[str], values: dict[tuple[str, str], float],
-                  title: str, y_label: str) -> str:
-    """Bars per group (model) and series (framework), as in seed 001 Figs. 2 and 4; missing pairs show '–'."""
+                  title: str, y_label: str, empty_message: str = "") -> str:
+    """Bars per group (model) and series (framework), as in seed 001 Figs. 2 and 4; missing pairs: '–'."""
     present = [v for v in values.values() if v is not None and math.isfinite(v)]
     if not groups or not series or not present:
-        return empty_svg(title, f"no {y_label} values in these results", css_class="chart bars empty")
+        message = empty_message or f"no {y_label} values in these results"
+        return empty_svg(title, message, css_class="chart bars empty")
     height, top, bottom = 300, 48, 236
     y_ticks = nice_ticks(0.0, max(present) * 1.08, 5)  # headroom for the value labels
     ys = _Scale(0.0, y_ticks[-1], bottom, top)
@@ -314,9 +338,9 @@ def bar_chart_svg(groups: Sequence[str], series: Sequence[str], values: dict[tup
                 continue
             y = ys(value)
             colour = PALETTE[si % len(PALETTE)]
-            parts.append(f"<rect x='{x + 1:.1f}' y='{y:.1f}' width='{bar_w - 2:.1f}' height='{bottom - y:.1f}' "
-                         f"fill='{colour}'><title>{esc(group)} / {esc(name)}: {esc(fmt_num(value))} "
-                         f"{esc(y_label)}</title></rect>")
+            parts.append(f"<rect x='{x + 1:.1f}' y='{y:.1f}' width='{bar_w - 2:.1f}' "
+                         f"height='{bottom - y:.1f}' fill='{colour}'><title>{esc(group)} / {esc(name)}: "
+                         f"{esc(fmt_num(value))} {esc(y_label)}</title></rect>")
             parts.append(f"<text x='{x + bar_w / 2:.1f}' y='{y - 3:.1f}' text-anchor='middle' font-size='10' "
                          f"fill='#333'>{esc(fmt_num(value))}</text>")
         label = group if len(group) <= 28 else group[:26] + "…"

@@ -51,6 +51,7 @@ tr:nth-child(even) td { background: #fafafa; }
 .v-NEW { background: #eee; color: #333; } .v-ERROR { background: #7f1d1d; color: #fff; }
 section.test { border: 1px solid #e3e3e3; border-radius: 6px; padding: 4px 16px 12px 16px; margin: 18px 0; }
 .warn { color: #7f1d1d; } .note { color: #555; font-size: 13px; }
+ul.note { margin: 4px 0; padding-left: 20px; } details.note { margin: 6px 0; }
 svg.chart { display: block; margin: 10px 0; max-width: 100%; height: auto; }
 a { color: #0b5cad; }
 """
@@ -178,7 +179,8 @@ def latency_chart(result: dict[str, Any], baseline: dict[str, Any] | None, title
 # --- sections ------------------------------------------------------------------------------------------
 def _results_table(results: list[dict[str, Any]], prefix: str) -> str:
     # The verdict goes up front: on a narrow screen the metric columns scroll, the verdict must not.
-    headers = ["test", "framework", "verdict", "model", "status", "valid / all"] + [h for _, h in TABLE_COLUMNS]
+    headers = ["test", "framework", "verdict", "model", "status", "valid / all"]
+    headers += [h for _, h in TABLE_COLUMNS]
     rows = []
     for index, result in enumerate(results):
         summary = result.get("summary") or {}
@@ -222,10 +224,12 @@ def _suite_charts(results: list[dict[str, Any]], heading_level: int = 2) -> str:
             if summary.get(fom_key) is not None:
                 fom[(group, framework)] = float(summary[fom_key])
         out.append(f"<h{heading_level}>Suite {esc(suite)}</h{heading_level}>")
-        out.append(charts.bar_chart_svg(groups, frameworks, fps, f"Throughput per model and framework — {suite}",
-                                        "fps (inferences / s)"))
+        fps_title = f"Throughput per model and framework — {suite}"
+        out.append(charts.bar_chart_svg(groups, frameworks, fps, fps_title, "fps (inferences / s)"))
         fom_title = f"Figure of Merit ({fom_key.removeprefix('fom_').removesuffix('_per_j')}) — {suite}"
-        out.append(charts.bar_chart_svg(groups, frameworks, fom, fom_title, "correct inferences / J"))
+        out.append(charts.bar_chart_svg(groups, frameworks, fom, fom_title, "correct inferences / J",
+                                        "no FoM: it needs both a power reading (--edgeperf-power-meter) and an "
+                                        "accuracy metric for the same test"))
     return "\n".join(out)
 
 
@@ -236,27 +240,41 @@ def _verdict_table(verdicts: list[dict[str, Any]]) -> str:
         if not isinstance(v, dict):
             continue
         change = v.get("change_pct")
-        rows.append([esc(v.get("metric", "")), esc(fmt_value(v.get("baseline"))), esc(fmt_value(v.get("current"))),
-                     esc("–" if change is None else f"{float(change):+.1f}"), esc(fmt_value(v.get("p_value"))),
-                     esc(v.get("tolerance", "–") if v.get("tolerance") is not None else "–"),
+        change_text = "–" if change is None else f"{float(change):+.1f}"
+        tolerance = v.get("tolerance")
+        rows.append([esc(v.get("metric", "")), esc(fmt_value(v.get("baseline"))),
+                     esc(fmt_value(v.get("current"))), esc(change_text), esc(fmt_value(v.get("p_value"))),
+                     esc("–" if tolerance is None else tolerance),
                      _verdict_html(str(v.get("verdict", ""))), esc(v.get("note", ""))])
     return _table(headers, rows, text_columns=1, css_class="verdicts")
 
 
-def _test_section(result: dict[str, Any], anchor: str, baselines: dict[str, dict] | None) -> str:
+def _notes_html(notes: list[str], page_level: set[str]) -> str:
+    """A test's notes minus what the page header already says; many notes fold into <details> (no JS)."""
+    own = [str(n) for n in notes if str(n) not in page_level]
+    if not own:
+        return ""
+    items = "".join(f"<li>{esc(n)}</li>" for n in own)
+    if len(own) <= 3:
+        return f"<ul class='note'>{items}</ul>"
+    return f"<details class='note'><summary>{len(own)} notes</summary><ul>{items}</ul></details>"
+
+
+def _test_section(result: dict[str, Any], anchor: str, baselines: dict[str, dict] | None,
+                  page_level: set[str] | None = None) -> str:
     test_id = str(result.get("test_id", "?"))
     framework = str(result.get("framework", "?"))
     out = [f"<section class='test' id='{esc(anchor)}'>",
            f"<h3>{esc(test_id)} [{esc(framework)}] {_verdict_html(verdict_label(result))}</h3>",
-           f"<p class='meta'>model {esc(result.get('model', '?'))} · device {esc(result.get('device', '?'))} · "
+           f"<p class='meta'>model {esc(result.get('model', '?'))} · "
+           f"device {esc(result.get('device', '?'))} · "
            f"{esc(result.get('threads', '?'))} thread(s) · status {esc(result.get('status', '?'))}"
            + (f" — {esc(result['status_reason'])}" if result.get("status_reason") else "") + "</p>"]
-    reasons = result.get("invalid_reasons") or {}
+    reasons = {k: v for k, v in (result.get("invalid_reasons") or {}).items() if v}
     if reasons:
         text = ", ".join(f"{k}: {v}" for k, v in reasons.items())
         out.append(f"<p class='warn'>Invalid samples (excluded from every figure): {esc(text)}</p>")
-    for note in result.get("notes") or []:
-        out.append(f"<p class='note'>{esc(note)}</p>")
+    out.append(_notes_html(result.get("notes") or [], page_level or set()))
     if result.get("verdicts"):
         out.append(_verdict_table(result["verdicts"]))
     if result.get("status") != "error":
@@ -270,9 +288,10 @@ def _test_section(result: dict[str, Any], anchor: str, baselines: dict[str, dict
 def _device_header(payload: dict[str, Any]) -> str:
     device = payload.get("device") or {}
     env = payload.get("environment") or {}
-    out = [f"<p class='meta'>Device <b>{esc(device_name(payload))}</b> — {esc(device.get('model', 'unknown board'))}"
-           f" · Python {esc(env.get('python', '?'))} · {esc(env.get('machine', '?'))} · kernel "
-           f"{esc(env.get('kernel', '?'))} · commit {esc(env.get('git_commit', '?'))}</p>"]
+    board = device.get("model") or "unknown board"
+    out = [f"<p class='meta'>Device <b>{esc(device_name(payload))}</b> — {esc(board)}"
+           f" · Python {esc(env.get('python') or '?')} · {esc(env.get('machine') or '?')} · kernel "
+           f"{esc(env.get('kernel') or '?')} · commit {esc(env.get('git_commit') or 'unknown')}</p>"]
     if env.get("cpu"):
         out.append(f"<p class='meta'>CPU: {esc(env['cpu'])}</p>")
     created = payload.get("created_unix")
@@ -282,7 +301,8 @@ def _device_header(payload: dict[str, Any]) -> str:
                    f"{esc(payload.get('version', ''))}</p>")
     unavailable = device.get("unavailable") or []
     if unavailable:
-        out.append("<p class='warn'>Unavailable on this device: " + esc("; ".join(map(str, unavailable))) + "</p>")
+        text = "; ".join(map(str, unavailable))
+        out.append(f"<p class='warn'>Unavailable on this device: {esc(text)}</p>")
     return "\n".join(out)
 
 
@@ -293,7 +313,9 @@ def _device_body(payload: dict[str, Any], baselines: dict[str, dict] | None, pre
         return "<p>No results.</p>"
     out = [f"<h{level}>Results</h{level}>", _results_table(results, prefix), _suite_charts(results, level)]
     out.append(f"<h{level}>Per test</h{level}>")
-    out += [_test_section(r, result_anchor(prefix, i), baselines) for i, r in enumerate(results)]
+    device = payload.get("device") or {}
+    page_level = {str(u) for u in device.get("unavailable") or []}
+    out += [_test_section(r, result_anchor(prefix, i), baselines, page_level) for i, r in enumerate(results)]
     return "\n".join(out)
 
 

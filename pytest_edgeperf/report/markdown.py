@@ -39,7 +39,9 @@ def fmt_value(value: Any, digits: int = 3) -> str:
         return "0"
     if abs(number) >= 1000:
         return f"{number:,.0f}"
-    decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(number)))))
+    if abs(number) < 1e-3:  # p-values: 2.3e-11, not 0.0000000000230
+        return f"{number:.{digits - 1}e}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(number))))
     return f"{number:.{decimals}f}"
 
 
@@ -117,6 +119,7 @@ def results_markdown(payloads: list[dict[str, Any]]) -> str:
     lines.append(f"Devices: {', '.join(devices)}. " + ", ".join(
         f"{name}: {count}" for name, count in sorted(counts.items()) if name != "–") + ".")
     lines.append("")
-    lines.append(tabulate(marked, headers=[_md_cell(h) for h in headers], tablefmt="github",
-                          disable_numparse=True))
+    align = ["left", "left"] + ["right", "right", "right", "left"] * len(devices)
+    lines.append(tabulate(marked, headers=[_md_cell(h) for h in headers], tablefmt="pipe",
+                          disable_numparse=True, colalign=align))
     return "\n".join(lines) + "\n"

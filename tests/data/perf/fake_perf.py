@@ -28,7 +28,7 @@ TOTALS = {
     "cache-misses": ("<not counted>", "", "0.00"),
     "task-clock": ("150.50", "msec", "100.00"),
 }
-# interval-mode counts per interval
+# interval-mode counts per interval; instructions grow by 1e6 each interval (k * 1e6 in interval k)
 PER_INTERVAL = {
     "instructions": ("1000000", ""),
     "cycles": ("500000", ""),
@@ -45,8 +45,9 @@ def _open_perf_fd() -> None:
     nr = _SYSCALL_PERF_EVENT_OPEN.get(platform.machine())
     if nr is None:
         return
-    attr = (ctypes.c_uint8 * 128)()
-    ctypes.memmove(attr, (1).to_bytes(4, "little") + (128).to_bytes(4, "little") + (1).to_bytes(8, "little"), 16)
+    attr = (ctypes.c_uint8 * 128)()  # type=PERF_TYPE_SOFTWARE, size=128, config=PERF_COUNT_SW_TASK_CLOCK
+    head = (1).to_bytes(4, "little") + (128).to_bytes(4, "little") + (1).to_bytes(8, "little")
+    ctypes.memmove(attr, head, len(head))
     libc = ctypes.CDLL(None, use_errno=True)
     fd = libc.syscall(nr, ctypes.byref(attr), 0, -1, -1, 0)
     if fd >= 0:
@@ -107,6 +108,7 @@ def stat(argv: list[str]) -> int:
             return 0
         step_s = int(interval) / 1000
         next_t = step_s
+        k = 1
         while not _stop:
             time.sleep(0.005)
             now = time.monotonic() - started
@@ -116,9 +118,12 @@ def stat(argv: list[str]) -> int:
             if now >= next_t:
                 for event in events:
                     value, unit = PER_INTERVAL.get(event, ("<not supported>", ""))
+                    if event == "instructions":
+                        value = str(int(value) * k)
                     out.write(f"{next_t:15.9f},{value},{unit},{event},0,100.00,,\n")
                 out.flush()
                 next_t += step_s
+                k += 1
     return 0
 
 

@@ -1,0 +1,13 @@
+"""Shared test setup.
+
+pytester's in-process runs restore ``sys.modules`` afterwards, so a native extension first imported inside one
+inner run would be imported a second time by the next one, which protobuf-based modules (onnx) answer with an
+abort. Importing them here, once, keeps them in the outer snapshot.
+"""
+
+import numpy  # noqa: F401
+import onnx
+import onnx.helper
+import onnx.numpy_helper  # noqa: F401
+
+pytest_plugins = ["pytester"]
