@@ -230,8 +230,11 @@ class ThermalGuard:
                         f"device not ready after {s.timeout_s:g} s ({why}); last readings: {self._summary(r)}"
                     )
                     return GuardOutcome(False, waited, reason, r, notes)
-                if self.progress is not None and (cool or clock) and (
-                    last_progress is None or now - last_progress >= PROGRESS_INTERVAL_S
+                if (
+                    self.progress is not None
+                    and (cool or clock)
+                    and waited >= PROGRESS_INTERVAL_S  # quiet when ready within a second
+                    and (last_progress is None or now - last_progress >= PROGRESS_INTERVAL_S)
                 ):
                     last_progress = now
                     line = (

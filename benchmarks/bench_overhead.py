@@ -1,0 +1,343 @@
+"""Benchmark of the plugin's timing overhead (issue 2): plugin fps vs a bare timing loop, same runtime, same run.
+
+For a fast model (``zoo:tiny_cnn``, well under 1 ms per inference) any cost the plugin adds per sample shows up
+directly in throughput. Each round runs, for each runtime, two fresh processes back to back:
+
+  bare    this script with ``--bare``: loads the model exactly as ``pytest_edgeperf/frameworks/*`` do
+          (onnxruntime: intra_op_num_threads=N, inter_op 1, sequential, no spinning; ai_edge_litert:
+          Interpreter(num_threads=N); OpenCV: cv2.setNumThreads(N) + readNet), the same random input
+          (seed 0), the same warm-up (1 run + 5 runs + until 1 s), then times ``sess.run`` /
+          ``set_tensor + invoke + get_tensor`` / ``setInput + forward`` inline in a plain perf_counter loop
+          for the same duration. It imports nothing from pytest_edgeperf.
+  plugin  ``python -m pytest`` on a one-test file (``@pytest.mark.edgeperf(model="zoo:tiny_cnn", ...)``) with
+          the plugin's defaults (sensor sampler on at 10 Hz, guard on) plus ``--edgeperf-min-time``,
+          ``--edgeperf-threads`` and ``--edgeperf-json``; fps is read back from the raw samples.
+
+fps = 1 / median latency for both. The order inside a pair alternates every round (bare first, then plugin first)
+and the runtimes are interleaved inside each round, so slow drift of this shared machine hits both arms alike.
+The per-round ratio plugin/bare is the figure; its median over rounds is compared with the 0.99 target.
+
+Usage:  python benchmarks/bench_overhead.py                       (default: 6 rounds x 3 runtimes, ~4-5 min)
+        python benchmarks/bench_overhead.py --rounds 10 --seconds 5 --threads 2 --runtimes onnxruntime,litert
+        python benchmarks/bench_overhead.py --json overhead.json   (also save every round's raw figures)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+RUNTIMES = ("onnxruntime", "litert", "opencv")
+TARGET_RATIO = 0.99
+WARMUP_S = 1.0  # the plugin's default Budget.warmup_s
+WARMUP_RUNS = 5  # the plugin's default Budget.warmup_runs
+MIN_SAMPLES = 64  # the plugin's default Budget.min_samples
+
+PLUGIN_TEST = '''import pytest
+
+
+@pytest.mark.edgeperf(model="zoo:{model}", frameworks=["{runtime}"])
+def test_overhead(edgeperf):
+    edgeperf.measure()
+'''
+
+
+# --- the bare loop (runs in a fresh subprocess; nothing from pytest_edgeperf) ----------------------------------
+def _random_input(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The same input the plugin's worker feeds (its ``random_input`` with seed 0)."""
+    rng = np.random.default_rng(0)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _warm_up(step: Any) -> None:
+    step()
+    for _ in range(WARMUP_RUNS):
+        step()
+    end = time.perf_counter() + WARMUP_S
+    while time.perf_counter() < end:
+        step()
+
+
+def bare_onnxruntime(model_file: Path, threads: int, seconds: float) -> tuple[list[float], str]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    sess = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in inp.shape)
+    feed = {inp.name: _random_input(shape, np.dtype(np.float32))}
+    _warm_up(lambda: sess.run(None, feed))
+    perf, lat = time.perf_counter, []
+    end = perf() + seconds
+    while True:
+        t0 = perf()
+        sess.run(None, feed)
+        t1 = perf()
+        lat.append(t1 - t0)
+        if t1 >= end and len(lat) >= MIN_SAMPLES:
+            return lat, ort.__version__
+
+
+def bare_litert(model_file: Path, threads: int, seconds: float) -> tuple[list[float], str]:
+    from importlib.metadata import version
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(model_file), num_threads=threads)
+    interp.allocate_tensors()
+    in_d, out_d = interp.get_input_details()[0], interp.get_output_details()[0]
+    x = _random_input(tuple(int(d) for d in in_d["shape"]), np.dtype(in_d["dtype"]))
+    i_in, i_out = in_d["index"], out_d["index"]
+
+    def step() -> None:
+        interp.set_tensor(i_in, x)
+        interp.invoke()
+        interp.get_tensor(i_out)
+
+    _warm_up(step)
+    perf, lat = time.perf_counter, []
+    set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
+    end = perf() + seconds
+    while True:
+        t0 = perf()
+        set_tensor(i_in, x)
+        invoke()
+        get_tensor(i_out)
+        t1 = perf()
+        lat.append(t1 - t0)
+        if t1 >= end and len(lat) >= MIN_SAMPLES:
+            return lat, f"ai-edge-litert {version('ai-edge-litert')}"
+
+
+def bare_opencv(model_file: Path, threads: int, seconds: float) -> tuple[list[float], str]:
+    import cv2
+    import onnx
+
+    cv2.setNumThreads(threads)
+    net = cv2.dnn.readNet(str(model_file))
+    dims = onnx.load(str(model_file), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    x = _random_input(tuple(d.dim_value if d.dim_value > 0 else 1 for d in dims), np.dtype(np.float32))
+
+    def step() -> None:
+        net.setInput(x)
+        net.forward()
+
+    _warm_up(step)
+    perf, lat = time.perf_counter, []
+    set_input, forward = net.setInput, net.forward
+    end = perf() + seconds
+    while True:
+        t0 = perf()
+        set_input(x)
+        forward()
+        t1 = perf()
+        lat.append(t1 - t0)
+        if t1 >= end and len(lat) >= MIN_SAMPLES:
+            return lat, cv2.__version__
+
+
+BARE = {"onnxruntime": (bare_onnxruntime, ".onnx"), "litert": (bare_litert, ".tflite"),
+        "opencv": (bare_opencv, ".onnx")}
+
+
+def bare_main(runtime: str, model_stem: Path, threads: int, seconds: float, gc_off: bool) -> None:
+    fn, ext = BARE[runtime]
+    if gc_off:
+        gc.disable()
+    lat, runtime_version = fn(model_stem.with_name(model_stem.name + ext), threads, seconds)
+    print(json.dumps({"latency_s": lat, "runtime_version": runtime_version}))
+
+
+# --- orchestration ---------------------------------------------------------------------------------------------
+def child_env() -> dict[str, str]:
+    """The plugin under test is this work tree's, whatever else is installed."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYTHONHASHSEED", "0")
+    return env
+
+
+def build_model(name: str, cache_dir: Path) -> Path:
+    """The zoo model's stem (``<cache>/models/<name>``), built once, exactly where the plugin will look."""
+    sys.path.insert(0, str(REPO))
+    from pytest_edgeperf.models.build import ensure_zoo_model
+
+    return Path(ensure_zoo_model(name, cache_dir / "models").stem)
+
+
+def fps_of(latencies_s: list[float]) -> float:
+    return 1.0 / float(np.median(latencies_s))
+
+
+def run_bare(runtime: str, stem: Path, threads: int, seconds: float, gc_off: bool) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--bare", runtime, "--model-stem", str(stem),
+           "--threads", str(threads), "--seconds", repr(seconds)] + (["--bare-gc-off"] if gc_off else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=seconds * 4 + 120)
+    if out.returncode != 0:
+        tail = " | ".join(out.stderr.strip().splitlines()[-3:])
+        raise SystemExit(f"bare {runtime} loop failed (exit {out.returncode}): {tail}")
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    lat = data["latency_s"]
+    return {"fps": fps_of(lat), "samples": len(lat), "runtime_version": data["runtime_version"]}
+
+
+def run_plugin(workdir: Path, runtime: str, model: str, cache_dir: Path, threads: int, seconds: float,
+               extra_args: list[str], tag: str) -> dict[str, Any]:
+    """One pytest run of the one-test file; returns fps from the raw valid samples, plus what the JSON says."""
+    test_file = workdir / f"test_bench_{model}_{runtime}.py"
+    if not test_file.exists():
+        test_file.write_text(PLUGIN_TEST.format(model=model, runtime=runtime))
+    out_json = workdir / f"out_{runtime}_{tag}.json"
+    out_json.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
+           f"--edgeperf-json={out_json}", f"--edgeperf-cache-dir={cache_dir}", f"--edgeperf-min-time={seconds}",
+           "--edgeperf-idle-time=0", f"--edgeperf-threads={threads}", "--edgeperf-no-progress", *extra_args]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=child_env(),
+                         timeout=seconds * 4 + 300)
+    if out.returncode != 0 or not out_json.exists():
+        tail = " | ".join((out.stdout + out.stderr).strip().splitlines()[-6:])
+        raise SystemExit(f"plugin run ({runtime}, {tag}) failed (exit {out.returncode}): {tail}")
+    result = json.loads(out_json.read_text())["results"][0]
+    if result["status"] != "ok" or int(result["threads"]) != threads:
+        raise SystemExit(f"plugin run ({runtime}, {tag}): status {result['status']!r}, threads {result['threads']} "
+                         f"({result.get('status_reason')})")
+    s = result["samples"]
+    valid = [lat for lat, ok in zip(s["latency_s"], s["valid"], strict=True) if ok]
+    return {"fps": fps_of(valid), "summary_fps": result["summary"]["fps"], "samples": len(s["latency_s"]),
+            "valid": len(valid), "device": result["device"], "timeline_points": len(result["timeline"]),
+            "runtime_version": result["environment"].get("runtime_version"),
+            "cpu_percent": result.get("cpu_percent"), "notes": result.get("notes", [])}
+
+
+def available_runtimes(wanted: list[str]) -> list[str]:
+    import importlib.util
+
+    module = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert", "opencv": "cv2"}
+    out = []
+    for name in wanted:
+        if name not in module:
+            raise SystemExit(f"--runtimes: unknown runtime {name!r} (known: {', '.join(RUNTIMES)})")
+        if importlib.util.find_spec(module[name]) is None:
+            print(f"skipping {name}: {module[name]} is not installed", flush=True)
+            continue
+        out.append(name)
+    return out
+
+
+def ratio_summary(ratios: list[float]) -> dict[str, float]:
+    r = np.asarray(ratios, dtype=float)
+    q1, med, q3 = np.percentile(r, [25, 50, 75])
+    return {"median": float(med), "q1": float(q1), "q3": float(q3), "min": float(r.min()), "max": float(r.max())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved bare/plugin pairs per runtime (default 6)")
+    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement (default 3)")
+    ap.add_argument("--threads", type=int, default=1, help="inference threads in both arms (default 1)")
+    ap.add_argument("--runtimes", default=",".join(RUNTIMES), help="comma-separated (default: all three)")
+    ap.add_argument("--model", default="tiny_cnn", help="zoo model (default tiny_cnn, < 1 ms per inference)")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="model cache (default: a temporary directory)")
+    ap.add_argument("--bare-gc-off", action="store_true",
+                    help="disable the garbage collector in the bare loop too (the plugin's worker does)")
+    ap.add_argument("--json", type=Path, default=None, help="also write every round's figures here")
+    # internal: the bare child
+    ap.add_argument("--bare", choices=RUNTIMES, help=argparse.SUPPRESS)
+    ap.add_argument("--model-stem", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.bare:
+        bare_main(args.bare, args.model_stem, args.threads, args.seconds, args.bare_gc_off)
+        return 0
+    if args.rounds < 1 or args.seconds <= 0 or args.threads < 1:
+        raise SystemExit("--rounds and --threads must be >= 1 and --seconds > 0")
+
+    from tabulate import tabulate
+
+    runtimes = available_runtimes([r.strip() for r in args.runtimes.split(",") if r.strip()])
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="edgeperf-bench-overhead-") as tmp:
+        workdir = Path(tmp)
+        cache_dir = args.cache_dir or workdir / "cache"
+        stem = build_model(args.model, cache_dir)
+        print(f"bench_overhead: {args.model}, {args.threads} thread(s), {args.seconds:g} s per measurement, "
+              f"{args.rounds} rounds, runtimes {', '.join(runtimes)}; load average "
+              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+        rows: list[dict[str, Any]] = []
+        for rnd in range(args.rounds):
+            for runtime in runtimes:
+                bare_first = rnd % 2 == 0
+                arms: dict[str, dict[str, Any]] = {}
+                for arm in (("bare", "plugin") if bare_first else ("plugin", "bare")):
+                    if arm == "bare":
+                        arms[arm] = run_bare(runtime, stem, args.threads, args.seconds, args.bare_gc_off)
+                    else:
+                        arms[arm] = run_plugin(workdir, runtime, args.model, cache_dir, args.threads,
+                                               args.seconds, [], f"r{rnd}")
+                b, p = arms["bare"], arms["plugin"]
+                if b["runtime_version"] not in (p["runtime_version"], None):
+                    print(f"  warning: runtime versions differ: bare {b['runtime_version']}, "
+                          f"plugin {p['runtime_version']}", flush=True)
+                row = {"runtime": runtime, "round": rnd + 1, "first": "bare" if bare_first else "plugin",
+                       "bare_fps": b["fps"], "plugin_fps": p["fps"], "ratio": p["fps"] / b["fps"],
+                       "bare_samples": b["samples"], "plugin_samples": p["samples"],
+                       "plugin_valid": p["valid"], "plugin_summary_fps": p["summary_fps"],
+                       "plugin_timeline_points": p["timeline_points"], "device": p["device"],
+                       "runtime_version": p["runtime_version"]}
+                rows.append(row)
+                print(f"  round {rnd + 1}/{args.rounds} {runtime:<12} bare {b['fps']:9.1f} fps  plugin "
+                      f"{p['fps']:9.1f} fps  ratio {row['ratio']:.4f}  ({time.monotonic() - started:.0f} s)",
+                      flush=True)
+
+    table = [[r["runtime"], r["round"], r["first"], f"{r['bare_fps']:.1f}", f"{r['plugin_fps']:.1f}",
+              f"{r['ratio']:.4f}"] for r in rows]
+    print()
+    print(tabulate(table, headers=["runtime", "round", "first", "bare fps", "plugin fps", "plugin/bare"],
+                   tablefmt="github"))
+    summary = []
+    per_runtime: dict[str, dict[str, float]] = {}
+    for runtime in runtimes:
+        mine = [r for r in rows if r["runtime"] == runtime]
+        st = ratio_summary([r["ratio"] for r in mine])
+        per_runtime[runtime] = st
+        summary.append([runtime, mine[0]["runtime_version"], len(mine),
+                        f"{np.median([r['bare_fps'] for r in mine]):.1f}",
+                        f"{np.median([r['plugin_fps'] for r in mine]):.1f}", f"{st['median']:.4f}",
+                        f"{st['q1']:.4f} - {st['q3']:.4f}", f"{st['min']:.4f} - {st['max']:.4f}",
+                        "yes" if st["median"] >= TARGET_RATIO else "NO"])
+    print()
+    print(tabulate(summary, headers=["runtime", "version", "rounds", "median bare fps", "median plugin fps",
+                                     "median ratio", "IQR", "min - max", f">= {TARGET_RATIO}"],
+                   tablefmt="github"))
+    elapsed = time.monotonic() - started
+    print(f"\n{datetime.date.today().isoformat()}: {elapsed:.0f} s; {os.cpu_count()} cores; load average now "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                                         "summary": per_runtime, "elapsed_s": elapsed}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
