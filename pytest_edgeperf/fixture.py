@@ -227,25 +227,25 @@ class EdgeperfFixture:
 
     def _judge(self, result: Result) -> None:
         from .baseline import BaselineError
-        from .verdict import format_verdict_table, judge
+        from .verdict import format_verdict_table, judge, merge_tolerances
 
         s = self._session.settings
-        tolerances = {**s.tolerances, **self.spec.tolerance}
+        tolerances = merge_tolerances(s.tolerances, self.spec.tolerance)
         try:
             entry = self._session.store.lookup(result.test_id)
         except BaselineError as exc:
             raise EdgeperfFailure(str(exc)) from None
         verdict = judge(result, entry, tolerances, strict=s.strict and not s.update_baselines)
-        result.verdicts = [m.to_json() if hasattr(m, "to_json") else dict(m.__dict__) for m in verdict.metrics]
-        result.overall_verdict = verdict.overall
+        verdict.apply_to(result)
         if verdict.flags:
             result.notes.extend(f for f in verdict.flags if f not in result.notes)
-        if s.update_baselines:
+        if s.update_baselines or not verdict.failed:
             return
-        if verdict.overall in ("REGRESSION", "MISSING"):
-            self._session.add_breach(self.nodeid, Breach(
-                f"{result.framework} on {result.model}: {verdict.overall.lower()} against the "
-                f"{self._session.profile.name} baseline", format_verdict_table(verdict)))
+        what = ("regressed against" if verdict.overall == "REGRESSION"
+                else "has no baseline (--edgeperf-strict) in")
+        self._session.add_breach(self.nodeid, Breach(
+            f"{result.framework} on {result.model} {what} the {self._session.profile.name} baselines: "
+            f"{verdict.summary_line().removeprefix('edgeperf: ')}", format_verdict_table(verdict)))
 
     # ---- inputs ----------------------------------------------------------------------------------------------
     def _resolve_model(self, given: str) -> Path:

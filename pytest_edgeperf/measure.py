@@ -283,23 +283,36 @@ def run_measurement(req: MeasureRequest, inst: Instruments, progress: Progress |
     result.environment = {**inst.environment, "device": inst.device_name, "runtime": req.framework,
                           "threads": req.threads, "model_sha256": model_sha, "model_file": req.model_file.name}
     describe = f"{req.framework} on {req.model}"
+    why = ""
     with device_lock(inst.lock_path, progress):
         for attempt in range(1, inst.max_attempts + 1):
+            try:
+                _one_attempt(req, inst, result, describe, progress)
+            except DeviceNotReady as exc:
+                if attempt == 1:
+                    raise
+                # the device did not cool down for a retry: the throttled attempt stands, as INCONCLUSIVE
+                result.status = STATUS_INCONCLUSIVE
+                result.status_reason = f"{why} and the device did not cool down for attempt {attempt}: {exc}"
+                break
             result.attempts = attempt
-            _one_attempt(req, inst, result, describe, progress)
             needed = req.budget.min_samples
             valid = result.valid_count
             fraction = valid / max(len(result.samples), 1)
+            reasons = ", ".join(f"{k}: {v}" for k, v in result.invalid_reasons.items() if v)
             if valid >= needed and fraction >= inst.min_valid_fraction:
                 result.status = STATUS_OK
+                if result.invalid_count:
+                    _add_note(result, f"{result.invalid_count} of {len(result.samples)} samples excluded: taken "
+                                      f"while throttled or below the clock floor ({reasons})")
                 break
             why = (f"{result.invalid_count} of {len(result.samples)} samples were taken while throttled or below "
-                   f"the clock floor ({', '.join(f'{k}: {v}' for k, v in result.invalid_reasons.items())})")
+                   f"the clock floor ({reasons})")
             if attempt < inst.max_attempts:
                 result.notes.append(f"attempt {attempt}: {why}; cooling down and measuring again")
                 continue
             result.status = STATUS_INCONCLUSIVE
-            result.status_reason = f"{why} after {attempt} attempts"
+            result.status_reason = f"{why} after {attempt} attempt{'s' if attempt > 1 else ''}"
     return result
 
 
@@ -380,6 +393,7 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
         if counters is not None:
             power_points = [(p[0], p[2]) for p in trace.samples] if trace is not None else None
             result.counters = counters.stop(int(timed["count"]), power_points)
+            result.notes.extend(f"hardware counters: {n}" for n in result.counters.get("notes", []))
         if hotspots is not None:
             result.counters["hotspots"] = hotspots.stop(hotspots_dir)
         done = worker.expect("done", inst.worker_timeout_s, "while reporting its samples")
@@ -405,24 +419,35 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
     if readers is not None:
         result.device_end = readers.snapshot()
         _note_sticky_throttle(result, readers)
+    result.invalid_reasons = {}
     if timeline:
-        from .sampler import invalidate_samples
+        from .sampler import achieved_rate_hz, effective_period_s, invalidate_samples
 
-        period = 1.0 / inst.sample_hz if inst.sample_hz > 0 else 0.0
+        # judge validity by the gaps actually seen: slow readers stretch them beyond 1 / sample_hz
+        period = effective_period_s(timeline, 1.0 / inst.sample_hz if inst.sample_hz > 0 else 0.0)
         result.invalid_reasons = invalidate_samples(result.samples, timeline, inst.floor_ghz, period)
+        rate = achieved_rate_hz(timeline)
+        if rate is not None and rate < 0.5 * inst.sample_hz:
+            _add_note(result, f"the sensor sampler reached {rate:.1f} Hz of the {inst.sample_hz:g} Hz asked "
+                              f"(slow readers); samples within {period:.2f} s of a bad reading were excluded")
     if trace is not None:
         _attach_power(result, trace, idle_w)
 
 
+def _add_note(result: Result, note: str) -> None:
+    if note not in result.notes:
+        result.notes.append(note)
+
+
 def _note_sticky_throttle(result: Result, readers: Any) -> None:
     start, end = result.device_start.get("throttled_raw"), result.device_end.get("throttled_raw")
-    if start is None or end is None:
+    if end is None:
         return
     from .device.readers import ThrottleState
 
-    for message in ThrottleState(int(end)).newly_occurred(ThrottleState(int(start))):
-        if message not in result.notes:
-            result.notes.append(message)
+    before = None if start is None else ThrottleState(int(start))
+    for message in ThrottleState(int(end)).run_notes(before):
+        _add_note(result, message)
 
 
 def _attach_power(result: Result, trace: Any, idle_w: float | None) -> None:
@@ -432,16 +457,27 @@ def _attach_power(result: Result, trace: Any, idle_w: float | None) -> None:
     summary = summarize_power(trace, result.window_start_s, result.window_end_s, len(result.samples), idle_w,
                               accuracy=result.accuracy or None)
     result.power = summary
+    # a repeated (throttled) attempt replaces the power figures, so it replaces an earlier attempt's note too
+    result.notes[:] = [n for n in result.notes if not n.startswith("power unavailable: ")]
     if "unavailable" in summary:
         result.notes.append(f"power unavailable: {summary['unavailable']}")
-    # power readings join the timeline (nearest reading) so one chart can show them together
-    points = getattr(trace, "samples", [])
+    # power readings join the timeline (nearest reading) so one chart can show them together; a point farther
+    # than one sampling period from any reading (after the meter vanished) stays empty rather than invented
+    points = sorted(getattr(trace, "samples", []))
     if points and result.timeline:
         import numpy as np
 
         times = np.array([p[0] for p in points])
+        rate_hz = getattr(trace, "rate_hz", None)
+        gaps = np.diff(times)
+        period_s = float(np.median(gaps)) if gaps.size else (1.0 / rate_hz if rate_hz else 1.0)
+        if rate_hz:
+            period_s = max(period_s, 1.0 / rate_hz)
         for tp in result.timeline:
-            i = int(np.clip(np.searchsorted(times, tp.t_s), 0, len(points) - 1))
-            tp.power_w = float(points[i][2])
+            i = int(np.clip(np.searchsorted(times, tp.t_s), 1, len(points) - 1)) if len(points) > 1 else 0
+            if i > 0 and abs(times[i - 1] - tp.t_s) <= abs(times[i] - tp.t_s):
+                i -= 1
+            if abs(times[i] - tp.t_s) <= period_s:
+                tp.power_w = float(points[i][2])
     elif points:
         result.timeline = [TimelinePoint(t_s=p[0], power_w=p[2]) for p in points]

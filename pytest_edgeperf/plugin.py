@@ -126,6 +126,14 @@ def power_meter(pytestconfig: pytest.Config) -> Any:
     return meter if meter is not None else NullPowerMeter()
 
 
+@pytest.fixture(scope="session")
+def model_cache(pytestconfig: pytest.Config) -> Any:
+    """Builds models once into the cache (zoo architectures, graphs from shipped weights, int8 variants)."""
+    from .models.cache import ModelCache
+
+    return ModelCache(_session(pytestconfig).settings.cache_dir)
+
+
 @pytest.fixture
 def edgeperf(request: pytest.FixtureRequest, framework: str) -> EdgeperfFixture:
     """Runs measurements: ``result = edgeperf.measure()``; limits and baselines are checked on the test itself."""

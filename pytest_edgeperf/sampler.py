@@ -167,6 +167,27 @@ def invalidate_samples(
     return counts
 
 
+def effective_period_s(timeline: list[TimelinePoint], nominal_s: float) -> float:
+    """The sampling period to judge validity by: the nominal one, or the longest gap actually seen if longer.
+
+    A slow reader (a ``vcgencmd`` spawn on a busy device, a hung sensor) stretches the gaps between points
+    beyond ``1 / rate_hz``; with the nominal period a bad state seen at one point would then cover too short
+    an interval, and samples taken just before or after it (still throttled) would count as valid.
+    """
+    t = np.sort(np.array([p.t_s for p in timeline], dtype=float))
+    longest = float(np.diff(t).max()) if t.size > 1 else 0.0
+    return max(float(nominal_s), longest)
+
+
+def achieved_rate_hz(timeline: list[TimelinePoint]) -> float | None:
+    """Points per second actually taken (None with fewer than two points)."""
+    if len(timeline) < 2:
+        return None
+    t = [p.t_s for p in timeline]
+    span = max(t) - min(t)
+    return (len(t) - 1) / span if span > 0 else None
+
+
 def _overlaps(
     start: np.ndarray, end: np.ndarray, t: np.ndarray, bad: np.ndarray, period_s: float
 ) -> np.ndarray:

@@ -43,28 +43,18 @@ class EdgeperfSession:
     """Everything the fixtures and reports share during one pytest run."""
 
     def __init__(self, settings: Settings) -> None:
-        from .device.profiles import UnknownDeviceError, detect_profile, get_profile
+        from .device.profiles import DeviceMismatchError, UnknownDeviceError, resolve_device
         from .device.readers import DeviceReaders
         from .device.runner import CommandRunner
 
         self.settings = settings
         self.runner = CommandRunner(timeout_s=2.0)
         self.readers = DeviceReaders(root=settings.root, vcgencmd=settings.vcgencmd, runner=self.runner)
-        detected = detect_profile(self.readers.model())
-        if settings.device in ("", "auto"):
-            self.profile = detected
-        else:
-            try:
-                self.profile = get_profile(settings.device)
-            except UnknownDeviceError as exc:
-                raise pytest.UsageError(f"--edgeperf-device: {exc}") from None
-            if self.profile.name != detected.name and not settings.allow_device_mismatch:
-                model = self.readers.model() or "no /proc/device-tree/model"
-                raise pytest.UsageError(
-                    f"--edgeperf-device={settings.device}: this machine is {detected.name} ({model}); baselines of "
-                    f"one device must not be compared with another's (use --edgeperf-allow-device-mismatch to "
-                    f"override)"
-                )
+        try:
+            self.profile = resolve_device(settings.device, self.readers.model(),
+                                          allow_mismatch=settings.allow_device_mismatch)
+        except (UnknownDeviceError, DeviceMismatchError) as exc:  # one line naming --edgeperf-device
+            raise pytest.UsageError(str(exc)) from None
         self.floor_ghz = settings.min_freq_ghz if settings.min_freq_ghz is not None else self.profile.floor_freq_ghz
         self.unavailable: list[str] = self.readers.unavailable()
         self.results: list[Result] = []
@@ -124,16 +114,15 @@ class EdgeperfSession:
 
     def record_baselines(self, results: list[Result]) -> None:
         """Store valid, complete, non-quick results as the new baselines; remember what changed for the summary."""
-        from .baseline import BaselineEntry, BaselineError
+        from .baseline import BaselineEntry, BaselineError, recordable_reason
 
         entries = {}
         for result in results:
-            if result.quick:
-                self.baseline_skipped.append(f"{result.test_id}: quick run (not recorded)")
-            elif result.status != "ok":
-                self.baseline_skipped.append(f"{result.test_id}: {result.status} ({result.status_reason})")
-            else:
+            why_not = recordable_reason(result)
+            if why_not is None:
                 entries[result.test_id] = BaselineEntry.from_result(result)
+            else:
+                self.baseline_skipped.append(f"{result.test_id}: {why_not}")
         if not entries:
             return
         try:

@@ -3,8 +3,15 @@
 Each metric has a direction and a tolerance (``MetricRule``). Timing metrics are judged on raw samples:
 a change must exceed the minimum effect (the tolerance, default 5%) AND be significant in a one-sided
 Mann-Whitney U test, Holm-adjusted across the test's timing metrics (as asv does, plus a family-wise
-correction so judging fps, p50 and p90 together does not triple the false alarms). Memory is judged on a
-percentage plus an absolute slack, accuracy on a drop in percentage points, the rest on a percentage.
+correction so judging fps, p50 and p90 together does not multiply false alarms). The effect is measured
+on the fast end of the latency distribution (its 1st percentile) and the rank test runs on the faster
+half of each side: on a shared machine other processes only ever *add* time, which moves the median and
+the tail between runs by +-10% while the fast end stays put, and more work per inference moves all of
+them. benchmarks/bench_verdict.py measured this: judged on the median, 19% of A/A pairs of separate runs
+"regressed"; judged on the fast end, 4%. The table still shows the median-based change the user knows
+(fps = 1 / median); the note gives the fast-end change that decided. p90 latency must pass its own
+tolerance and the fast end must have moved too. Memory is judged on a percentage plus an absolute
+slack, accuracy on a drop in percentage points, the rest on a percentage.
 
 Anything that makes a comparison untrustworthy (result status "inconclusive", too few valid samples, a
 different device / runtime / thread count) gives INCONCLUSIVE, never REGRESSION: a gate that cries wolf
@@ -23,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from tabulate import tabulate
 
 from pytest_edgeperf import stats
@@ -43,6 +51,10 @@ DEFAULT_ALPHA = 0.01
 # Valid samples each side before a timing metric is judged; a p90 needs more (MLPerf: >= 64 for p90).
 MIN_TIMING_SAMPLES = 10
 MIN_TAIL_SAMPLES = 64
+# The "fast end" of the latency distribution: the percentile whose change decides a timing regression.
+# Interference from other processes only ever adds time, so it moves the median and the tail a lot and
+# the fast end little, while more work per inference moves all of them (see benchmarks/bench_verdict.py).
+FLOOR_PERCENTILE = 1.0
 # Environment keys that make two runs incomparable when they differ.
 INCOMPARABLE_KEYS = ("device", "runtime", "threads")
 # Keys whose change is worth a flag but does not stop the comparison.
@@ -75,7 +87,7 @@ DEFAULT_RULES: tuple[MetricRule, ...] = (
     # Timing: minimum effect 5% (pytest-benchmark users' habit); significance comes from the rank test.
     MetricRule("fps", True, "timing", 5.0),
     MetricRule("latency_p50_ms", False, "timing", 5.0),
-    # Tails move more between runs than the median; the rank test still gates it, the effect must be 10%.
+    # Tails move more between runs than the median: 10%, and the fast end must have moved as well.
     MetricRule("latency_p90_ms", False, "timing", 10.0),
     # Peak RSS of a worker is dominated by the runtime; allocator and page-cache jitter is a few MB
     # whatever the model size, hence a small percentage plus an absolute slack.
@@ -317,7 +329,7 @@ def judge(
     names = list(values) + [n for n in baseline.metrics if n not in values]
     metrics: list[MetricVerdict] = []
     # Timing metrics first get their raw one-sided p-values, then Holm across them, then the decision.
-    pending: list[tuple[MetricVerdict, MetricRule, float]] = []
+    pending: list[tuple[MetricVerdict, MetricRule, float, float]] = []
     warned = False
     for name in names:
         rule = rule_for(name, rules)
@@ -353,26 +365,40 @@ def judge(
             if not warned and (warning := stats.stability_warning(now_s)):
                 flags.append(f"{name}: {warning}")
                 warned = True
-            worse = (mv.change_pct or 0.0) < 0 if rule.higher_is_better else (mv.change_pct or 0.0) > 0
-            # One-sided in the direction the metric moved: "worse" or "better".
-            larger, smaller = (now_s, base_s) if (worse != rule.higher_is_better) else (base_s, now_s)
-            pending.append((mv, rule, stats.mann_whitney_greater(larger, smaller)))
+            lat_now = current.metric_samples("latency_p50_ms")
+            lat_base = baseline.metric_samples("latency_p50_ms")
+            floor_pct = stats.percent_change(float(np.percentile(lat_base, FLOOR_PERCENTILE)),
+                                             float(np.percentile(lat_now, FLOOR_PERCENTILE)))
+            # One-sided rank test on the faster half of each side, in the direction the floor moved.
+            slower = (floor_pct or 0.0) > 0
+            low_now, low_base = _faster_half(lat_now), _faster_half(lat_base)
+            p = stats.mann_whitney_greater(*((low_now, low_base) if slower else (low_base, low_now)))
+            pending.append((mv, rule, p, floor_pct or 0.0))
             continue
         mv.verdict, mv.note = _judge_scalar(rule, base, cur, tol or 0.0)
 
-    adjusted = stats.holm_adjust([p for _, _, p in pending])
-    for (mv, rule, _raw_p), p_adj in zip(pending, adjusted, strict=True):
+    adjusted = stats.holm_adjust([p for _, _, p, _ in pending])
+    location_tol = min((mv.tolerance or 0.0 for mv, _r, _, _ in pending if mv.metric != "latency_p90_ms"),
+                       default=5.0)
+    for (mv, _rule, _raw_p, floor_pct), p_adj in zip(pending, adjusted, strict=True):
         mv.p_value = p_adj
         change = mv.change_pct if mv.change_pct is not None else 0.0
-        signed = change if rule.higher_is_better else -change  # > 0 means better
-        beyond = abs(change) > (mv.tolerance or 0.0)
-        if not beyond:
-            mv.verdict, mv.note = PASS, "within the minimum effect"
-        elif p_adj >= alpha:
-            mv.verdict, mv.note = PASS, f"not significant (p >= {alpha:g}, Holm-adjusted)"
+        tol = mv.tolerance or 0.0
+        if mv.metric in ("latency_p90_ms", "latency_p99_ms"):
+            # A tail metric: its own change must pass its tolerance, and the fast end must have moved
+            # (beyond the location tolerance) too, else the tail moved because of other processes.
+            beyond = abs(change) > tol and abs(floor_pct) > location_tol
         else:
-            mv.verdict = IMPROVED if signed > 0 else REGRESSION
-            mv.note = ""
+            beyond = abs(floor_pct) > tol
+        floor_worse = floor_pct > 0
+        floor_note = f"fast end (p{FLOOR_PERCENTILE:g}) {floor_pct:+.1f}%"
+        if not beyond:
+            mv.verdict, mv.note = PASS, f"within the minimum effect; {floor_note}"
+        elif p_adj >= alpha:
+            mv.verdict, mv.note = PASS, f"not significant (p >= {alpha:g}, Holm-adjusted); {floor_note}"
+        else:
+            mv.verdict = REGRESSION if floor_worse else IMPROVED
+            mv.note = floor_note
 
     return TestVerdict(
         _overall([m.verdict for m in metrics]), metrics, flags,
@@ -381,6 +407,12 @@ def judge(
             baseline.recorded_by.get("git_commit", "") or baseline.environment.get("git_commit", "")
         ),
     )
+
+
+def _faster_half(values: np.ndarray) -> np.ndarray:
+    """The faster half of the latencies: the rank test then ignores the interference-dominated tail."""
+    arr = np.sort(np.asarray(values, dtype=float))
+    return arr[: max(stats.MIN_SAMPLES_FOR_TEST, (arr.size + 1) // 2)]
 
 
 def _judge_scalar(rule: MetricRule, base: float, cur: float, tol: float) -> tuple[str, str]:

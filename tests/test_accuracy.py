@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_edgeperf.accuracy import (
     Detection,
@@ -279,3 +281,35 @@ def test_shipped_shapes_detector_map_is_recomputed_equal_in_numpy_and_onnxruntim
     onnx_acc = evaluate_detector(_ort_predict(graph, tmp_path), ds, model.preprocess,
                                  lambda out: shapes_decode(out, layout="NCHW"))
     assert onnx_acc["map50_pct"] == pytest.approx(ref["map50_pct"], abs=0.5)
+
+
+# --- properties ---------------------------------------------------------------------------------------------
+
+_box = st.tuples(st.integers(0, 50), st.integers(0, 50), st.integers(2, 30), st.integers(2, 30), st.integers(0, 2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(_box, min_size=0, max_size=4), min_size=1, max_size=5), st.randoms())
+def test_ground_truth_as_detections_scores_100_whatever_the_scores(images, rnd):
+    gt = [_ann(*[(x, y, x + w, y + h, c) for x, y, w, h, c in objs]) for objs in images]
+    dets = [[_det(x, y, x + w, y + h, rnd.random() + 0.01, c) for x, y, w, h, c in objs] for objs in images]
+    expected = 100.0 if any(objs for objs in images) else 0.0
+    assert mean_average_precision(dets, gt) == pytest.approx(expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(1, 20), st.integers(1, 20),
+                          st.floats(0.01, 1.0)), min_size=1, max_size=12),
+       st.floats(0.1, 0.9))
+def test_nms_survivors_overlap_at_most_the_threshold(rows, thr):
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h, _ in rows], float)
+    scores = np.array([s for *_, s in rows])
+    keep = nms(boxes, scores, thr)
+    assert scores.max() == scores[keep[0]]  # the best box always survives
+    ious = iou_matrix(boxes[keep], boxes[keep])
+    np.fill_diagonal(ious, 0.0)
+    assert np.all(ious <= thr)
+    dropped = np.setdiff1d(np.arange(len(rows)), keep)
+    for j in dropped:  # each dropped box is covered by a kept one at least as good
+        cover = iou_matrix(boxes[j:j + 1], boxes[keep])[0] > thr
+        assert np.any(cover & (scores[keep] >= scores[j]))

@@ -10,12 +10,18 @@ from pytest_edgeperf.device.profiles import (
     read_model_string,
     resolve_device,
 )
-from pytest_edgeperf.device.readers import UNDER_VOLTAGE_MESSAGE, DeviceReaders, ThrottleState
+from pytest_edgeperf.device.readers import (
+    UNDER_VOLTAGE_MESSAGE,
+    UNDER_VOLTAGE_SINCE_BOOT_MESSAGE,
+    DeviceReaders,
+    ThrottleState,
+)
 from pytest_edgeperf.device.runner import CommandOutcome, CommandRunner
 
 __all__ = [
     "PROFILES",
     "UNDER_VOLTAGE_MESSAGE",
+    "UNDER_VOLTAGE_SINCE_BOOT_MESSAGE",
     "CommandOutcome",
     "CommandRunner",
     "DeviceMismatchError",

@@ -29,9 +29,10 @@ THROTTLE_NOW_BITS: dict[int, str] = {
 THROTTLE_STICKY_SHIFT = 16  # 0x10000.. are the same four as "has occurred since boot"
 THROTTLE_NOW_MASK = 0xF
 THROTTLE_STICKY_MASK = THROTTLE_NOW_MASK << THROTTLE_STICKY_SHIFT
-UNDER_VOLTAGE_MESSAGE = (
-    "under-voltage occurred during the run: the power supply is inadequate "
-    "(use a supply that holds 5.1 V under load, and a short, thick cable)"
+_SUPPLY_ADVICE = "(use a supply that holds 5.1 V under load, and a short, thick cable)"
+UNDER_VOLTAGE_MESSAGE = f"under-voltage occurred during the run: the power supply is inadequate {_SUPPLY_ADVICE}"
+UNDER_VOLTAGE_SINCE_BOOT_MESSAGE = (
+    f"under-voltage has occurred since boot: the power supply is inadequate {_SUPPLY_ADVICE}"
 )
 
 
@@ -91,6 +92,15 @@ class ThrottleState:
             if new & (bit << THROTTLE_STICKY_SHIFT):
                 out.append(UNDER_VOLTAGE_MESSAGE if bit == 0x1 else f"{name} occurred during the run")
         return out
+
+    def run_notes(self, before: ThrottleState | None) -> list[str]:
+        """Notes for a run that ended in this state: sticky bits new since ``before`` (unknown: none), and
+        under-voltage whenever it is set now or since boot, even if it dipped before the run: a supply that
+        cannot hold 5 V will dip again, and every figure measured on it is suspect."""
+        notes = self.newly_occurred(before) if before is not None else []
+        if self.raw & (0x1 | 0x1 << THROTTLE_STICKY_SHIFT) and UNDER_VOLTAGE_MESSAGE not in notes:
+            notes.append(UNDER_VOLTAGE_SINCE_BOOT_MESSAGE)
+        return notes
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -52,6 +52,9 @@ class HwmonMeter(PowerMeter):
         self.chip = _read_name(self.hwmon_dir) or "hwmon"
         self.name = f"hwmon:{self.chip}"
         self.update_interval_s = self._update_interval_s()
+        # Fixed when opened, so a device that vanishes mid-run is reported by the file it was read from
+        # (power1_input), not by the fallback files it never had.
+        self._power_input = (self.attr_dir / "power1_input").exists()
 
     def _update_interval_s(self) -> float | None:
         """The chip's conversion interval (INA226): sampling faster only repeats the same value."""
@@ -62,7 +65,7 @@ class HwmonMeter(PowerMeter):
 
     @property
     def uses_power_input(self) -> bool:
-        return (self.attr_dir / "power1_input").exists()
+        return self._power_input
 
     def describe(self) -> str:
         source = "power1_input" if self.uses_power_input else "in1_input x curr1_input"
@@ -70,7 +73,7 @@ class HwmonMeter(PowerMeter):
 
     def read_power_w(self) -> float:
         power_file = self.attr_dir / "power1_input"
-        if power_file.exists():
+        if self._power_input or power_file.exists():
             try:
                 return check_power_w(read_number(power_file, self.name) / 1e6, self.name)
             except MeterError:

@@ -75,14 +75,17 @@ def write_summary(terminalreporter: Any, session: Any) -> None:
 
 _EXTRA = ("top1_pct", "top5_pct", "map50_pct", "power_mean_w", "energy_per_inference_j", "fom_top1_per_j",
           "fom_top5_per_j", "fom_map50_per_j", "preprocess_p50_ms", "inference_p50_ms", "cpu_percent",
-          "speedup_x", "instructions_per_inference", "ipc")
+          "speedup_x")
 
 
 def _extra_rows(results: list[Result]) -> list[list[Any]]:
     rows = []
     for r in results:
         values = r.metric_values()
-        for key in _EXTRA:
-            if key in values:
-                rows.append([r.test_id.split("::", 1)[-1], r.framework, key, f"{values[key]:.4g}"])
+        keys = [k for k in _EXTRA if k in values] + sorted(
+            k for k in values if k.endswith("_per_inference") and k not in _EXTRA)
+        for key in keys:
+            rows.append([r.test_id.split("::", 1)[-1], r.framework, key, f"{values[key]:.4g}"])
+        if r.counters.get("ipc") is not None:
+            rows.append([r.test_id.split("::", 1)[-1], r.framework, "ipc", f"{r.counters['ipc']:.3g}"])
     return rows
