@@ -136,7 +136,7 @@ def _cost(fn: Callable[[], Any], n: int) -> dict[str, float]:
             "cpu_ms": (own + kids) / n * 1e3}
 
 
-def profile(workdir: Path, n: int) -> dict[str, Any]:
+def profile(workdir: Path, n: int, observed_hz: dict[float, float] | None = None) -> dict[str, Any]:
     import psutil
     from tabulate import tabulate
 
@@ -184,18 +184,24 @@ def profile(workdir: Path, n: int) -> dict[str, Any]:
     per_point_wall_ms = clock["wall_ms"] + thr["wall_ms"]
     spawn_true = out["spawn of /bin/true (a native program)"]["cpu_ms"]
     rows = []
-    for hz in (1.0, 10.0, 100.0):
+    for hz in sorted({1.0, 10.0, 100.0} | set(observed_hz or {})):
+        if hz <= 0:
+            continue
         # the sampler's loop: a point slower than the period is followed by a full period's wait
         period_ms = 1e3 / hz
-        achievable = hz if per_point_wall_ms <= period_ms else 1e3 / (per_point_wall_ms + period_ms)
-        cpu_ms_per_s = achievable * per_point_cpu_ms + min(1.0, achievable) * temp["cpu_ms"]
-        spawns_per_s = achievable * 2 + min(1.0, achievable)
-        native_ms_per_s = spawns_per_s * spawn_true
-        rows.append([f"{hz:g}", f"{achievable:.1f}", f"{spawns_per_s:.0f}", f"{cpu_ms_per_s:.0f}",
-                     f"{cpu_ms_per_s / 10:.1f} %", f"{native_ms_per_s / 10:.2f} %"])
+        model_hz = hz if per_point_wall_ms <= period_ms else 1e3 / (per_point_wall_ms + period_ms)
+        seen_hz = (observed_hz or {}).get(hz)
+        rate = seen_hz if seen_hz is not None else model_hz
+        cpu_ms_per_s = rate * per_point_cpu_ms + min(1.0, rate) * temp["cpu_ms"]
+        spawns_per_s = rate * 2 + min(1.0, rate)
+        busy = min(1.0, (rate * per_point_wall_ms + min(1.0, rate) * temp["wall_ms"]) / 1e3)
+        rows.append([f"{hz:g}", f"{model_hz:.1f}", "-" if seen_hz is None else f"{seen_hz:.1f}",
+                     f"{spawns_per_s:.0f}", f"{cpu_ms_per_s:.0f}", f"{cpu_ms_per_s / 10:.1f} %", f"{busy:.0%}",
+                     f"{spawns_per_s * spawn_true / 10:.2f} %"])
     print()
-    print(tabulate(rows, headers=["asked Hz", "points/s possible", "vcgencmd spawns/s", "CPU ms per s",
-                                  "of one core", "same spawns as /bin/true"], tablefmt="github"))
+    print(tabulate(rows, headers=["asked Hz", "points/s (model)", "points/s (seen)", "vcgencmd spawns/s",
+                                  "CPU ms per s", "of one core", "time a spawn runs", "same, native spawns"],
+                   tablefmt="github"))
     print(f"(a point = clock + throttle + psutil: {per_point_cpu_ms:.2f} ms CPU, {per_point_wall_ms:.1f} ms wall; "
           f"plus a temperature spawn once a second; a full sample_once with temperature measured "
           f"{point['cpu_ms']:.2f} ms CPU. The machine has {os.cpu_count()} cores.)")
@@ -235,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             data["rows"] = measure(args, workdir, cache_dir, rates)
             data["summary"] = report(data["rows"], rates)
         if not args.no_profile:
-            data["profile"] = profile(workdir, args.profile_calls)
+            seen = {float(k): v["median_points_per_s"] for k, v in data.get("summary", {}).items() if float(k) > 0}
+            data["profile"] = profile(workdir, args.profile_calls, seen)
     elapsed = time.monotonic() - started
     data["elapsed_s"] = elapsed
     print(f"\n{datetime.date.today().isoformat()}: {elapsed:.0f} s; {os.cpu_count()} cores; load average now "

@@ -1,29 +1,31 @@
-"""Benchmark of the regression verdict: false-alarm and detection rates on real, separate runs.
+"""Benchmark of the regression verdict: false alarms and detection on real plugin measurements.
 
-Each run is a fresh Python subprocess that loads a tiny ONNX model (built once with onnx.helper and
-cached in a temp dir) in onnxruntime (``intra_op_num_threads`` set, ``session.intra_op.allow_spinning``
-= "0"), warms up, then times batch-1 inferences for ``--min-time`` seconds (and at least 64) and prints
-the per-sample latencies as JSON. Runs are scheduled in blocks ``A, B5, A, B10`` so machine drift hits
-every kind alike. B runs add a busy-spin inside each timed iteration equal to 5% / 10% of A's median,
-calibrated from a few A runs at the start of the same benchmark run.
+Each "run" is one real plugin measurement, exactly what a CI job does: ``python -m pytest <generated test>
+-p no:cacheprovider --edgeperf-json=... --edgeperf-idle-time=0 --edgeperf-cache-dir=DIR`` with the plugin's
+default budget (64 samples and 10 s, unless ``--min-time`` shortens it) and its default thread count. The
+test calls ``edgeperf.measure(MODEL, inputs="bench_mod:frames", prepare="bench_mod:spin")``: ``spin``
+busy-waits ``BENCH_SPIN_S`` seconds inside the worker's timed window (``worker.time_with_preprocessing``)
+before returning its input, so a slowdown is real extra work on every sample. A runs use the same
+``prepare`` with a zero spin (identical code path); B5 / B10 spin 5% / 10% of A's median per-sample time,
+calibrated from A measurements at the start of the same benchmark run.
 
-Pairs (each judged as "current vs baseline"):
-  A/A   the two A runs of a block, judged in both orders (no change: any REGRESSION is a false alarm)
-  A/B5  first A as baseline, B5 as current (a real 5% slowdown)
-  A/B10 second A as baseline, B10 as current (a real 10% slowdown)
-Every pair is judged by (a) ``pytest_edgeperf.verdict.judge`` on Results built from the raw samples
-(through a BaselineEntry, as the plugin does) and (b) pytest-benchmark's
-``--benchmark-compare-fail=median:5%`` rule (fail when the median got more than 5% worse).
-``--pytest-benchmark-confirm N`` additionally runs N real pytest-benchmark A/A and A/B10 comparisons.
+Runs are interleaved (A B5 B10 A B5 B10 ...) so machine drift hits every arm alike. With R runs per arm,
+every ordered pair (A_i, A_j), i != j, is an A/A comparison (baseline A_i, current A_j: any REGRESSION is a
+false alarm) and every (A_i, B_j) an A/B one. Each pair is judged by (a) ``pytest_edgeperf.verdict.judge``
+exactly as the plugin does (Result from the JSON report, ``BaselineEntry.from_result`` for the baseline side)
+and (b) pytest-benchmark's ``--benchmark-compare-fail=median:5%`` (fail when the median got > 5% worse).
+Pairs that share a run are not independent: the report also gives the rates on disjoint pairs and a
+95% interval from a bootstrap over runs (which respects that dependence).
 
-Usage:  python benchmarks/bench_verdict.py                  (default: ~6-8 min on 2 cores)
-        python benchmarks/bench_verdict.py --blocks 200 --save runs.json
-        python benchmarks/bench_verdict.py --load runs.json (re-judge saved runs without measuring)
+Usage:  python benchmarks/bench_verdict.py --runs 24 --save /tmp/verdict_runs.json.gz     (~15 s per run)
+        python benchmarks/bench_verdict.py --runs 4 --min-time 2                           (smoke, ~2 min)
+        python benchmarks/bench_verdict.py --load /tmp/verdict_runs.json.gz                (re-judge only)
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,11 +44,43 @@ sys.path.insert(0, str(REPO))
 CHANNELS = 32
 SIDE = 32
 LAYERS = 8
+ARMS = ("A", "B5", "B10")
+SPIN_FRACTION = {"A": 0.0, "B5": 0.05, "B10": 0.10}
+
+_MOD = '''"""Inputs and a calibrated busy-wait for bench_verdict.py (runs inside the plugin's worker)."""
+import os
+import time
+
+import numpy as np
+
+SPIN_S = float(os.environ.get("BENCH_SPIN_S", "0"))
 
 
-# --- worker (runs in a fresh subprocess) -------------------------------------------------------------
+def frames(shape, dtype):
+    rng = np.random.default_rng(1)
+    return [rng.standard_normal(shape).astype(dtype) for _ in range(8)]
+
+
+def spin(x, _clock=time.perf_counter, _spin_s=SPIN_S):
+    stop = _clock() + _spin_s  # the same loop for A (zero spin) and B: identical code path
+    while _clock() < stop:
+        pass
+    return x
+'''
+
+_TEST = '''import os
+
+import pytest
+
+
+@pytest.mark.edgeperf(frameworks=["onnxruntime"])
+def test_verdict_bench(edgeperf):
+    edgeperf.measure(os.environ["BENCH_MODEL"], inputs="bench_mod:frames", prepare="bench_mod:spin")
+'''
+
+
 def build_model(path: Path) -> None:
-    """A small conv net (3x3 Conv+Relu chain on 1x32x32x32): ~1 ms per inference on one x86 core."""
+    """A small conv net (3x3 Conv+Relu chain on 1x32x32x32): about a millisecond per inference on x86."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -73,98 +108,145 @@ def build_model(path: Path) -> None:
     os.replace(tmp, path)
 
 
-def worker(model: Path, threads: int, spin_s: float, min_time_s: float, min_samples: int) -> None:
-    import onnxruntime as ort
+# --- measuring ---------------------------------------------------------------------------------------------
+class Runner:
+    """Runs the generated test under the real plugin; one call = one measurement = one Result JSON."""
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-    x = {"x": np.random.default_rng(1).standard_normal((1, CHANNELS, SIDE, SIDE)).astype(np.float32)}
-    run, clock = sess.run, time.perf_counter
-    warm_end = clock() + 0.2
-    while clock() < warm_end:
-        run(None, x)
-    cap = max(min_samples, int(min_time_s * 20000))
-    lat = [0.0] * cap
-    n = 0
-    end = clock() + min_time_s
-    while n < cap and (n < min_samples or clock() < end):
-        t0 = clock()
-        run(None, x)
-        if spin_s:
-            stop = clock() + spin_s
-            while clock() < stop:
-                pass
-        lat[n] = clock() - t0
-        n += 1
-    peak_mb = None
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak_mb = int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    print(json.dumps({"latency_s": lat[:n], "peak_rss_mb": peak_mb}))
+    def __init__(self, workdir: Path, model: Path, args: argparse.Namespace) -> None:
+        self.workdir, self.model, self.args = workdir, model, args
+        (workdir / "bench_mod.py").write_text(_MOD)
+        (workdir / "test_verdict_bench.py").write_text(_TEST)
+        self.count = 0
 
-
-# --- orchestration -----------------------------------------------------------------------------------
-def run_once(model: Path, threads: int, spin_s: float, min_time_s: float, min_samples: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--model", str(model), "--threads", str(threads),
-           "--spin-s", repr(spin_s), "--min-time", repr(min_time_s), "--min-samples", str(min_samples)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
-    return json.loads(out.stdout)
+    def run(self, spin_s: float, min_time_s: float | None = None) -> dict[str, Any]:
+        self.count += 1
+        out = self.workdir / f"run{self.count}.json"
+        cmd = [sys.executable, "-m", "pytest", str(self.workdir / "test_verdict_bench.py"), "-q",
+               "-p", "no:cacheprovider", f"--edgeperf-json={out}", "--edgeperf-idle-time=0",
+               f"--edgeperf-cache-dir={self.workdir / 'cache'}", "--rootdir", str(self.workdir)]
+        min_time = self.args.min_time if min_time_s is None else min_time_s
+        if min_time is not None:
+            cmd.append(f"--edgeperf-min-time={min_time}")
+        if self.args.threads is not None:
+            cmd.append(f"--edgeperf-threads={self.args.threads}")
+        env = dict(os.environ, BENCH_SPIN_S=repr(spin_s), BENCH_MODEL=str(self.model))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+        load_1min = os.getloadavg()[0]
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, cwd=self.workdir, env=env, capture_output=True, text=True, timeout=600,
+                              check=False)
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+            raise RuntimeError(f"plugin run failed (exit {proc.returncode}): {' | '.join(tail)}")
+        results = json.loads(out.read_text())["results"]
+        if len(results) != 1:
+            raise RuntimeError(f"expected one measurement per run, the JSON report has {len(results)}")
+        result = results[0]
+        out.unlink()
+        result.pop("timeline", None)  # sensor readings are not judged; keeps --save files small
+        result["samples"].pop("start_s", None)
+        return {"spin_s": spin_s, "load_1min": load_1min, "wall_s": time.monotonic() - t0, "result": result}
 
 
-def measure(args: argparse.Namespace) -> dict:
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     cache = Path(tempfile.gettempdir()) / "edgeperf-bench"
     cache.mkdir(exist_ok=True)
     model = cache / f"cnn_{CHANNELS}c{SIDE}x{LAYERS}.onnx"
     if not model.exists():
         build_model(model)
-    one = lambda spin: run_once(model, args.threads, spin, args.min_time, args.min_samples)  # noqa: E731
     t_start = time.monotonic()
-    calib = [one(0.0) for _ in range(args.calibration_runs)]
-    median_s = float(np.median([np.median(r["latency_s"]) for r in calib]))
-    spin5, spin10 = 0.05 * median_s, 0.10 * median_s
-    print(f"calibration: A median {median_s * 1e3:.3f} ms over {args.calibration_runs} runs; "
-          f"spin 5% = {spin5 * 1e6:.1f} us, 10% = {spin10 * 1e6:.1f} us", flush=True)
-    blocks = []
-    for i in range(args.blocks):
-        a1, b5, a2, b10 = one(0.0), one(spin5), one(0.0), one(spin10)
-        blocks.append({"a1": a1, "b5": b5, "a2": a2, "b10": b10})
-        if (i + 1) % 10 == 0:
+    with tempfile.TemporaryDirectory(prefix="edgeperf-bench-verdict-") as tmp:
+        runner = Runner(Path(tmp), model, args)
+        calib = [runner.run(0.0, args.calibration_time) for _ in range(args.calibration_runs)]
+        median_s = float(np.median([np.median(c["result"]["samples"]["latency_s"]) for c in calib]))
+        spins = {arm: SPIN_FRACTION[arm] * median_s for arm in ARMS}
+        print(f"calibration: A median {median_s * 1e3:.3f} ms over {len(calib)} run(s); spin B5 = "
+              f"{spins['B5'] * 1e6:.1f} us, B10 = {spins['B10'] * 1e6:.1f} us", flush=True)
+        runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
+        for i in range(args.runs):
+            for arm in ARMS:
+                runs[arm].append(runner.run(spins[arm]))
             el = time.monotonic() - t_start
-            print(f"  {i + 1}/{args.blocks} blocks, {el:.0f} s", flush=True)
-    return {"calibration_median_s": median_s, "spin5_s": spin5, "spin10_s": spin10, "blocks": blocks,
-            "threads": args.threads, "min_time_s": args.min_time, "model": model.name,
-            "elapsed_s": time.monotonic() - t_start}
+            if args.save:  # after every round, so an interrupted benchmark keeps what it measured
+                save(args.save, {"calibration_median_s": median_s, "spins_s": spins, "runs": runs,
+                                 "threads": args.threads, "min_time_s": args.min_time, "model": model.name,
+                                 "elapsed_s": el})
+            print(f"  round {i + 1}/{args.runs}: {el:.0f} s, load {runs['A'][-1]['load_1min']:.1f}", flush=True)
+    return {"calibration_median_s": median_s, "spins_s": spins, "runs": runs, "threads": args.threads,
+            "min_time_s": args.min_time, "model": model.name, "elapsed_s": time.monotonic() - t_start}
 
 
-def to_result(run: dict, name: str, threads: int):
-    from pytest_edgeperf.result import Result, Samples
-
-    lat = run["latency_s"]
-    return Result(
-        test_id=f"benchmarks/bench.py::test_{name}", framework="onnxruntime", model="cnn", device="bench",
-        threads=threads, samples=Samples(latency_s=lat, valid=[True] * len(lat)),
-        peak_rss_mb=run.get("peak_rss_mb"), environment={"model_sha256": "same"},
-    )
+def save(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(tmp, "wt") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
 
 
-def ours(base_run: dict, cur_run: dict, threads: int, alpha: float) -> tuple[str, set[str]]:
+# --- judging -----------------------------------------------------------------------------------------------
+def to_result(run: dict[str, Any]):
+    from pytest_edgeperf.result import Result
+
+    return Result.from_json(run["result"])
+
+
+def verdict_matrices(data: dict[str, Any], alpha: float | None) -> dict[str, dict[str, np.ndarray]]:
+    """For each comparison kind, [i, j] = baseline run i of A vs current run j of the other arm."""
     from pytest_edgeperf.baseline import BaselineEntry
-    from pytest_edgeperf.verdict import judge
+    from pytest_edgeperf.verdict import DEFAULT_ALPHA, judge
 
-    entry = BaselineEntry.from_result(to_result(base_run, "x", threads))
-    v = judge(to_result(cur_run, "x", threads), entry, {}, alpha=alpha)
-    return v.overall, {m.metric for m in v.metrics if m.verdict == "REGRESSION"}
+    a = alpha if alpha is not None else DEFAULT_ALPHA
+    results = {arm: [to_result(r) for r in data["runs"][arm]] for arm in ARMS}
+    entries = [BaselineEntry.from_result(r, recorded_at="-", recorded_by={}) for r in results["A"]]
+    medians = {arm: [float(np.median(r.samples.valid_latencies_s())) for r in results[arm]] for arm in ARMS}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for arm in ARMS:
+        n_base, n_cur = len(entries), len(results[arm])
+        ours = np.zeros((n_base, n_cur), dtype=int)  # 1 regression, 0 pass/improved, -1 inconclusive
+        pb = np.zeros((n_base, n_cur), dtype=int)
+        for i in range(n_base):
+            for j in range(n_cur):
+                if arm == "A" and i == j:
+                    continue
+                v = judge(results[arm][j], entries[i], {}, alpha=a)
+                ours[i, j] = 1 if v.overall == "REGRESSION" else (-1 if v.overall == "INCONCLUSIVE" else 0)
+                pb[i, j] = medians[arm][j] > medians["A"][i] * 1.05
+        out[arm] = {"ours": ours, "pb": pb}
+    return out
 
 
-def pytest_benchmark_rule(base_run: dict, cur_run: dict, pct: float = 5.0) -> bool:
-    """pytest-benchmark's ``median:5%``: fail when current median > baseline median * 1.05."""
-    return float(np.median(cur_run["latency_s"])) > float(np.median(base_run["latency_s"])) * (1 + pct / 100)
+def _pairs(arm: str, n_a: int, n_cur: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(n_a) for j in range(n_cur) if not (arm == "A" and i == j)]
+
+
+def _disjoint(arm: str, n_a: int, n_cur: int) -> list[tuple[int, int]]:
+    """Pairs sharing no run: (A0, A1), (A2, A3), ... for A/A; (A_i, B_i) for A/B."""
+    if arm == "A":
+        return [(i, i + 1) for i in range(0, n_a - 1, 2)]
+    return [(i, i) for i in range(min(n_a, n_cur))]
+
+
+def rate(m: np.ndarray, pairs: list[tuple[int, int]]) -> tuple[int, int]:
+    return sum(int(m[i, j] == 1) for i, j in pairs), len(pairs)
+
+
+def bootstrap_ci(m: np.ndarray, arm: str, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the all-pairs rate, resampling runs (not pairs), so shared runs are accounted for."""
+    rng = np.random.default_rng(seed)
+    n_a, n_c = m.shape
+    hit = (m == 1).astype(float)
+    vals = []
+    for _ in range(reps):
+        ia = rng.integers(0, n_a, n_a)
+        if arm == "A":
+            sub = hit[np.ix_(ia, ia)]
+            off = ia[:, None] != ia[None, :]
+            vals.append(sub[off].mean() if off.any() else 0.0)
+        else:
+            ic = rng.integers(0, n_c, n_c)
+            vals.append(hit[np.ix_(ia, ic)].mean())
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -177,143 +259,109 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, c - h), min(1.0, c + h))
 
 
-def analyse(data: dict, alpha: float) -> dict:
-    threads = data["threads"]
-    rows = {}
-    pairs = {
-        "A/A (false alarm)": [(b["a1"], b["a2"]) for b in data["blocks"]] +
-                             [(b["a2"], b["a1"]) for b in data["blocks"]],
-        "A/B 5% (detection)": [(b["a1"], b["b5"]) for b in data["blocks"]],
-        "A/B 10% (detection)": [(b["a2"], b["b10"]) for b in data["blocks"]],
-    }
-    which_metrics: dict[str, int] = {}
-    for label, plist in pairs.items():
-        k_ours = k_pb = 0
-        for base, cur in plist:
-            overall, regressed = ours(base, cur, threads, alpha)
-            k_ours += overall == "REGRESSION"
-            if label.startswith("A/A"):
-                for m in regressed:
-                    which_metrics[m] = which_metrics.get(m, 0) + 1
-            k_pb += pytest_benchmark_rule(base, cur)
-        rows[label] = (len(plist), k_ours, k_pb)
-    ratios = [np.median(b["a2"]["latency_s"]) / np.median(b["a1"]["latency_s"]) for b in data["blocks"]]
-    mem = [abs(b["a2"]["peak_rss_mb"] - b["a1"]["peak_rss_mb"]) for b in data["blocks"]
-           if b["a1"].get("peak_rss_mb") and b["a2"].get("peak_rss_mb")]
-    return {"rows": rows, "aa_regressed_metrics": which_metrics,
-            "aa_median_ratio_pct": [float(np.percentile(ratios, q) - 1) * 100 for q in (1, 5, 50, 95, 99)]
-            if ratios else [], "aa_peak_rss_abs_diff_mb_max": max(mem) if mem else None,
-            "peak_rss_mb_median": float(np.median([b["a1"]["peak_rss_mb"] for b in data["blocks"]]))
-            if data["blocks"] and data["blocks"][0]["a1"].get("peak_rss_mb") else None}
+# --- run-level statistics (what the rule can be built on) -------------------------------------------------
+STATISTICS = {
+    "p1": lambda x: np.percentile(x, 1),
+    "p5": lambda x: np.percentile(x, 5),
+    "p10": lambda x: np.percentile(x, 10),
+    "p25": lambda x: np.percentile(x, 25),
+    "median": np.median,
+    "mean": np.mean,
+    "p90": lambda x: np.percentile(x, 90),
+    "lower-half mean": lambda x: np.sort(x)[: max(1, x.size // 2)].mean(),
+}
 
 
-def print_report(data: dict, res: dict, alpha: float) -> None:
+def statistic_table(data: dict[str, Any]) -> list[list[str]]:
+    """Per statistic: spread of A/A changes and the low end of B5/B10 changes (percent, log ratio)."""
+    lat = {arm: [np.asarray(r["result"]["samples"]["latency_s"], dtype=float) for r in data["runs"][arm]]
+           for arm in ARMS}
+    rows = []
+    for name, f in STATISTICS.items():
+        v = {arm: np.array([float(f(x)) for x in lat[arm]]) for arm in ARMS}
+        logs = {arm: np.log(v[arm]) for arm in ARMS}
+        aa = np.array([logs["A"][j] - logs["A"][i] for i, j in _pairs("A", len(v["A"]), len(v["A"]))])
+        b5 = np.subtract.outer(logs["B5"], logs["A"]).ravel()
+        b10 = np.subtract.outer(logs["B10"], logs["A"]).ravel()
+        pct = lambda x: (np.exp(x) - 1) * 100  # noqa: E731
+        sd_run = float(np.std(logs["A"], ddof=1)) * 100
+        rows.append([name, f"{sd_run:.2f}", f"{pct(np.percentile(np.abs(aa), 95)):.2f}",
+                     f"{pct(np.percentile(np.abs(aa), 99)):.2f}", f"{pct(np.abs(aa).max()):.2f}",
+                     f"{pct(np.median(b5)):+.1f} / {pct(np.percentile(b5, 5)):+.1f}",
+                     f"{pct(np.median(b10)):+.1f} / {pct(np.percentile(b10, 5)):+.1f}"])
+    return rows
+
+
+def print_report(data: dict[str, Any], mats: dict[str, dict[str, np.ndarray]], alpha: float | None) -> None:
     from tabulate import tabulate
 
-    n_samples = [len(b[k]["latency_s"]) for b in data["blocks"] for k in ("a1", "a2", "b5", "b10")]
-    print(f"\nmodel {data['model']}, {data['threads']} thread(s), {len(data['blocks'])} blocks, "
-          f"A median {data['calibration_median_s'] * 1e3:.3f} ms, "
-          f"samples/run median {int(np.median(n_samples))}"
-          f", measuring took {data.get('elapsed_s', 0):.0f} s; judge alpha={alpha}")
+    from pytest_edgeperf.verdict import DEFAULT_ALPHA
+
+    runs = data["runs"]
+    n = {arm: len(runs[arm]) for arm in ARMS}
+    samples = [len(r["result"]["samples"]["latency_s"]) for arm in ARMS for r in runs[arm]]
+    statuses = [r["result"]["status"] for arm in ARMS for r in runs[arm]]
+    loads = [r["load_1min"] for arm in ARMS for r in runs[arm]]
+    budget = "plugin default (64 samples, 10 s)" if data["min_time_s"] is None else f"min time {data['min_time_s']} s"
+    print(f"\nmodel {data['model']}, threads {data['threads'] or 'plugin default'}, budget {budget}; "
+          f"runs per arm A/B5/B10 = {n['A']}/{n['B5']}/{n['B10']}, samples per run median {int(np.median(samples))} "
+          f"(min {min(samples)}), statuses {sorted(set(statuses))}, 1-min load average during runs "
+          f"{min(loads):.1f}-{max(loads):.1f}; A median {data['calibration_median_s'] * 1e3:.3f} ms; "
+          f"measuring took {data.get('elapsed_s', 0) / 60:.1f} min; judge alpha={alpha or DEFAULT_ALPHA}")
+    realised = {arm: float(np.median([np.median(r["result"]["samples"]["latency_s"]) for r in runs[arm]]))
+                for arm in ARMS}
+    b5, b10 = ((realised[arm] / realised["A"] - 1) * 100 for arm in ("B5", "B10"))
+    print(f"realised slowdown of the median of run medians: B5 {b5:+.1f}%, B10 {b10:+.1f}%")
     table = []
-    for label, (n, k_ours, k_pb) in res["rows"].items():
-        lo1, hi1 = wilson(k_ours, n)
-        lo2, hi2 = wilson(k_pb, n)
-        table.append([label, n, f"{k_ours / n * 100:.1f}% [{lo1 * 100:.1f}-{hi1 * 100:.1f}]",
-                      f"{k_pb / n * 100:.1f}% [{lo2 * 100:.1f}-{hi2 * 100:.1f}]"])
-    print(tabulate(table, headers=["pairs", "n", "edgeperf judge (95% CI)",
-                                   "pytest-benchmark median:5% (95% CI)"]))
-    print("A/A pairs are judged in both orders (n = 2 x blocks). "
-          "Targets: false alarms <= 1%, 10% detected >= 95%.")
-    if res["aa_median_ratio_pct"]:
-        q = ", ".join(f"{v:+.2f}%" for v in res["aa_median_ratio_pct"])
-        print(f"A/A run-to-run median change, percentiles 1/5/50/95/99: {q}")
-    if res["aa_regressed_metrics"]:
-        print(f"A/A false alarms by metric: {res['aa_regressed_metrics']}")
-    if res["aa_peak_rss_abs_diff_mb_max"] is not None:
-        print(f"peak RSS ~{res['peak_rss_mb_median']:.1f} MB; largest A/A difference "
-              f"{res['aa_peak_rss_abs_diff_mb_max']:.2f} MB")
-
-
-# --- optional: real pytest-benchmark runs ---------------------------------------------------------------
-_PB_TEST = '''
-import os, numpy as np, onnxruntime as ort, time
-def test_infer(benchmark):
-    o = ort.SessionOptions(); o.intra_op_num_threads = {threads}; o.inter_op_num_threads = 1
-    o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    s = ort.InferenceSession({model!r}, o, providers=["CPUExecutionProvider"])
-    x = {{"x": np.random.default_rng(1).standard_normal((1, {channels}, {side}, {side})).astype(np.float32)}}
-    spin = float(os.environ.get("BENCH_SPIN_S", "0"))
-    clock = time.perf_counter
-    def step():
-        s.run(None, x)
-        if spin:
-            stop = clock() + spin
-            while clock() < stop:
-                pass
-    benchmark.pedantic(step, rounds=max(64, int({min_time} / {median_s})), warmup_rounds=50)
-'''
-
-
-def pytest_benchmark_confirm(data: dict, n: int, threads: int, min_time: float) -> None:
-    cache = Path(tempfile.gettempdir()) / "edgeperf-bench"
-    model = cache / data["model"]
-    print(f"\nreal pytest-benchmark runs ({n} A/A and {n} A/B10 comparisons, "
-          "--benchmark-compare-fail=median:5%):")
-    fails = {"A/A": 0, "A/B10": 0}
-    errors: list[list[str]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        test = Path(tmp) / "test_pb.py"
-        test.write_text(_PB_TEST.format(threads=threads, model=str(model), channels=CHANNELS, side=SIDE,
-                                        min_time=min_time, median_s=data["calibration_median_s"]))
-        storage = Path(tmp) / "store"
-        base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:edgeperf",
-                str(test), f"--benchmark-storage=file://{storage}", "--rootdir", tmp, "-c", os.devnull]
-        for i in range(n):
-            for label, spin in (("A/A", 0.0), ("A/B10", data["spin10_s"])):
-                env = dict(os.environ, BENCH_SPIN_S="0")
-                subprocess.run([*base, "--benchmark-save", f"b{i}{label[-1]}"], env=env, capture_output=True,
-                               check=False, timeout=300)
-                env["BENCH_SPIN_S"] = repr(spin)
-                proc = subprocess.run([*base, "--benchmark-compare", "--benchmark-compare-fail=median:5%"],
-                                      env=env, capture_output=True, text=True, check=False, timeout=300)
-                if proc.returncode != 0 and "Performance has regressed" not in proc.stdout + proc.stderr:
-                    errors.append((proc.stdout + proc.stderr).strip().splitlines()[-1:])
-                fails[label] += "Performance has regressed" in proc.stdout + proc.stderr
-    for label, k in fails.items():
-        print(f"  {label}: {k}/{n} failed with 'Performance has regressed'")
-    if errors:
-        print(f"  {len(errors)} run(s) failed for other reasons, e.g. {errors[0]}")
+    labels = {"A": "A/A false alarms", "B5": "A/B 5% detected", "B10": "A/B 10% detected"}
+    for arm in ARMS:
+        all_pairs = _pairs(arm, n["A"], n[arm])
+        disjoint = _disjoint(arm, n["A"], n[arm])
+        row = [labels[arm], len(all_pairs), len(disjoint)]
+        for who in ("ours", "pb"):
+            m = mats[arm][who]
+            k, total = rate(m, all_pairs)
+            lo, hi = bootstrap_ci(m, arm)
+            kd, nd = rate(m, disjoint)
+            dlo, dhi = wilson(kd, nd)
+            row += [f"{k / total * 100:.1f}% [{lo * 100:.1f}-{hi * 100:.1f}]",
+                    f"{kd}/{nd} [{dlo * 100:.0f}-{dhi * 100:.0f}%]"]
+        inconclusive = sum(int(mats[arm]["ours"][i, j] == -1) for i, j in all_pairs)
+        row.append(inconclusive)
+        table.append(row)
+    print(tabulate(table, headers=["comparison", "pairs", "disjoint", "edgeperf (all pairs, 95% bootstrap)",
+                                   "edgeperf disjoint", "pb median:5% (all pairs)", "pb disjoint",
+                                   "ours INCONCL."], disable_numparse=True))
+    print("Pairs sharing a run are not independent: the all-pairs rate is an unbiased estimate, its interval comes "
+          "from a bootstrap over runs; the disjoint-pair counts are independent but few (Wilson 95% interval).")
+    print("Targets: A/A false alarms <= 1%, 10% slowdown detected >= 95%.\n")
+    print("Run-level statistics: sd of log(statistic) across A runs (%), A/A |change| percentiles, "
+          "and the median / 5th percentile of the change for A->B5 and A->B10 pairs:")
+    print(tabulate(statistic_table(data), headers=["statistic", "A sd %", "A/A |chg| p95 %", "p99 %", "max %",
+                                                   "B5 med / p5 %", "B10 med / p5 %"], disable_numparse=True))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--model", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--spin-s", type=float, default=0.0, help=argparse.SUPPRESS)
-    ap.add_argument("--blocks", type=int, default=60, help="blocks of 4 runs (A, B5, A, B10); default 60")
-    ap.add_argument("--threads", type=int, default=1, help="intra_op_num_threads (default 1)")
-    ap.add_argument("--min-time", type=float, default=0.6, help="timed seconds per run (default 0.6)")
-    ap.add_argument("--min-samples", type=int, default=64, help="minimum timed inferences per run")
-    ap.add_argument("--calibration-runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=24, help="measurements per arm (A, B5, B10); default 24")
+    ap.add_argument("--min-time", type=float, default=None,
+                    help="--edgeperf-min-time per run (default: the plugin's, 10 s)")
+    ap.add_argument("--threads", type=int, default=None, help="--edgeperf-threads (default: the plugin's)")
+    ap.add_argument("--calibration-runs", type=int, default=2)
+    ap.add_argument("--calibration-time", type=float, default=3.0, help="min time of calibration runs (s)")
     ap.add_argument("--alpha", type=float, default=None, help="judge alpha (default: the plugin's)")
-    ap.add_argument("--save", type=Path, help="write the raw runs as JSON")
+    ap.add_argument("--save", type=Path, help="write the raw runs as JSON (gzip if the name ends in .gz)")
     ap.add_argument("--load", type=Path, help="re-judge saved runs instead of measuring")
-    ap.add_argument("--pytest-benchmark-confirm", type=int, default=0, metavar="N",
-                    help="also run N real pytest-benchmark A/A and A/B10 comparisons")
     args = ap.parse_args(argv)
-    if args.worker:
-        worker(args.model, args.threads, args.spin_s, args.min_time, args.min_samples)
-        return 0
-    from pytest_edgeperf.verdict import DEFAULT_ALPHA
-
-    alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
-    data = json.loads(args.load.read_text()) if args.load else measure(args)
-    if args.save:
-        args.save.write_text(json.dumps(data))
-    print_report(data, analyse(data, alpha), alpha)
-    if args.pytest_benchmark_confirm:
-        pytest_benchmark_confirm(data, args.pytest_benchmark_confirm, data["threads"], data["min_time_s"])
+    if args.load:
+        opener = gzip.open if args.load.suffix == ".gz" else open
+        with opener(args.load, "rt") as fh:
+            data = json.load(fh)
+    else:
+        data = measure(args)
+        if args.save:
+            save(args.save, data)
+    print_report(data, verdict_matrices(data, args.alpha), args.alpha)
     return 0
 
 

@@ -242,7 +242,8 @@ MARKER_HELP = (
     "edgeperf(model=None, *, frameworks=None, threads=None, min_samples=None, min_time_s=None, max_time_s=None, "
     "warmup_s=None, min_fps=None, max_latency_ms=None, max_memory_mb=None, min_top1_pct=None, min_top5_pct=None, "
     "min_map50_pct=None, max_energy_per_inference_mj=None, tolerance=None, inputs=None, preprocess=None, "
-    "accuracy=None, min_freq_ghz=None, counters=None, hotspots=None, sustained_s=None): measure a model on this "
+    "accuracy=None, min_freq_ghz=None, counters=None, hotspots=None, sustained_s=None, min_speedup=None, "
+    "max_accuracy_drop_pct=None): measure a model on this "
     "device with each installed runtime; see the README"
 )
 
@@ -275,12 +276,14 @@ class MarkerSpec:
     counters: bool | None = None
     hotspots: bool | None = None
     sustained_s: float | None = None
+    min_speedup: float | None = None
+    max_accuracy_drop_pct: float | None = None
 
 
 _POSITIVE_INTS = ("threads", "min_samples")
 _POSITIVE_FLOATS = ("max_time_s", "min_fps", "max_latency_ms", "max_memory_mb", "min_freq_ghz", "sustained_s",
-                    "max_energy_per_inference_mj")
-_NON_NEGATIVE_FLOATS = ("min_time_s", "warmup_s")
+                    "max_energy_per_inference_mj", "min_speedup")
+_NON_NEGATIVE_FLOATS = ("min_time_s", "warmup_s", "max_accuracy_drop_pct")
 _PERCENTS = ("min_top1_pct", "min_top5_pct", "min_map50_pct")
 
 

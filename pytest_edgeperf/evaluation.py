@@ -30,7 +30,10 @@ def evaluate_from_spec(spec: dict[str, Any], adapter: Any, sys_path: list[str]) 
     dtype = adapter.input_dtype
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return adapter.run(_to_layout(x, layout).astype(dtype, copy=False))
+        out = np.asarray(adapter.run(_to_layout(x, layout).astype(dtype, copy=False)))
+        if layout == "NCHW" and out.ndim == 4:  # feature maps back to NHWC, the evaluators' layout
+            out = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+        return out
 
     path = Path(spec["dataset"])
     if spec.get("task", "classification") == "classification":

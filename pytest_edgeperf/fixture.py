@@ -7,6 +7,7 @@ regressed test never prints "passed").
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,6 +73,11 @@ class EdgeperfFixture:
         return self._session.profile.name
 
     @property
+    def sustained_s(self) -> float | None:
+        """Seconds of a sustained run (--edgeperf-sustained), None when not requested."""
+        return self._session.settings.sustained_s
+
+    @property
     def cache_dir(self) -> Path:
         return self._session.settings.cache_dir
 
@@ -92,6 +98,9 @@ class EdgeperfFixture:
         s = self._session.settings
         spec = self.spec
         model_given = str(model) if model is not None else spec.model
+        if model_given is not None and Path(model_given).is_absolute():
+            with contextlib.suppress(ValueError):  # a generated model: show it by its cache-relative name
+                model_given = "cache:" + str(Path(model_given).relative_to(s.cache_dir))
         if model_given is None:
             raise EdgeperfFailure("no model: give @pytest.mark.edgeperf(model=...) or edgeperf.measure(model)")
         name = framework or self.framework
@@ -168,7 +177,14 @@ class EdgeperfFixture:
                 max_memory_ratio: float | None = None, max_accuracy_drop_pct: float | None = None,
                 accuracy_metric: str = "top1_pct", variant_size: int | None = None,
                 parent_size: int | None = None) -> Comparison:
-        """Gate an optimised variant on its parent: speed-up, memory, and accuracy cost, in one table."""
+        """Gate an optimised variant on its parent: speed-up, memory, and accuracy cost, in one table.
+
+        Gates not given here come from the marker (``min_speedup``, ``max_accuracy_drop_pct``).
+        """
+        if min_speedup is None:
+            min_speedup = self.spec.min_speedup
+        if max_accuracy_drop_pct is None:
+            max_accuracy_drop_pct = self.spec.max_accuracy_drop_pct
         speedup = (variant.fps / parent.fps) if variant.fps and parent.fps else None
         memory_ratio = (variant.peak_rss_mb / parent.peak_rss_mb
                         if variant.peak_rss_mb and parent.peak_rss_mb else None)
@@ -176,7 +192,7 @@ class EdgeperfFixture:
         drops = {k: parent.accuracy[k] - variant.accuracy[k] for k in parent.accuracy
                  if k in variant.accuracy and k.endswith("_pct")}
         comparison = Comparison(variant, parent, speedup, memory_ratio, size_ratio, drops)
-        for extra, value in (("speedup_x", speedup), ("size_ratio", size_ratio)):
+        for extra, value in (("speedup_x", speedup), ("size_ratio", size_ratio), ("memory_ratio", memory_ratio)):
             if value is not None:
                 variant.add_metric(extra, value)
         failures = []
@@ -249,6 +265,8 @@ class EdgeperfFixture:
 
     # ---- inputs ----------------------------------------------------------------------------------------------
     def _resolve_model(self, given: str) -> Path:
+        if given.startswith("cache:"):
+            return self.cache_dir / given[len("cache:"):]
         if given.startswith("zoo:"):
             from .models.build import ensure_zoo_model
 

@@ -367,7 +367,9 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
         if inst.power_meter is not None:
             from .power import PowerSampler
 
-            power = _start_optional(lambda: PowerSampler(inst.power_meter, rate_hz=inst.power_hz),
+            # at least 5 readings inside the shortest window (a quick run is 0.2 s), at most 100 Hz
+            power_hz = min(max(inst.power_hz, 5.0 / max(req.budget.min_time_s, 0.05)), 100.0)
+            power = _start_optional(lambda: PowerSampler(inst.power_meter, rate_hz=power_hz),
                                     result.notes, "the power sampler")
         if req.counters:
             from .counters import CounterSession

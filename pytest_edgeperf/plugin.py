@@ -85,10 +85,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Validate every marker up front: a wrong argument stops the session with one line, before any timing."""
+    sustained = _session(config).settings.sustained_s
     for item in items:
         spec = _marker_spec(item.nodeid, item)
         if spec is not None:
             item.stash[SPEC_KEY] = spec
+            if spec.sustained_s and not sustained:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"sustained run ({spec.sustained_s:g} s) is opt-in: --edgeperf-sustained=SECONDS"))
 
 
 # ---- fixtures --------------------------------------------------------------------------------------------------

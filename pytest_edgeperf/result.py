@@ -161,7 +161,8 @@ class Result:
         put("first_inference_ms", None if self.first_inference_s is None else self.first_inference_s * 1e3)
         put("cpu_percent", self.cpu_percent)
         for key, value in self.accuracy.items():
-            put(key, value)
+            if key.endswith("_pct"):  # "n" (images scored) is a count, not a metric
+                put(key, value)
         for key in ("power_mean_w", "energy_per_inference_j", "fom_top1_per_j", "fom_top5_per_j",
                     "fom_map50_per_j"):
             if key in self.power:

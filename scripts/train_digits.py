@@ -120,6 +120,7 @@ def _atomic_write_bytes(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; shipped files must be readable by everyone
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -131,6 +132,7 @@ def write_eval_set(root: Path, images: list[np.ndarray], labels: np.ndarray) -> 
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it 0700; the shipped folder must be readable by everyone
         for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
             (tmp / str(int(lab))).mkdir(exist_ok=True)
             if not cv2.imwrite(str(tmp / str(int(lab)) / f"{i:04d}.png"), img,

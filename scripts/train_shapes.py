@@ -184,6 +184,7 @@ def _atomic_write_bytes(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; shipped files must be readable by everyone
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -196,6 +197,7 @@ def write_eval_set(root: Path, n: int) -> None:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it 0700; the shipped folder must be readable by everyone
         (tmp / "images").mkdir()
         rows = ["image,x1,y1,x2,y2,label"]
         for i in range(n):

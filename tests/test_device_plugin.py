@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 from fakedevice import FakeDevice
 
-from pytest_edgeperf.device import UNDER_VOLTAGE_MESSAGE, UNDER_VOLTAGE_SINCE_BOOT_MESSAGE
+from pytest_edgeperf.device import UNDER_VOLTAGE_MESSAGE, UNDER_VOLTAGE_SINCE_BOOT_MESSAGE, ThrottleState
 from pytest_edgeperf.guard import GuardSettings, ThermalGuard
 from pytest_edgeperf.report.progress import Progress
+from pytest_edgeperf.result import TimelinePoint
+from pytest_edgeperf.sampler import achieved_rate_hz, effective_period_s
 
 # A slightly heavier model than the core tests' (20 convolutions): fewer, longer samples keep the JSON small.
 MODEL_BUILDER = '''
@@ -131,15 +133,16 @@ def test_named_device_on_wrong_machine_is_one_line_usage_error(pytester: pytest.
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
-def test_mismatch_override_runs_with_the_named_profile(project: pytest.Pytester) -> None:
-    project.makepyfile(test_m=MEASURE_TEST.format(extra=""))
-    result, data, _ = _run(project, "--edgeperf-device=pi3", "--edgeperf-allow-device-mismatch")
+def test_mismatch_override_runs_with_the_named_profile(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_dev="""
+        def test_pi_device(pi_device):
+            assert (pi_device.name, pi_device.floor_ghz) == ("pi3", 1.1)
+            # nothing is readable here, so the pi3 floor cannot be checked: said, not silently skipped
+            assert any(u.startswith("clock: no cpufreq under") for u in pi_device.unavailable)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--edgeperf-device=pi3",
+                                "--edgeperf-allow-device-mismatch")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*= edgeperf: pi3 =*"])
-    assert data is not None and data["results"][0]["device"] == "pi3"
-    # no clock is readable here, so the pi3 floor cannot be checked: said, not silently skipped
-    assert any(n.startswith("not checked: clock:") for n in data["results"][0]["notes"])
-    result.stdout.fnmatch_lines(["not measured on this device: *clock: no cpufreq under*"])
 
 
 def test_fake_pi3_is_detected_and_pi_device_shows_profile_and_readings(project: pytest.Pytester,
@@ -424,3 +427,60 @@ def test_host_without_sensors_runs_and_lists_what_was_not_measured(project: pyte
     assert r["status"] == "ok" and r["invalid_count"] == 0
     assert r["timeline"] and all(p["freq_ghz"] is None and p["temp_c"] is None for p in r["timeline"])
     assert any(p["cpu_percent"] is not None for p in r["timeline"])  # the worker's CPU use is still sampled
+
+
+# ---- the helpers the integration uses --------------------------------------------------------------------------
+
+
+def test_validity_period_follows_a_slow_sampler() -> None:
+    slow = [TimelinePoint(t_s=t) for t in (0.0, 0.1, 0.45, 0.55)]  # one 0.35 s gap (a slow vcgencmd)
+    assert effective_period_s(slow, 0.1) == pytest.approx(0.35)
+    assert effective_period_s(slow[:1], 0.1) == 0.1 and effective_period_s([], 0.1) == 0.1
+    assert achieved_rate_hz(slow) == pytest.approx(3 / 0.55)
+    assert achieved_rate_hz(slow[:1]) is None
+
+
+def test_run_notes_report_under_voltage_whenever_it_is_set() -> None:
+    clean, sticky_uv, now_uv = ThrottleState(0), ThrottleState(0x50000), ThrottleState(0x50005)
+    assert sticky_uv.run_notes(clean)[0] == UNDER_VOLTAGE_MESSAGE  # new during the run
+    assert sticky_uv.run_notes(sticky_uv) == [UNDER_VOLTAGE_SINCE_BOOT_MESSAGE]  # set before the run
+    assert now_uv.run_notes(None) == [UNDER_VOLTAGE_SINCE_BOOT_MESSAGE]  # no start reading: not "during"
+    assert ThrottleState(0x60000).run_notes(clean) == ["arm frequency capped occurred during the run",
+                                                       "throttled occurred during the run"]
+    assert ThrottleState(0x60000).run_notes(ThrottleState(0x60000)) == []
+
+
+# ---- known integration bugs outside the device part (strict xfail: remove the marker once fixed) ---------------
+
+
+@pytest.mark.xfail(strict=True, reason="plugin.py: with --edgeperf-no-guard the thermal_guard fixture builds "
+                   "GuardSettings(timeout_s=0.0), which GuardSettings rejects")
+def test_thermal_guard_fixture_with_no_guard(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_g="""
+        def test_guard(thermal_guard):
+            assert thermal_guard.wait_until_ready().ready
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--edgeperf-no-guard")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.xfail(strict=True, reason="config.py accepts --edgeperf-guard-timeout=0 (_non_negative), which "
+                   "GuardSettings rejects later, with a traceback, in every test that measures")
+def test_zero_guard_timeout_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_g="""
+        def test_guard(thermal_guard):
+            thermal_guard.wait_until_ready()
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--edgeperf-guard-timeout=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert any("--edgeperf-guard-timeout" in ln for ln in result.stderr.lines)
+
+
+@pytest.mark.xfail(strict=True, reason="fixture.py: pytest.skip() in EdgeperfFixture.measure reports the plugin's "
+                   "own line (fixture.py:NNN) in -rs instead of the test (use _use_item_location=True)")
+def test_guard_skip_is_reported_at_the_test(project: pytest.Pytester, tmp_path: Path) -> None:
+    dev = FakeDevice.pi3_never_cools(tmp_path / "dev")
+    project.makepyfile(test_m=MEASURE_TEST.format(extra=""))
+    result, _, _ = _run(project, *dev.plugin_args(), "--edgeperf-guard-timeout=0.5", "-rs", json_name=None)
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_m.py:*device not ready*"])

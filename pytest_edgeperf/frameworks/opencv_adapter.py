@@ -52,7 +52,7 @@ class OpenCVAdapter(FrameworkAdapter):
 
     @property
     def input_layout(self) -> str:
-        return "NHWC" if self._path.suffix == ".tflite" else super().input_layout
+        return "NCHW"  # OpenCV DNN takes NCHW blobs for TFLite models too (and returns NCHW maps)
 
     def make_runner(self, x: np.ndarray) -> Callable[[], Any]:
         net = self._net
@@ -72,7 +72,7 @@ def _input_shape(path: Path) -> tuple[int, ...]:
         try:
             meta = json.loads(sidecar.read_text())
             h, w, c = meta["input_shape_hwc"]
-            return (1, h, w, c) if path.suffix == ".tflite" else (1, c, h, w)
+            return (1, c, h, w)
         except (ValueError, KeyError, TypeError):
             pass
     if path.suffix == ".onnx":
@@ -85,4 +85,5 @@ def _input_shape(path: Path) -> tuple[int, ...]:
 
     probe = LiteRTAdapter()
     probe.load(path, 1)
-    return probe.input_shape
+    n, h, w, c = probe.input_shape
+    return (n, c, h, w)

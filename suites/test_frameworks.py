@@ -1,0 +1,17 @@
+"""Seed 001 / 004: the framework x model matrix. Every architecture of the seed papers on every installed runtime.
+
+Weights are synthetic (seeded), so these tests gate throughput, latency and memory against the device's
+baselines, never accuracy (see test_accuracy.py for real accuracy).
+"""
+
+import pytest
+
+ARCHITECTURES = ["squeezenet1_1", "mobilenet_v1", "googlenet", "resnet50", "nin", "yolov4_tiny"]
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.edgeperf(min_time_s=5)
+def test_architecture(edgeperf, framework, arch):
+    result = edgeperf.measure(f"zoo:{arch}")
+    assert result.valid_count >= 64 or result.status != "ok"
+    assert result.load_time_s > 0
