@@ -292,7 +292,57 @@ def statistic_table(data: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def print_report(data: dict[str, Any], mats: dict[str, dict[str, np.ndarray]], alpha: float | None) -> None:
+def variance_table(data: dict[str, Any], blocks: int = 10, reps: int = 200) -> list[list[str]]:
+    """Why per-sample tests cry wolf: the run-to-run spread of a statistic vs what one run's samples imply.
+
+    ``within SE`` is the bootstrap standard error of the statistic from one run's samples (what a per-sample
+    test like Mann-Whitney effectively assumes); ``block sd/sqrt(B)`` is the same from B time blocks of a run
+    (slow drift inside the process); ``between sd`` is the observed spread across separate processes.
+    """
+    rng = np.random.default_rng(0)
+    lat = [np.asarray(r["result"]["samples"]["latency_s"], dtype=float) for r in data["runs"]["A"]]
+    rows = []
+    for name in ("p1", "p5", "p10", "p25", "median", "lower-half mean"):
+        f = STATISTICS[name]
+        run_stat = np.log([float(f(x)) for x in lat])
+        between = float(np.std(run_stat, ddof=1))
+        within = float(np.mean([np.std([np.log(f(rng.choice(x, x.size))) for _ in range(reps // 4)])
+                                for x in lat]))
+        block = float(np.mean([np.std([np.log(f(b)) for b in np.array_split(x, blocks)], ddof=1) / math.sqrt(blocks)
+                               for x in lat]))
+        rows.append([name, f"{between * 100:.2f}", f"{within * 100:.2f}", f"{block * 100:.2f}",
+                     f"{between / max(within, 1e-12):.1f}x"])
+    return rows
+
+
+def normal_extrapolation(data: dict[str, Any], name: str, tol_pct: float,
+                         ks: tuple[int, ...] = (1, 3, 5, 10)) -> list[list[str]]:
+    """False alarms and 10% detection for "statistic moved > tol", if each side were k processes (median).
+
+    Normal model on log(statistic) with the A runs' between-process sd; the B10 effect is the observed median
+    A->B10 change. The median of k values has sd ~ 1.25 sd / sqrt(k) (asymptotic efficiency of the median).
+    """
+    from scipy.stats import norm
+
+    f = STATISTICS[name]
+    logs = {arm: np.log([float(f(np.asarray(r["result"]["samples"]["latency_s"]))) for r in data["runs"][arm]])
+            for arm in ARMS}
+    sd = float(np.std(logs["A"], ddof=1))
+    tau = math.log1p(tol_pct / 100)
+    rows = []
+    for k in ks:
+        sd_side = sd * (1.0 if k == 1 else 1.25 / math.sqrt(k))
+        sd_diff = sd_side * math.sqrt(2)
+        row = [k, f"{sd_diff * 100:.2f}", f"{norm.sf(tau / sd_diff) * 100:.2f}%"]
+        for arm in ("B5", "B10"):
+            effect = float(np.median(logs[arm]) - np.median(logs["A"]))
+            row.append(f"{norm.sf((tau - effect) / sd_diff) * 100:.1f}%")
+        rows.append(row)
+    return rows
+
+
+def print_report(data: dict[str, Any], mats: dict[str, dict[str, np.ndarray]], alpha: float | None,
+                 statistic: str = "p1") -> None:
     from tabulate import tabulate
 
     from pytest_edgeperf.verdict import DEFAULT_ALPHA
@@ -339,6 +389,15 @@ def print_report(data: dict[str, Any], mats: dict[str, dict[str, np.ndarray]], a
           "and the median / 5th percentile of the change for A->B5 and A->B10 pairs:")
     print(tabulate(statistic_table(data), headers=["statistic", "A sd %", "A/A |chg| p95 %", "p99 %", "max %",
                                                    "B5 med / p5 %", "B10 med / p5 %"], disable_numparse=True))
+    print("\nWhere the A/A spread comes from (sd of log statistic, %): between separate processes, vs the standard "
+          "error one run's samples imply (bootstrap; what a per-sample test assumes) and from 10 time blocks:")
+    print(tabulate(variance_table(data), headers=["statistic", "between runs", "within (bootstrap)",
+                                                  "block sd/sqrt(10)", "between/within"], disable_numparse=True))
+    print(f"\nNormal-model extrapolation for \"{statistic} moved > 5%\", if each side were the median of k worker "
+          "processes:")
+    print(tabulate(normal_extrapolation(data, statistic, 5.0),
+                   headers=["k processes/side", "sd of change %", "A/A false alarms", "5% detected",
+                            "10% detected"], disable_numparse=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration-runs", type=int, default=2)
     ap.add_argument("--calibration-time", type=float, default=3.0, help="min time of calibration runs (s)")
     ap.add_argument("--alpha", type=float, default=None, help="judge alpha (default: the plugin's)")
+    ap.add_argument("--statistic", default="p1", choices=sorted(STATISTICS),
+                    help="statistic for the k-process extrapolation (default p1)")
     ap.add_argument("--save", type=Path, help="write the raw runs as JSON (gzip if the name ends in .gz)")
     ap.add_argument("--load", type=Path, help="re-judge saved runs instead of measuring")
     args = ap.parse_args(argv)
@@ -361,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         data = measure(args)
         if args.save:
             save(args.save, data)
-    print_report(data, verdict_matrices(data, args.alpha), args.alpha)
+    print_report(data, verdict_matrices(data, args.alpha), args.alpha, args.statistic)
     return 0
 
 

@@ -8,6 +8,7 @@ measurement starts.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -162,9 +163,13 @@ def settings_from_config(config: pytest.Config) -> Settings:
     s.max_temp_c = values["max-temp"]
     s.guard_enabled = not values["no-guard"]
     if values["guard-timeout"] is not None:
-        s.guard_timeout_s = _non_negative(values["guard-timeout"], "--edgeperf-guard-timeout")
+        s.guard_timeout_s = float(_positive(values["guard-timeout"], "--edgeperf-guard-timeout"))
     if values["guard-hold"] is not None:
         s.guard_hold_s = _non_negative(values["guard-hold"], "--edgeperf-guard-hold")
+    if s.guard_enabled and s.guard_hold_s > s.guard_timeout_s:
+        raise pytest.UsageError(
+            f"--edgeperf-guard-hold ({s.guard_hold_s:g} s) must not exceed --edgeperf-guard-timeout "
+            f"({s.guard_timeout_s:g} s): the clock could never be seen holding its floor in time")
     s.guard_fail = bool(values["guard-fail"])
     if values["sample-hz"] is not None:
         s.sample_hz = _non_negative(values["sample-hz"], "--edgeperf-sample-hz")
@@ -247,9 +252,6 @@ MARKER_HELP = (
     "device with each installed runtime; see the README"
 )
 
-_NUMBER = (int, float)
-
-
 @dataclass(frozen=True)
 class MarkerSpec:
     """The validated arguments of one test's ``@pytest.mark.edgeperf``."""
@@ -308,69 +310,93 @@ def parse_marker(test_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     for name, value in kwargs.items():
         if value is None:
             continue
-        if name == "model":
-            if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-                raise bad(name, f"expected a path or zoo:NAME, got {value!r}")
-            out[name] = str(value)
-        elif name == "frameworks":
-            names = (value,) if isinstance(value, str) else value
-            if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
-                raise bad(name, f"expected a name or a list of names, got {value!r}")
-            from .frameworks import UnknownFrameworkError, canonical_name
-
-            try:
-                out[name] = tuple(dict.fromkeys(canonical_name(n) for n in names))
-            except UnknownFrameworkError as exc:
-                raise bad(name, str(exc)) from None
-        elif name in _POSITIVE_INTS:
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise bad(name, f"expected a positive integer, got {value!r}")
-            out[name] = value
-        elif name in _POSITIVE_FLOATS + _NON_NEGATIVE_FLOATS + _PERCENTS:
-            if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value):
-                raise bad(name, f"expected a number, got {value!r}")
-            if name in _POSITIVE_FLOATS and value <= 0:
-                raise bad(name, f"must be > 0, got {value!r}")
-            if name in _NON_NEGATIVE_FLOATS and value < 0:
-                raise bad(name, f"must be >= 0, got {value!r}")
-            if name in _PERCENTS and not 0 <= value <= 100:
-                raise bad(name, f"is a percentage (0-100), got {value!r}")
-            out[name] = float(value)
-        elif name == "tolerance":
-            if not isinstance(value, (str, dict)):
-                raise bad(name, f"expected a dict or 'metric=5%,...', got {value!r}")
-            from .verdict import ToleranceError, parse_tolerances
-
-            try:
-                out[name] = parse_tolerances(value)
-            except ToleranceError as exc:
-                raise bad(name, str(exc)) from None
-        elif name == "inputs":
-            if not isinstance(value, str) or not value.strip():
-                raise bad(name, f"expected 'random', a dataset path or 'module:function', got {value!r}")
-            out[name] = value
-        elif name in ("preprocess", "accuracy"):
-            if not isinstance(value, dict):
-                raise bad(name, f"expected a dict, got {type(value).__name__}")
-            out[name] = dict(value)
-        elif name in ("counters", "hotspots"):
-            if not isinstance(value, bool):
-                raise bad(name, f"expected True or False, got {value!r}")
-            out[name] = value
-    if "preprocess" in out:
-        from .preprocess import PreprocessError, parse_preprocess
-
         try:
-            parse_preprocess(out["preprocess"])
-        except PreprocessError as exc:
-            raise bad("preprocess", str(exc)) from None
-    if "accuracy" in out:
-        task = out["accuracy"].get("task", "classification")
-        if task not in ("classification", "detection"):
-            raise bad("accuracy", f"task must be 'classification' or 'detection', got {task!r}")
-        if "dataset" not in out["accuracy"]:
-            raise bad("accuracy", "needs a 'dataset' (a folder of class sub-folders, or a CSV)")
+            out[name] = _marker_value(name, value, bad)
+        except pytest.UsageError:
+            raise
+        except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
+            # a value of an unexpected type deep inside (a huge int, a str where a number goes): still one line
+            raise bad(name, f"cannot use {_short_repr(value)}: {type(exc).__name__}: {exc}") from None
     min_t, max_t = out.get("min_time_s"), out.get("max_time_s")
     if min_t is not None and max_t is not None and max_t < min_t:
         raise bad("max_time_s", f"is below min_time_s ({max_t} < {min_t})")
     return MarkerSpec(**out)
+
+
+def _marker_value(name: str, value: Any, bad: Any) -> Any:
+    """One marker argument, validated and normalised; ``bad(name, why)`` builds the one-line UsageError."""
+    if name == "model":
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise bad(name, f"expected a path or zoo:NAME, got {_short_repr(value)}")
+        return str(value)
+    if name == "frameworks":
+        names = (value,) if isinstance(value, str) else value
+        if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+            raise bad(name, f"expected a name or a list of names, got {_short_repr(value)}")
+        from .frameworks import UnknownFrameworkError, canonical_name
+
+        try:
+            return tuple(dict.fromkeys(canonical_name(n) for n in names))
+        except UnknownFrameworkError as exc:
+            raise bad(name, str(exc)) from None
+    if name in _POSITIVE_INTS:
+        # numbers.Integral also admits numpy integers (np.int64 from a parametrize over np.arange)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise bad(name, f"expected a positive integer, got {_short_repr(value)}")
+        return int(value)
+    if name in _POSITIVE_FLOATS + _NON_NEGATIVE_FLOATS + _PERCENTS:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise bad(name, f"expected a number, got {_short_repr(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range
+            number = math.inf
+        if not math.isfinite(number):
+            raise bad(name, f"expected a finite number, got {_short_repr(value)}")
+        if name in _POSITIVE_FLOATS and number <= 0:
+            raise bad(name, f"must be > 0, got {value!r}")
+        if name in _NON_NEGATIVE_FLOATS and number < 0:
+            raise bad(name, f"must be >= 0, got {value!r}")
+        if name in _PERCENTS and not 0 <= number <= 100:
+            raise bad(name, f"is a percentage (0-100), got {value!r}")
+        return number
+    if name == "tolerance":
+        if not isinstance(value, (str, dict)):
+            raise bad(name, f"expected a dict or 'metric=5%,...', got {_short_repr(value)}")
+        from .verdict import ToleranceError, parse_tolerances
+
+        try:
+            return parse_tolerances(value)
+        except ToleranceError as exc:
+            raise bad(name, str(exc)) from None
+    if name == "inputs":
+        if not isinstance(value, str) or not value.strip():
+            raise bad(name, f"expected 'random', a dataset path or 'module:function', got {_short_repr(value)}")
+        return value
+    if name in ("preprocess", "accuracy"):
+        if not isinstance(value, dict):
+            raise bad(name, f"expected a dict, got {type(value).__name__}")
+        if name == "preprocess":
+            from .preprocess import PreprocessError, parse_preprocess
+
+            try:
+                parse_preprocess(value)
+            except PreprocessError as exc:
+                raise bad(name, str(exc)) from None
+        else:
+            task = value.get("task", "classification")
+            if not isinstance(task, str) or task not in ("classification", "detection"):
+                raise bad(name, f"task must be 'classification' or 'detection', got {_short_repr(task)}")
+            if "dataset" not in value:
+                raise bad(name, "needs a 'dataset' (a folder of class sub-folders, or a CSV)")
+        return dict(value)
+    if name in ("counters", "hotspots"):
+        if not isinstance(value, bool):
+            raise bad(name, f"expected True or False, got {_short_repr(value)}")
+        return value
+    raise bad(name, "unknown argument")  # unreachable: names were checked against MarkerSpec's fields
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

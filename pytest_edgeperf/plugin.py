@@ -119,7 +119,7 @@ def thermal_guard(pytestconfig: pytest.Config) -> Any:
 
     guard = s.guard_for(s.floor_ghz, Progress(pytestconfig, enabled=s.settings.progress))
     if guard is None:  # --edgeperf-no-guard: a guard that checks nothing, so tests calling it still work
-        guard = ThermalGuard(s.readers, GuardSettings(floor_ghz=None, max_temp_c=None, timeout_s=0.0))
+        guard = ThermalGuard(s.readers, GuardSettings(floor_ghz=None, max_temp_c=None, hold_s=0.0, timeout_s=1.0))
     return guard
 
 

@@ -55,6 +55,13 @@ class EdgeperfSession:
                                           allow_mismatch=settings.allow_device_mismatch)
         except (UnknownDeviceError, DeviceMismatchError) as exc:  # one line naming --edgeperf-device
             raise pytest.UsageError(str(exc)) from None
+        self.device_notes: list[str] = []
+        detected = self.readers.model()
+        if settings.allow_device_mismatch and settings.device not in ("", "auto"):
+            self.device_notes.append(
+                f"device profile {self.profile.name} forced by --edgeperf-allow-device-mismatch "
+                f"(this machine reports {detected or 'no device-tree model'}); its baselines are stored as "
+                f"{self.profile.name}'s")
         self.floor_ghz = settings.min_freq_ghz if settings.min_freq_ghz is not None else self.profile.floor_freq_ghz
         self.unavailable: list[str] = self.readers.unavailable()
         self.results: list[Result] = []
@@ -92,16 +99,13 @@ class EdgeperfSession:
         return meter
 
     def guard_for(self, floor_ghz: float | None, progress: Any = None) -> Any:
-        """The thermal guard with this test's floor (the marker may override the device's)."""
+        """The thermal guard with this test's floor (the marker may override the device's); None when disabled."""
         if not self.settings.guard_enabled:
             return None
         from .guard import GuardSettings, ThermalGuard
 
-        max_temp = self.settings.max_temp_c
-        if max_temp is None and self.profile.throttle_temp_c:
-            max_temp = self.profile.throttle_temp_c - 5.0
-        gs = GuardSettings(floor_ghz=floor_ghz, max_temp_c=max_temp, hold_s=self.settings.guard_hold_s,
-                           timeout_s=self.settings.guard_timeout_s)
+        gs = GuardSettings.from_profile(self.profile, floor_ghz=floor_ghz, max_temp_c=self.settings.max_temp_c,
+                                        hold_s=self.settings.guard_hold_s, timeout_s=self.settings.guard_timeout_s)
         return ThermalGuard(self.readers, gs, progress=progress)
 
     @property

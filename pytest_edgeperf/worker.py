@@ -167,7 +167,7 @@ def main() -> int:
             prepare, raw_inputs = _real_inputs(inputs, adapter, sys_path)
             x = prepare(raw_inputs[0])
     except Exception as exc:  # a user's input function or dataset failed: report it as such, one line
-        proto.send("error", kind="inputs", message=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        proto.send("error", kind="inputs", message=_one_line(exc))
         return 4
 
     runner = adapter.make_runner(x)
@@ -181,7 +181,7 @@ def main() -> int:
         while time.perf_counter() < warmup_end:
             runner()
     except Exception as exc:
-        proto.send("error", kind="inference", message=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        proto.send("error", kind="inference", message=_one_line(exc))
         return 5
     proto.send("ready", first_inference_s=first_inference_s)
     if request.get("wait_for_go", True) and not _wait_for_go(sys.stdin):
@@ -201,6 +201,10 @@ def main() -> int:
         else:
             run_on = adapter.run
             starts, durations, pre = time_with_preprocessing(run_on, prepare, raw_inputs, *args)
+    except Exception as exc:  # the runtime or a user's prepare() failed mid-run: one line, as in warm-up
+        gc.enable()
+        proto.send("error", kind="inference", message=_one_line(exc))
+        return 5
     finally:
         gc.enable()
     wall_end = time.perf_counter()
@@ -218,10 +222,17 @@ def main() -> int:
         try:
             accuracy = _accuracy_pass(request["accuracy"], adapter, sys_path)
         except Exception as exc:
-            proto.send("error", kind="accuracy", message=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            proto.send("error", kind="accuracy", message=_one_line(exc))
             return 6
         proto.send("accuracy", **accuracy)
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (numpy's private ``_ArrayMemoryError`` reads as MemoryError)."""
+    name = "MemoryError" if isinstance(exc, MemoryError) else type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    return f"{name}: {lines[0]}" if lines else name
 
 
 def _real_inputs(inputs: dict[str, Any], adapter: Any,

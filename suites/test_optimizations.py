@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 
-@pytest.mark.edgeperf(frameworks=["onnxruntime"], max_accuracy_drop_pct=1.0)
+@pytest.mark.edgeperf(frameworks=["onnxruntime"], max_accuracy_drop_pct=1.0, min_time_s=5)
 def test_int8_digits(edgeperf, framework, digits, digits_int8):
     """Post-training int8 (seed 003's affine int8): accuracy may drop by at most one point of top-1."""
     fp32 = edgeperf.measure(digits.stem, label="fp32", accuracy=digits.accuracy)
@@ -23,7 +23,7 @@ def test_int8_digits(edgeperf, framework, digits, digits_int8):
     assert comparison.size_ratio < 0.6  # int8 weights: about a quarter of fp32, plus quantisation parameters
 
 
-@pytest.mark.edgeperf(frameworks=["onnxruntime"], min_speedup=1.2)
+@pytest.mark.edgeperf(frameworks=["onnxruntime"], min_speedup=1.2, min_time_s=5)
 def test_int8_mobilenet_speedup(edgeperf, framework, model_cache):
     """int8 on a conv-heavy network (synthetic weights: speed only, seed 003's motivation)."""
     pytest.importorskip("onnxruntime")
@@ -36,7 +36,7 @@ def test_int8_mobilenet_speedup(edgeperf, framework, model_cache):
     edgeperf.compare(int8, fp32)
 
 
-@pytest.mark.edgeperf(max_accuracy_drop_pct=2.0)
+@pytest.mark.edgeperf(max_accuracy_drop_pct=2.0, min_time_s=5)
 def test_lowrank_digits(edgeperf, framework, digits, model_cache, suites_dir):
     """Seed 002: each k x k conv -> r filters k x k then a 1x1; keep 95% of the spectrum's energy."""
     from pytest_edgeperf.models.transforms import lowrank_decompose
@@ -48,7 +48,7 @@ def test_lowrank_digits(edgeperf, framework, digits, model_cache, suites_dir):
     edgeperf.compare(lowrank, parent)
 
 
-@pytest.mark.edgeperf(min_speedup=1.3)
+@pytest.mark.edgeperf(min_speedup=1.3, min_time_s=5)
 def test_lowrank_yolov4_tiny_speedup(edgeperf, framework, model_cache):
     """Seed 002's claim (several-fold faster convs) on the widest 3x3 convs we have, at rank 1/8."""
     from pytest_edgeperf.models.transforms import lowrank_decompose
@@ -62,7 +62,7 @@ def test_lowrank_yolov4_tiny_speedup(edgeperf, framework, model_cache):
     edgeperf.compare(lowrank, fp32)
 
 
-@pytest.mark.edgeperf(max_accuracy_drop_pct=20.0)
+@pytest.mark.edgeperf(max_accuracy_drop_pct=20.0, min_time_s=5)
 def test_pruned_shapes_detector(edgeperf, framework, shapes, model_cache, suites_dir):
     """Seed 003: channel pruning (15% of the filters by L1 norm) on the trained detector.
 
@@ -80,7 +80,7 @@ def test_pruned_shapes_detector(edgeperf, framework, shapes, model_cache, suites
     assert comparison.size_ratio < 1.0
 
 
-@pytest.mark.edgeperf(min_speedup=1.1)
+@pytest.mark.edgeperf(min_speedup=1.1, min_time_s=5)
 def test_pruned_yolov4_tiny_speedup(edgeperf, framework, model_cache):
     """Seed 003's pruning ratio (0.15) on YOLOv4-tiny (synthetic weights: speed and size only)."""
     from pytest_edgeperf.models.transforms import prune_channels
@@ -96,7 +96,7 @@ def test_pruned_yolov4_tiny_speedup(edgeperf, framework, model_cache):
     assert comparison.size_ratio < 0.9
 
 
-@pytest.mark.edgeperf(frameworks=["onnxruntime", "litert"])
+@pytest.mark.edgeperf(frameworks=["onnxruntime", "litert"], min_time_s=5)
 def test_threads(edgeperf, framework):
     """Seed 000: loop parallelisation. SqueezeNet with 1 thread and with every core; more cores must help."""
     cores = len(os.sched_getaffinity(0))

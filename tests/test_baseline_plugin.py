@@ -28,14 +28,18 @@ from pytest_edgeperf.baseline import BASELINE_SCHEMA_VERSION, BaselineStore
 
 pytest_plugins = ["pytester"]
 
+# One inference thread: on a shared 2-core machine the fast end of a 2-thread run moves by tens of percent
+# between runs (one thread waits for a descheduled sibling); a single thread's fast end stays within ~2%.
 COMMON = ["-p", "no:cacheprovider", "--edgeperf-device=host", "--edgeperf-allow-device-mismatch",
-          "--edgeperf-no-progress", "--edgeperf-idle-time=0"]
+          "--edgeperf-no-progress", "--edgeperf-idle-time=0", "--edgeperf-threads=1"]
 # Enough samples for the rank test to see a 4x change on a busy 2-core machine.
 TIMED = [*COMMON, "--edgeperf-min-time=1", "--edgeperf-min-samples=50", "--edgeperf-max-time=20"]
 # Plumbing checks (files, errors, selection) only need a valid measurement.
 BRIEF = [*COMMON, "--edgeperf-min-time=0.2", "--edgeperf-min-samples=20", "--edgeperf-max-time=10"]
 
-CONVS = 4  # the "unchanged" model; 4x more is clearly slower, 4x fewer clearly faster
+# The "unchanged" model: 8 convolutions of 64 channels, ~2 ms per inference, so compute (not per-call overhead)
+# sets the time; 4x the convolutions is clearly slower and 4x fewer clearly faster, on any machine.
+CONVS = 8
 THROUGHPUT_KEY = "test_throughput[onnxruntime]"
 
 SUITE = '''
@@ -54,7 +58,7 @@ def _save(graph: onnx.GraphProto, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def write_conv_model(path: Path, convs: int, *, channels: int = 32, size: int = 32, bloat_mb: int = 0) -> None:
+def write_conv_model(path: Path, convs: int, *, channels: int = 64, size: int = 32, bloat_mb: int = 0) -> None:
     """A chain of ``convs`` 3x3 convolutions; ``bloat_mb`` adds a MatMul branch whose weight really is that big."""
     rng = np.random.default_rng(0)
     nodes, inits, prev = [], [], "x"
@@ -190,7 +194,7 @@ def test_update_then_compare_unchanged_suite_passes(suite: pytest.Pytester) -> N
 # ---- 2. a slower model and a larger model under the same path --------------------------------------------------
 def test_slower_and_larger_models_fail_naming_the_metric(pytester: pytest.Pytester) -> None:
     write_conv_model(pytester.path / "model.onnx", CONVS)
-    write_conv_model(pytester.path / "mem.onnx", 1)
+    write_conv_model(pytester.path / "mem.onnx", CONVS)
     pytester.makepyfile(test_suite=SUITE + '''
 
 @pytest.mark.edgeperf(model="mem.onnx", frameworks="onnxruntime")
@@ -221,7 +225,7 @@ def test_memory(edgeperf):
     assert "REGRESSION" not in summary_row(slow, "test_memory[onnxruntime]")
 
     # A model that needs ~64 MB more for a weight it really uses.
-    write_conv_model(pytester.path / "mem.onnx", 1, bloat_mb=64)
+    write_conv_model(pytester.path / "mem.onnx", CONVS, bloat_mb=64)
     big = pytester.runpytest(*TIMED, "-k", "test_memory")
     big.assert_outcomes(failed=1)
     assert big.ret == 1
@@ -236,7 +240,7 @@ def test_memory(edgeperf):
 # ---- 3. a faster model ----------------------------------------------------------------------------------------------
 def test_faster_model_is_improved_and_passes(suite: pytest.Pytester) -> None:
     suite.runpytest(*TIMED, "--edgeperf-update-baselines").assert_outcomes(passed=1)
-    write_conv_model(suite.path / "model.onnx", 1)
+    write_conv_model(suite.path / "model.onnx", CONVS // 4)
     out = suite.path / "results.json"
     fast = suite.runpytest(*TIMED, f"--edgeperf-json={out}")
     fast.assert_outcomes(passed=1)

@@ -450,11 +450,9 @@ def test_run_notes_report_under_voltage_whenever_it_is_set() -> None:
     assert ThrottleState(0x60000).run_notes(ThrottleState(0x60000)) == []
 
 
-# ---- known integration bugs outside the device part (strict xfail: remove the marker once fixed) ---------------
+# ---- integration bugs found by the device tests, fixed in plugin.py / config.py / fixture.py ----------------
 
 
-@pytest.mark.xfail(strict=True, reason="plugin.py: with --edgeperf-no-guard the thermal_guard fixture builds "
-                   "GuardSettings(timeout_s=0.0), which GuardSettings rejects")
 def test_thermal_guard_fixture_with_no_guard(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_g="""
         def test_guard(thermal_guard):
@@ -464,8 +462,6 @@ def test_thermal_guard_fixture_with_no_guard(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
 
 
-@pytest.mark.xfail(strict=True, reason="config.py accepts --edgeperf-guard-timeout=0 (_non_negative), which "
-                   "GuardSettings rejects later, with a traceback, in every test that measures")
 def test_zero_guard_timeout_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_g="""
         def test_guard(thermal_guard):
@@ -476,8 +472,6 @@ def test_zero_guard_timeout_is_a_usage_error(pytester: pytest.Pytester) -> None:
     assert any("--edgeperf-guard-timeout" in ln for ln in result.stderr.lines)
 
 
-@pytest.mark.xfail(strict=True, reason="fixture.py: pytest.skip() in EdgeperfFixture.measure reports the plugin's "
-                   "own line (fixture.py:NNN) in -rs instead of the test (use _use_item_location=True)")
 def test_guard_skip_is_reported_at_the_test(project: pytest.Pytester, tmp_path: Path) -> None:
     dev = FakeDevice.pi3_never_cools(tmp_path / "dev")
     project.makepyfile(test_m=MEASURE_TEST.format(extra=""))

@@ -88,11 +88,12 @@ def reasons(result: pytest.RunResult) -> list[str]:
     return [ln for ln in result.stdout.lines if ln.startswith("[edgeperf] ")]
 
 
-def assert_no_traceback(result: pytest.RunResult) -> None:
+def assert_no_traceback(result: pytest.RunResult, skipped: bool = False) -> None:
     text = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in text
-    # pytest's own long-repr of an exception from our code would show source lines of the package
-    assert "pytest_edgeperf/" not in text, text
+    if not skipped:  # -rs shows where pytest.skip() was called (in the package): a location, not a traceback
+        # pytest's own long-repr of an exception from our code would show source lines of the package
+        assert "pytest_edgeperf/" not in text, text
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes]:
@@ -372,3 +373,227 @@ def test_baseline_and_result_files_are_parsed_as_data_only(tmp_path: Path, kind:
     assert out.returncode != 0
     assert "Traceback" not in out.stderr, out.stderr
     assert not pwned.exists()
+
+
+# ---- 2. faults --------------------------------------------------------------------------------------------------
+
+FAULTY = """
+import ctypes
+import os
+import resource
+import signal
+
+import numpy as np
+
+_calls = [0]
+
+
+def frames(shape, dtype):
+    return [np.zeros(shape, dtype=dtype)]
+
+
+def _nth_call():
+    _calls[0] += 1
+    return _calls[0]
+
+
+def segfault_while_timing(x):
+    # prepare() runs once before warm-up, then once per timed sample: call 3 is inside the timed window
+    if _nth_call() == 3:
+        ctypes.string_at(0)  # a real SIGSEGV, as a crashing runtime would die
+    return x
+
+
+def raises_while_timing(x):
+    if _nth_call() == 3:
+        raise RuntimeError("the runtime lost its accelerator")
+    return x
+
+
+def oom_killed(shape, dtype):
+    # What the kernel OOM killer does to the biggest process: SIGKILL, no warning, no exception.
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _limit_address_space(extra_mb):
+    with open("/proc/self/status") as fh:
+        vm_kb = next(int(ln.split()[1]) for ln in fh if ln.startswith("VmSize:"))
+    limit = (vm_kb + extra_mb * 1024) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
+def memory_limit_while_loading(shape, dtype):
+    # A worker under a memory limit (RLIMIT_AS, like a container's): the next big allocation fails.
+    _limit_address_space(64)
+    return [np.ones((1 << 30) // 4, dtype=np.float32)]
+
+
+_hoard = []
+
+
+def memory_limit_while_timing(x):
+    if _nth_call() == 1:
+        _limit_address_space(64)
+    if _calls[0] >= 3:
+        _hoard.append(np.ones((64 << 20) // 4, dtype=np.float32))  # 64 MB a sample: the limit is hit at once
+    return x
+"""
+
+
+def test_worker_faults_cost_one_test_each_and_the_session_goes_on(project: pytest.Pytester) -> None:
+    project.makepyfile(faulty=FAULTY)
+    project.makepyfile(test_faults="""
+        import pytest
+
+        CASES = {
+            "segv": dict(inputs="faulty:frames", prepare="faulty:segfault_while_timing"),
+            "raise": dict(inputs="faulty:frames", prepare="faulty:raises_while_timing"),
+            "oomkill": dict(inputs="faulty:oom_killed"),
+            "rlimit_load": dict(inputs="faulty:memory_limit_while_loading"),
+            "rlimit_timing": dict(inputs="faulty:frames", prepare="faulty:memory_limit_while_timing"),
+        }
+
+        @pytest.mark.parametrize("case", list(CASES))
+        @pytest.mark.edgeperf(model="tiny.onnx", frameworks="onnxruntime", warmup_s=0.05)
+        def test_fault(edgeperf, case):
+            edgeperf.measure(**CASES[case])
+
+        @pytest.mark.edgeperf(model="tiny.onnx", frameworks="onnxruntime", warmup_s=0.05)
+        def test_after_the_faults(edgeperf):
+            assert edgeperf.measure().valid_count >= 10
+    """)
+    out = project.path / "r.json"
+    result = project.runpytest(*FAST, f"--edgeperf-json={out}", "--edgeperf-update-baselines")
+    result.assert_outcomes(failed=5, passed=1)
+    lines = reasons(result)
+    assert len(lines) == 5, lines
+    prefix = "[edgeperf] onnxruntime on tiny.onnx: "
+
+    def reason(case: str) -> str:
+        (idx,) = [i for i, ln in enumerate(result.stdout.lines) if ln.startswith("_") and f"-{case}]" in ln]
+        return next(ln for ln in result.stdout.lines[idx:] if ln.startswith("[edgeperf] "))
+
+    assert reason("segv").startswith(prefix + "worker crashed with SIGSEGV while timing")
+    assert reason("raise") == prefix + "inference failed: RuntimeError: the runtime lost its accelerator"
+    assert reason("oomkill").startswith(prefix + "worker crashed with SIGKILL (killed: out of memory?) during warm-up")
+    assert reason("rlimit_load").startswith(prefix + "preparing the inputs failed: MemoryError: Unable to allocate")
+    assert reason("rlimit_timing").startswith(prefix + "inference failed: MemoryError: Unable to allocate")
+    assert_no_traceback(result)
+    # only the healthy measurement is reported and stored
+    data = json.loads(out.read_text())
+    assert [r["test_id"] for r in data["results"]] == ["test_faults.py::test_after_the_faults[onnxruntime]"]
+    stored = json.loads((project.path / "baselines" / "host" / "test_faults.json").read_text())
+    assert list(stored["entries"]) == ["test_after_the_faults[onnxruntime]"]
+
+
+SENSOR_KILLER = """
+import os
+import shutil
+import threading
+import time
+
+import numpy as np
+
+
+def frames(shape, dtype):
+    # Runs in the worker just before warm-up: 0.4 s later, with timing under way, the sensors disappear.
+    def unplug():
+        time.sleep(0.4)
+        os.unlink({vcgencmd!r})
+        shutil.rmtree({thermal!r})
+        shutil.rmtree({cpufreq!r})
+        with open({marker!r}, "w") as fh:
+            fh.write(repr(time.perf_counter()))
+
+    threading.Thread(target=unplug, daemon=True).start()
+    return [np.zeros(shape, dtype=dtype)]
+"""
+
+
+def test_sensors_vanishing_mid_run_keep_the_measurement(project: pytest.Pytester, tmp_path: Path) -> None:
+    dev = FakeDevice.pi3_cool(tmp_path / "dev")
+    marker = tmp_path / "unplugged_at"
+    project.makepyfile(unplug=SENSOR_KILLER.format(
+        vcgencmd=str(dev.vcgencmd), thermal=str(dev.root / "sys/class/thermal"),
+        cpufreq=str(dev.root / "sys/devices/system/cpu"), marker=str(marker)))
+    project.makepyfile(test_m=ONE_TEST.format(model="tiny.onnx", extra=", inputs='unplug:frames', min_time_s=1.5"))
+    out = project.path / "r.json"
+    result = project.runpytest(*FAST, *GUARD, *dev.plugin_args(), f"--edgeperf-json={out}")
+    result.assert_outcomes(passed=1)
+    assert not dev.vcgencmd.exists()  # the unplug really happened
+    (r,) = json.loads(out.read_text())["results"]
+    assert r["status"] == "ok" and r["device"] == "pi3"
+    unplugged = float(marker.read_text())
+    assert r["window_start_s"] < unplugged < r["window_end_s"]
+    before = [p for p in r["timeline"] if p["t_s"] < unplugged - 0.2]
+    after = [p for p in r["timeline"] if p["t_s"] > unplugged + 0.5]
+    assert before and after
+    assert all(p["freq_ghz"] == pytest.approx(1.2) and p["temp_c"] == 45.0 for p in before)
+    assert all(p["freq_ghz"] is None and p["temp_c"] is None and p["throttled"] is None for p in after)
+    # an unknown clock is not a clock below the floor: no sample is thrown away for it
+    assert r["invalid_count"] == 0
+    assert r["device_end"]["clock_ghz"] is None and r["device_end"]["temp_c"] is None
+    assert_no_traceback(result)
+
+
+def test_vcgencmd_missing_on_a_pi_reads_what_is_left(project: pytest.Pytester, tmp_path: Path) -> None:
+    dev = FakeDevice.pi3_cool(tmp_path / "dev", with_vcgencmd=False)
+    project.makepyfile(test_m=ONE_TEST.format(model="tiny.onnx", extra=""))
+    out = project.path / "r.json"
+    result = project.runpytest(*FAST, *GUARD, *dev.plugin_args(), f"--edgeperf-json={out}")
+    result.assert_outcomes(passed=1)
+    data = json.loads(out.read_text())
+    assert data["device"]["profile"] == "pi3"
+    unavailable = data["device"]["unavailable"]
+    assert any(u.startswith("throttle state: no ") and str(dev.vcgencmd) in u for u in unavailable), unavailable
+    (r,) = data["results"]
+    assert r["status"] == "ok"
+    assert r["device_start"]["clock_ghz"] == pytest.approx(1.2)  # cpufreq still answers
+    assert r["device_start"]["throttled_raw"] is None
+    result.stdout.fnmatch_lines(["not measured on this device: *throttle state: no *vcgencmd*"])
+    assert_no_traceback(result)
+
+
+def test_clock_that_never_reaches_the_floor_is_skipped_on_time(project: pytest.Pytester, tmp_path: Path) -> None:
+    # cool and unthrottled, but the clock stays at 0.6 GHz under load (a governor pinned to powersave)
+    dev = FakeDevice(tmp_path / "dev", schedule=[{"freq_ghz": 0.6, "temp_c": 45.0, "throttled": 0}],
+                     governor="powersave")
+    project.makepyfile(test_m=ONE_TEST.format(model="tiny.onnx", extra=""))
+    out = project.path / "r.json"
+    result = project.runpytest(*FAST, *GUARD, *dev.plugin_args(), f"--edgeperf-json={out}", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] *device not ready after 1 s (*clock 0.60 GHz < 1.10 GHz*"])
+    assert json.loads(out.read_text())["results"] == []  # nothing measured below the floor is reported
+    assert_no_traceback(result, skipped=True)
+
+
+def test_marker_paths_resolve_from_the_rootdir_and_are_reported_as_given(project: pytest.Pytester,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    (project.path / "pytest.ini").write_text("[pytest]\n")  # the rootdir is the project, wherever pytest runs
+    (project.path / "models").mkdir()
+    (project.path / "tiny.onnx").rename(project.path / "models" / "tiny.onnx")
+    (project.path / "data" / "cat").mkdir(parents=True)
+    cv2.imwrite(str(project.path / "data" / "cat" / "a.png"), np.zeros((16, 16, 3), np.uint8))
+    sub = project.path / "suite" / "deeper"
+    sub.mkdir(parents=True)
+    (sub / "test_paths.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.edgeperf(model='models/tiny.onnx', frameworks='onnxruntime', warmup_s=0.05, inputs='data',\n"
+        "                      preprocess={'size': 16, 'crop': 16})\n"
+        "def test_found(edgeperf):\n"
+        "    edgeperf.measure()\n\n"
+        "@pytest.mark.edgeperf(model='models/../models/absent.onnx', frameworks='onnxruntime')\n"
+        "def test_absent(edgeperf):\n"
+        "    edgeperf.measure()\n")
+    monkeypatch.chdir(sub)  # neither the cwd nor the test's folder decides: the rootdir does
+    out = project.path / "r.json"
+    result = project.runpytest(*FAST, f"--edgeperf-json={out}", "test_paths.py")
+    result.assert_outcomes(passed=1, failed=1)
+    (r,) = json.loads(out.read_text())["results"]
+    assert r["model"] == "models/tiny.onnx"  # reported as given
+    assert r["environment"]["model_file"] == "tiny.onnx"
+    (line,) = reasons(result)
+    assert line == (f"[edgeperf] model not found: models/../models/absent.onnx "
+                    f"(looked for {project.path / 'models/../models/absent.onnx'})")

@@ -60,6 +60,8 @@ def write_summary(terminalreporter: Any, session: Any) -> None:
     for note, tests in notes.items():
         where = tests[0] if len(tests) == 1 else f"{len(tests)} tests"
         tr.write_line(f"note ({where}): {note}")
+    for note in getattr(session, "device_notes", []):
+        tr.write_line(f"note: {note}")
     if session.unavailable:
         tr.write_line("not measured on this device: " + "; ".join(session.unavailable))
     if session.settings.update_baselines:
