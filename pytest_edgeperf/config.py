@@ -51,6 +51,7 @@ class Settings:
     guard_hold_s: float = 2.0
     guard_fail: bool = False
     sample_hz: float = 10.0
+    sensor_budget: float = 0.03
     max_attempts: int = 3
     min_valid_fraction: float = 0.8
     quick: bool = False
@@ -89,6 +90,8 @@ OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("guard-hold", None, "float", "seconds the clock must hold above the floor under load"),
     ("guard-fail", None, "bool", "fail (instead of skip) a test whose device never became ready"),
     ("sample-hz", "edgeperf_sample_hz", "float", "sensor sampling rate during timing (0 disables the timeline)"),
+    ("sensor-budget", "edgeperf_sensor_budget", "float",
+     "fraction of the time the sampler may spend running vcgencmd (process starts); other ticks read files only"),
     ("max-attempts", None, "int", "how many times a throttled measurement is repeated before INCONCLUSIVE"),
     ("quick", None, "bool", "smoke run with a tiny budget (results are never written as baselines)"),
     ("min-samples", "edgeperf_min_samples", "int", "minimum timed samples per measurement (default 64)"),
@@ -173,6 +176,11 @@ def settings_from_config(config: pytest.Config) -> Settings:
     s.guard_fail = bool(values["guard-fail"])
     if values["sample-hz"] is not None:
         s.sample_hz = _non_negative(values["sample-hz"], "--edgeperf-sample-hz")
+    if values["sensor-budget"] is not None:
+        budget_fraction = _positive(values["sensor-budget"], "--edgeperf-sensor-budget")
+        if budget_fraction > 1:
+            raise pytest.UsageError(f"--edgeperf-sensor-budget is a fraction (0-1], got {budget_fraction}")
+        s.sensor_budget = budget_fraction
     if values["max-attempts"] is not None:
         s.max_attempts = int(_positive(values["max-attempts"], "--edgeperf-max-attempts"))
     s.quick = bool(values["quick"])

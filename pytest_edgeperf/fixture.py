@@ -143,6 +143,7 @@ class EdgeperfFixture:
         inst = Instruments(
             device_name=self._session.profile.name, readers=self._session.readers, floor_ghz=floor,
             guard=self._session.guard_for(floor, self._progress), sample_hz=s.sample_hz,
+            sensor_budget=s.sensor_budget,
             power_meter=self._session.power_meter, power_hz=s.power_hz, idle_s=s.idle_s,
             max_attempts=s.max_attempts, min_valid_fraction=s.min_valid_fraction,
             worker_timeout_s=s.worker_timeout_s, environment=dict(self._session.environment),

@@ -68,6 +68,7 @@ class Instruments:
     floor_ghz: float | None = None
     guard: Any = None  # pytest_edgeperf.guard.ThermalGuard
     sample_hz: float = 10.0
+    sensor_budget: float = 0.03
     power_meter: Any = None  # pytest_edgeperf.power PowerMeter
     power_hz: float = 10.0
     idle_s: float = 0.0
@@ -362,7 +363,8 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
         if readers is not None and inst.sample_hz > 0:
             from .sampler import TimelineSampler
 
-            sampler = _start_optional(lambda: TimelineSampler(readers, rate_hz=inst.sample_hz, pid=worker.pid),
+            sampler = _start_optional(lambda: TimelineSampler(readers, rate_hz=inst.sample_hz, pid=worker.pid,
+                                                                      command_budget=inst.sensor_budget),
                                       result.notes, "the sensor sampler")
         if inst.power_meter is not None:
             from .power import PowerSampler

@@ -18,6 +18,11 @@ import psutil
 from pytest_edgeperf.device.readers import THROTTLE_NOW_MASK, DeviceReaders
 from pytest_edgeperf.result import Samples, TimelinePoint
 
+#: Readings that start a process (vcgencmd: ~1-40 ms each) are spaced so that one is running at most this
+#: fraction of the time: the sampler's cost on the measurement stays bounded whatever a call costs on this
+#: board. File readings (cpufreq, the sysfs throttle word) are cheap and taken at every tick.
+COMMAND_BUDGET = 0.03
+
 REASON_CLOCK = "clock below floor"
 REASON_THROTTLED = "throttled"
 
@@ -29,9 +34,10 @@ class TimelineSampler:
     a pid or once the process is gone). ``power_w`` comes from ``power_reader`` when given (power helper).
     A point is taken at ``start()`` and at ``stop()`` so the timeline brackets the timed window.
 
-    Temperature is read at most every ``temp_period_s`` (other points have ``temp_c=None``): on a Pi it costs
-    a ``vcgencmd`` spawn, the SoC temperature changes over seconds, and validity is judged by the clock and
-    the throttle bits, which are read at every point.
+    Temperature is read at most every ``temp_period_s`` (other points have ``temp_c=None``): the SoC temperature
+    changes over seconds. Readings that start ``vcgencmd`` share a budget (``COMMAND_BUDGET`` of the wall time),
+    so on a board where a call is slow they are spaced out and the cheap file readings (cpufreq, the sysfs
+    throttle word) fill the ticks between them; validity then rests on the readings actually taken.
     """
 
     def __init__(
@@ -41,6 +47,7 @@ class TimelineSampler:
         pid: int | None = None,
         power_reader: Callable[[], float | None] | None = None,
         temp_period_s: float = 1.0,
+        command_budget: float = COMMAND_BUDGET,
     ) -> None:
         if not rate_hz > 0:
             raise ValueError(f"--edgeperf-sample-rate must be > 0 Hz, got {rate_hz}")
@@ -51,6 +58,11 @@ class TimelineSampler:
         self.power_reader = power_reader
         self.temp_period_s = float(temp_period_s)
         self._next_temp_t = -float("inf")
+        self.command_budget = float(command_budget)
+        self._next_command_t = -float("inf")
+        self._arm_clock_works = False
+        self.command_s = 0.0  # wall time spent in readings that start a process, and the longest one
+        self.command_max_s = 0.0
         self.points: list[TimelinePoint] = []
         self.errors: list[str] = []  # first few unexpected reader errors, for the report
         self._stop = threading.Event()
@@ -75,22 +87,51 @@ class TimelineSampler:
                 self.errors.append(f"{getattr(fn, '__name__', fn)}: {exc!r}")
             return None
 
-    def _throttled_raw(self) -> int | None:
-        state = self.readers.throttled()
-        return None if state is None else state.raw
+    def _clock(self, full: bool) -> float | None:
+        """The actual ARM clock when vcgencmd gives it, else cpufreq; never both in one timeline.
 
-    def sample_once(self, first: bool = False) -> TimelinePoint:
-        """Take one point now; readings that fail are None."""
+        cpufreq shows the kernel's request, which stays high while the firmware throttles, so a tick that the
+        command budget keeps cheap is left empty (None) rather than filled with a cpufreq value that could hide
+        a drop.
+        """
+        if full:
+            arm = self._guarded(self.readers.arm_clock_ghz)
+            if arm is not None:
+                self._arm_clock_works = True
+                return float(arm)
+        if self._arm_clock_works:
+            return None
+        freqs = self._guarded(self.readers.cpu_freqs_ghz)  # type: ignore[arg-type]
+        return max(freqs.values()) if freqs else None  # type: ignore[union-attr]
+
+    def _throttled_raw(self, full: bool) -> int | None:
+        state = self._guarded(self.readers.throttled_sysfs)  # type: ignore[arg-type]
+        if state is None and full:
+            state = self._guarded(self.readers.throttled_vcgencmd)  # type: ignore[arg-type]
+        return None if state is None else state.raw  # type: ignore[union-attr]
+
+    def sample_once(self, first: bool = False, force: bool = False) -> TimelinePoint:
+        """Take one point now. A *full* tick also runs the readings that start a process (vcgencmd); it is
+        taken when forced (first and closing points) or when the command budget allows, else a *cheap* tick
+        reads files only and leaves the rest None."""
         t_s = time.perf_counter()
+        full = force or first or t_s >= self._next_command_t
         temp_c = None
-        if t_s >= self._next_temp_t:
+        if full and t_s >= self._next_temp_t:
             self._next_temp_t = t_s + self.temp_period_s
             temp_c = self._guarded(self.readers.temperature_c)
+        freq = self._clock(full)
+        throttled = self._throttled_raw(full)
+        if full:
+            cost_s = time.perf_counter() - t_s
+            self.command_s += cost_s
+            self.command_max_s = max(self.command_max_s, cost_s)
+            self._next_command_t = t_s + cost_s / self.command_budget
         point = TimelinePoint(
             t_s=t_s,
-            freq_ghz=self._guarded(self.readers.clock_ghz),
-            temp_c=temp_c,
-            throttled=self._guarded(self._throttled_raw),
+            freq_ghz=freq,
+            temp_c=temp_c,  # type: ignore[arg-type]
+            throttled=throttled,
             cpu_percent=None if first else self._cpu_percent(),
             power_w=None if self.power_reader is None else self._guarded(self.power_reader),
         )
@@ -125,7 +166,7 @@ class TimelineSampler:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-            self.sample_once()
+            self.sample_once(force=True)
         return self.points
 
 
@@ -160,7 +201,11 @@ def invalidate_samples(
             known = ~np.isnan(freq)
             reasons.insert(0, (REASON_CLOCK, known, known & (freq < floor_ghz)))
         for reason, known, bad in reasons:
-            hit = _overlaps(start, end, t[known], bad[known], float(sample_period_s))
+            # readings of one quantity may be sparser than the ticks (the command budget spaces vcgencmd out):
+            # a bad reading then covers up to the gap between that quantity's own readings
+            qt = t[known]
+            period = max(float(sample_period_s), float(np.diff(qt).max()) if qt.size > 1 else 0.0)
+            hit = _overlaps(start, end, qt, bad[known], period)
             counts[reason] = int(hit.sum())
             valid &= ~hit
     samples.valid = valid.tolist()

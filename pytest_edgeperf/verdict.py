@@ -4,14 +4,19 @@ Each metric has a direction and a tolerance (``MetricRule``). Timing metrics are
 a change must exceed the minimum effect (the tolerance, default 5%) AND be significant in a one-sided
 Mann-Whitney U test, Holm-adjusted across the test's timing metrics (as asv does, plus a family-wise
 correction so judging fps, p50 and p90 together does not multiply false alarms). The effect is measured
-on the fast end of the latency distribution (its 1st percentile) and the rank test runs on the faster
-half of each side: on a shared machine other processes only ever *add* time, which moves the median and
-the tail between runs by +-10% while the fast end stays put, and more work per inference moves all of
-them. benchmarks/bench_verdict.py measured this: judged on the median, 19% of A/A pairs of separate runs
-"regressed"; judged on the fast end, 4%. The table still shows the median-based change the user knows
-(fps = 1 / median); the note gives the fast-end change that decided. p90 latency must pass its own
-tolerance and the fast end must have moved too. Memory is judged on a percentage plus an absolute
+on the fast half of the latency distribution (the mean of its faster half) and the rank test runs on the
+faster half of each side: on a shared machine other processes only ever *add* time, mostly to the slow
+half, while more work per inference moves every sample. benchmarks/bench_verdict.py measured, on real
+plugin runs, which statistic moves least between separate runs of the same model: the fast-half mean
+(the 1st percentile moved 2-3x more). The table still shows the median-based change the user knows
+(fps = 1 / median); the note gives the fast-half change that decided. p90 latency must pass its own
+tolerance and the fast half must have moved too. Memory is judged on a percentage plus an absolute
 slack, accuracy on a drop in percentage points, the rest on a percentage.
+
+Known limit (see the benchmark's report): one worker process per side cannot see the run-to-run spread
+between processes, which on a loaded 2-core machine is 10-30x the spread the samples of one run imply.
+The rank test's p-value is then almost always tiny and the minimum effect alone decides; the false-alarm
+rate is set by how far separate runs disagree, not by alpha.
 
 Anything that makes a comparison untrustworthy (result status "inconclusive", too few valid samples, a
 different device / runtime / thread count) gives INCONCLUSIVE, never REGRESSION: a gate that cries wolf
@@ -51,10 +56,8 @@ DEFAULT_ALPHA = 0.01
 # Valid samples each side before a timing metric is judged; a p90 needs more (MLPerf: >= 64 for p90).
 MIN_TIMING_SAMPLES = 10
 MIN_TAIL_SAMPLES = 64
-# The "fast end" of the latency distribution: the percentile whose change decides a timing regression.
-# Interference from other processes only ever adds time, so it moves the median and the tail a lot and
-# the fast end little, while more work per inference moves all of them (see benchmarks/bench_verdict.py).
-FLOOR_PERCENTILE = 1.0
+# The change that decides a timing regression is that of the mean of the faster half of the latencies
+# (stats.fast_half_mean): interference adds time mostly to the slow half, more work moves every sample.
 # Environment keys that make two runs incomparable when they differ.
 INCOMPARABLE_KEYS = ("device", "runtime", "threads")
 # Keys whose change is worth a flag but does not stop the comparison.
@@ -87,7 +90,7 @@ DEFAULT_RULES: tuple[MetricRule, ...] = (
     # Timing: minimum effect 5% (pytest-benchmark users' habit); significance comes from the rank test.
     MetricRule("fps", True, "timing", 5.0),
     MetricRule("latency_p50_ms", False, "timing", 5.0),
-    # Tails move more between runs than the median: 10%, and the fast end must have moved as well.
+    # Tails move more between runs than the median: 10%, and the fast half must have moved as well.
     MetricRule("latency_p90_ms", False, "timing", 10.0),
     # Peak RSS of a worker is dominated by the runtime; allocator and page-cache jitter is a few MB
     # whatever the model size, hence a small percentage plus an absolute slack.
@@ -367,8 +370,8 @@ def judge(
                 warned = True
             lat_now = current.metric_samples("latency_p50_ms")
             lat_base = baseline.metric_samples("latency_p50_ms")
-            floor_pct = stats.percent_change(float(np.percentile(lat_base, FLOOR_PERCENTILE)),
-                                             float(np.percentile(lat_now, FLOOR_PERCENTILE)))
+            floor_pct = stats.percent_change(stats.fast_half_mean(lat_base) or 0.0,
+                                             stats.fast_half_mean(lat_now) or 0.0)
             # One-sided rank test on the faster half of each side, in the direction the floor moved.
             slower = (floor_pct or 0.0) > 0
             low_now, low_base = _faster_half(lat_now), _faster_half(lat_base)
@@ -385,13 +388,13 @@ def judge(
         change = mv.change_pct if mv.change_pct is not None else 0.0
         tol = mv.tolerance or 0.0
         if mv.metric in ("latency_p90_ms", "latency_p99_ms"):
-            # A tail metric: its own change must pass its tolerance, and the fast end must have moved
+            # A tail metric: its own change must pass its tolerance, and the fast half must have moved
             # (beyond the location tolerance) too, else the tail moved because of other processes.
             beyond = abs(change) > tol and abs(floor_pct) > location_tol
         else:
             beyond = abs(floor_pct) > tol
         floor_worse = floor_pct > 0
-        floor_note = f"fast end (p{FLOOR_PERCENTILE:g}) {floor_pct:+.1f}%"
+        floor_note = f"fast-half mean {floor_pct:+.1f}%"
         if not beyond:
             mv.verdict, mv.note = PASS, f"within the minimum effect; {floor_note}"
         elif p_adj >= alpha:

@@ -30,7 +30,7 @@ pytest_plugins = ["pytester"]
 
 # One inference thread: on a shared 2-core machine the fast end of a 2-thread run moves by tens of percent
 # between runs (one thread waits for a descheduled sibling); a single thread's fast end stays within ~2%.
-COMMON = ["-p", "no:cacheprovider", "--edgeperf-device=host", "--edgeperf-allow-device-mismatch",
+COMMON = ["-p", "no:cacheprovider", "--edgeperf-device=host",
           "--edgeperf-no-progress", "--edgeperf-idle-time=0", "--edgeperf-threads=1"]
 # Enough samples for the rank test to see a 4x change on a busy 2-core machine.
 TIMED = [*COMMON, "--edgeperf-min-time=1", "--edgeperf-min-samples=50", "--edgeperf-max-time=20"]

@@ -143,7 +143,7 @@ def test_valid_marker_arguments_round_trip(kwargs: dict[str, Any], positional: b
             assert got == want
         elif name == "tolerance":
             assert got == {k: float(v) for k, v in value.items()}
-        elif isinstance(value, bool) or isinstance(value, (str, dict)):
+        elif isinstance(value, (bool, str, dict)):
             assert got == value
         elif isinstance(value, (int, float)) and name not in ("threads", "min_samples"):
             assert isinstance(got, float) and got == float(value)

@@ -153,39 +153,8 @@ def test_unknown_framework_name_in_measure_is_one_line(project: pytest.Pytester)
     assert_no_traceback(result)
 
 
-def _baseline_doc(device: str, entries: dict | None = None, **extra: object) -> str:
-    return json.dumps({"schema_version": 1, "device": device, "entries": entries or {}, **extra})
-
-
-BAD_BASELINES = {
-    # module name: (file content, what the one-line error must say)
-    "test_corrupt": ('{"schema_version": 1, "device": "host", "entries": {', "not valid JSON"),
-    "test_empty": ("", "file is empty"),
-    "test_schema": (_baseline_doc("host", schema_version=7), "schema_version is 7"),
-    "test_entries": (_baseline_doc("host", {"test_model[onnxruntime]": {"metrics": {"fps": "fast"}}}),
-                     "entry 'test_model[onnxruntime]'"),
-    "test_otherdevice": (_baseline_doc("pi4"), "recorded for device 'pi4', not 'host'"),
-}
-
-
-@pytest.mark.parametrize("update", [False, True], ids=["compare", "update"])
-def test_bad_baseline_files_are_one_line_and_never_overwritten(project: pytest.Pytester, update: bool) -> None:
-    directory = project.path / "baselines" / "host"
-    directory.mkdir(parents=True)
-    for module, (content, _) in BAD_BASELINES.items():
-        (directory / f"{module}.json").write_text(content)
-        project.makepyfile(**{module: ONE_TEST.format(model="tiny.onnx", extra="")})
-    before = tree_snapshot(project.path / "baselines")
-    result = project.runpytest(*FAST, *(["--edgeperf-update-baselines"] if update else []))
-    result.assert_outcomes(failed=len(BAD_BASELINES))
-    lines = reasons(result)
-    assert len(lines) == len(BAD_BASELINES), lines
-    for module, (_, says) in BAD_BASELINES.items():
-        path = directory / f"{module}.json"
-        (line,) = [ln for ln in lines if str(path) in ln]
-        assert says in line, line
-    assert_no_traceback(result)
-    assert tree_snapshot(project.path / "baselines") == before
+# A corrupt, empty, wrong-schema or other-device baseline file through the plugin (compare and update runs) is
+# tests/test_baseline_plugin.py::test_corrupt_baselines_are_one_line_errors_and_never_overwritten.
 
 
 def test_dataset_with_unreadable_image_or_bad_labels_is_one_line(project: pytest.Pytester) -> None:
@@ -494,19 +463,29 @@ import time
 
 import numpy as np
 
+_calls = [0]
+
 
 def frames(shape, dtype):
-    # Runs in the worker just before warm-up: 0.4 s later, with timing under way, the sensors disappear.
-    def unplug():
-        time.sleep(0.4)
-        os.unlink({vcgencmd!r})
-        shutil.rmtree({thermal!r})
-        shutil.rmtree({cpufreq!r})
-        with open({marker!r}, "w") as fh:
-            fh.write(repr(time.perf_counter()))
-
-    threading.Thread(target=unplug, daemon=True).start()
     return [np.zeros(shape, dtype=dtype)]
+
+
+def _unplug():
+    time.sleep(0.6)
+    os.unlink({vcgencmd!r})
+    shutil.rmtree({thermal!r})
+    shutil.rmtree({cpufreq!r})
+    with open({marker!r}, "w") as fh:
+        fh.write(repr(time.perf_counter()))
+
+
+def unplug_while_timing(x):
+    # prepare() runs once before warm-up, then once per timed sample: call 2 opens the timed window, and
+    # 0.6 s later the sensors disappear (vcgencmd, thermal zone and cpufreq), as when a board's firmware wedges
+    _calls[0] += 1
+    if _calls[0] == 2:
+        threading.Thread(target=_unplug, daemon=True).start()
+    return x
 """
 
 
@@ -516,7 +495,9 @@ def test_sensors_vanishing_mid_run_keep_the_measurement(project: pytest.Pytester
     project.makepyfile(unplug=SENSOR_KILLER.format(
         vcgencmd=str(dev.vcgencmd), thermal=str(dev.root / "sys/class/thermal"),
         cpufreq=str(dev.root / "sys/devices/system/cpu"), marker=str(marker)))
-    project.makepyfile(test_m=ONE_TEST.format(model="tiny.onnx", extra=", inputs='unplug:frames', min_time_s=1.5"))
+    project.makepyfile(test_m=ONE_TEST.format(
+        model="tiny.onnx", extra=", inputs='unplug:frames', min_time_s=1.5").replace(
+        "edgeperf.measure()", "edgeperf.measure(prepare='unplug:unplug_while_timing')"))
     out = project.path / "r.json"
     result = project.runpytest(*FAST, *GUARD, *dev.plugin_args(), f"--edgeperf-json={out}")
     result.assert_outcomes(passed=1)
@@ -525,11 +506,15 @@ def test_sensors_vanishing_mid_run_keep_the_measurement(project: pytest.Pytester
     assert r["status"] == "ok" and r["device"] == "pi3"
     unplugged = float(marker.read_text())
     assert r["window_start_s"] < unplugged < r["window_end_s"]
-    before = [p for p in r["timeline"] if p["t_s"] < unplugged - 0.2]
-    after = [p for p in r["timeline"] if p["t_s"] > unplugged + 0.5]
-    assert before and after
-    assert all(p["freq_ghz"] == pytest.approx(1.2) and p["temp_c"] == 45.0 for p in before)
-    assert all(p["freq_ghz"] is None and p["temp_c"] is None and p["throttled"] is None for p in after)
+    timeline = sorted(r["timeline"], key=lambda p: p["t_s"])
+    shown = [(round(p["t_s"] - unplugged, 3), p["freq_ghz"], p["temp_c"], p["throttled"]) for p in timeline]
+    # the sampler spaces its vcgencmd calls by their cost (cheap ticks between leave readings None); what it
+    # read before the unplug is the device's, and after it nothing is invented
+    before = [p for p in timeline if p["t_s"] < unplugged and p["freq_ghz"] is not None]
+    after = [p for p in timeline if p["t_s"] > unplugged]
+    assert before and after, shown
+    assert all(p["freq_ghz"] == pytest.approx(1.2) for p in before), shown
+    assert all(p["freq_ghz"] is None and p["temp_c"] is None and p["throttled"] is None for p in after), shown
     # an unknown clock is not a clock below the floor: no sample is thrown away for it
     assert r["invalid_count"] == 0
     assert r["device_end"]["clock_ghz"] is None and r["device_end"]["temp_c"] is None

@@ -8,6 +8,7 @@ kill would take minutes); a few kills hit real ``pytest --edgeperf-update-baseli
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -139,13 +140,22 @@ def test_sigkill_and_sigint_of_pytest_during_update_leave_old_or_new_files(tmp_p
     assert len(entries) == 4
     directory = project.baselines / "host"
     rng = random.Random(9)
-    kills = [signal.SIGKILL, signal.SIGKILL, signal.SIGKILL, signal.SIGINT]
+    # kills timed by the store's own files are tests/test_baseline_plugin.py::test_sigkill_during_update_...;
+    # these land at random moments, and check what happens to the measurement worker
+    kills = [signal.SIGKILL, signal.SIGKILL, signal.SIGINT]
     new_seen = 0
     for sig in kills:
         started = datetime.now(timezone.utc)
         proc = project.start("--edgeperf-update-baselines")
-        # anywhere in the run: while pytest starts, a worker measures, or the store writes a file
-        time.sleep(rng.uniform(0.2, max(full_run_s, 1.0)))
+        if sig == signal.SIGKILL:
+            # anywhere in the run: while pytest starts, a worker measures, or the store writes a file
+            time.sleep(rng.uniform(0.2, max(full_run_s, 1.0)))
+        else:
+            # Ctrl-C while a measurement is under way (before the session starts, Python itself handles it)
+            deadline = time.monotonic() + 60
+            while not project.workers() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.5))
         proc.send_signal(sig)
         try:
             out, _ = proc.communicate(timeout=60)
@@ -157,6 +167,7 @@ def test_sigkill_and_sigint_of_pytest_during_update_leave_old_or_new_files(tmp_p
         else:  # Ctrl-C: pytest stops the session (2), or had already finished (0)
             assert proc.returncode in (pytest.ExitCode.INTERRUPTED, 0), out
             assert "Traceback" not in out
+            assert project.workers() == []  # the interrupted measurement's worker was stopped, not orphaned
         after = project.entries(module)  # valid JSON, valid schema: never half-written
         new_seen += check_old_or_new(entries, after, started)
         entries = after
@@ -311,7 +322,7 @@ def xdist_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, Path, 
 
 def test_xdist_measurements_never_overlap_and_plain_tests_run_in_parallel(
         xdist_run: tuple[Project, Path, int, str]) -> None:
-    project, out, code, text = xdist_run
+    _, out, code, text = xdist_run
     assert code == 0, text
     assert "8 passed" in text, text
     # the two plain tests met: they ran at the same time on the two workers
@@ -321,7 +332,7 @@ def test_xdist_measurements_never_overlap_and_plain_tests_run_in_parallel(
     assert {w["worker"] for w in windows} == {"gw0", "gw1"}  # both workers measured
     # perf_counter is CLOCK_MONOTONIC on Linux: one clock for every process on the machine
     spans = sorted((w["start"], w["end"], w["test_id"]) for w in windows)
-    for (s1, e1, id1), (s2, _, id2) in zip(spans, spans[1:]):
+    for (s1, e1, id1), (s2, _, id2) in itertools.pairwise(spans):
         assert e1 <= s2, f"{id1} [{s1:.3f}, {e1:.3f}] overlaps {id2} starting {s2:.3f}"
 
 

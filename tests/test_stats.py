@@ -86,3 +86,14 @@ def test_percent_change() -> None:
     assert stats.percent_change(10.0, 12.0) == pytest.approx(20.0)
     assert stats.percent_change(-10.0, -12.0) == pytest.approx(-20.0)
     assert stats.percent_change(0.0, 1.0) is None
+
+
+def test_fast_half_mean_ignores_the_slow_half() -> None:
+    assert stats.fast_half_mean([]) is None
+    assert stats.fast_half_mean([5.0]) == 5.0
+    assert stats.fast_half_mean([4.0, 1.0, 3.0, 2.0]) == pytest.approx(1.5)
+    # Blowing up the slow half (interference) leaves it unchanged; slowing every value moves it.
+    base = np.arange(1.0, 11.0)
+    slow_tail = np.concatenate([base[:5], base[5:] * 10])
+    assert stats.fast_half_mean(slow_tail) == stats.fast_half_mean(base)
+    assert stats.fast_half_mean(base * 1.1) == pytest.approx(stats.fast_half_mean(base) * 1.1)

@@ -137,15 +137,20 @@ def test_holm_adjusts_across_timing_metrics() -> None:
 
 
 def test_interference_moving_median_but_not_fast_end_passes() -> None:
-    """Another process stealing the CPU adds time to many samples; the work per inference is unchanged."""
+    """Another process stealing the CPU adds time to many samples; the work per inference is unchanged.
+
+    The deciding statistic is the mean of the faster half, so interference that delays fewer than half of
+    the samples (here 40%) moves the tail and the mean a lot and the decision not at all.
+    """
     rng = np.random.default_rng(7)
     clean = 0.020 * (1.0 + rng.gamma(2.0, 0.01, 600))
-    hit = rng.random(600) < 0.6
-    contended = clean + hit * rng.uniform(0.004, 0.012, 600)  # 60% of samples delayed by 4-12 ms
+    hit = rng.random(600) < 0.4
+    contended = clean + hit * rng.uniform(0.008, 0.016, 600)  # 40% of samples delayed by 8-16 ms
     v = judge(make_result(0, latencies_s=contended), entry_of(make_result(0, latencies_s=clean[::-1])), {})
-    fps = by_metric(v)["fps"]
-    assert fps.change_pct < -10.0  # the median-based fps dropped a lot...
-    assert fps.verdict == PASS and "fast end" in fps.note  # ...but the fast end did not move
+    fps, p90 = by_metric(v)["fps"], by_metric(v)["latency_p90_ms"]
+    assert p90.change_pct > 30.0  # the tail got much slower...
+    assert fps.verdict == PASS and "fast-half" in fps.note  # ...but the fast half barely moved
+    assert p90.verdict == PASS
     assert v.overall == PASS
 
 

@@ -256,9 +256,17 @@ class DeviceReaders:
 
     def throttled(self) -> ThrottleState | None:
         """Throttle word from the firmware's sysfs file (newer kernels), else ``vcgencmd get_throttled``."""
-        state = ThrottleState.parse(self._read_text(self._path(_SYSFS_THROTTLED)))
+        state = self.throttled_sysfs()
         if state is not None:
             return state
+        return self.throttled_vcgencmd()
+
+    def throttled_sysfs(self) -> ThrottleState | None:
+        """The throttle word from sysfs only: a file read, cheap enough for every sampler tick."""
+        return ThrottleState.parse(self._read_text(self._path(_SYSFS_THROTTLED)))
+
+    def throttled_vcgencmd(self) -> ThrottleState | None:
+        """The throttle word from ``vcgencmd get_throttled``: a process start each time."""
         return ThrottleState.parse(self._vc("get_throttled"))
 
     def governor(self) -> str | None:
