@@ -106,9 +106,12 @@ class EdgeperfFixture:
         name = framework or self.framework
         if name is None:
             raise EdgeperfFailure("no framework: request the 'framework' fixture or pass framework=")
-        from .frameworks import canonical_name, model_file_for
+        from .frameworks import UnknownFrameworkError, canonical_name, model_file_for
 
-        name = canonical_name(name)
+        try:
+            name = canonical_name(name)
+        except UnknownFrameworkError as exc:
+            raise EdgeperfFailure(str(exc)) from None
         model_path = self._resolve_model(model_given)
         model_file = model_file_for(name, model_path)
         if model_file is None:

@@ -6,6 +6,7 @@ object in ``fixture``, the measurement in ``measure``/``worker``, reports under 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from typing import Any
 
@@ -201,9 +202,23 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the result files; an xdist worker instead hands its results to the controller, which writes them."""
     s = session.config.stash.get(SESSION_KEY, None)
-    if s is None or (hasattr(session.config, "workerinput") and not s.results):
+    if s is None:
+        return
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["edgeperf"] = json.dumps(s.handoff())
         return
     from .report.files import write_output_files
 
     write_output_files(s)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect a finished worker's results so one summary and one JSON cover every worker."""
+    s = node.config.stash.get(SESSION_KEY, None)
+    payload = getattr(node, "workeroutput", {}).get("edgeperf")
+    if s is not None and payload:
+        s.take_handoff(json.loads(payload))

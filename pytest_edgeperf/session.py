@@ -67,6 +67,7 @@ class EdgeperfSession:
         self.results: list[Result] = []
         self.breaches: dict[str, list[Breach]] = {}
         self.baseline_changes: list[Any] = []
+        self.worker_change_lines: list[str] = []  # baseline changes described by xdist workers
         self.baseline_errors: list[str] = []
         self.baseline_skipped: list[str] = []
         self.power_meter: Any = self._open_power_meter()
@@ -134,6 +135,21 @@ class EdgeperfSession:
         except BaselineError as exc:
             self.baseline_errors.append(str(exc))
             raise
+
+    def handoff(self) -> dict[str, Any]:
+        """What an xdist worker passes to the controller (plain JSON): its results and baseline changes."""
+        from .baseline import describe_changes
+
+        return {"results": [r.to_json() for r in self.results],
+                "baseline_changes": describe_changes(self.baseline_changes) if self.baseline_changes else "",
+                "baseline_skipped": self.baseline_skipped, "baseline_errors": self.baseline_errors}
+
+    def take_handoff(self, data: dict[str, Any]) -> None:
+        self.results.extend(Result.from_json(r) for r in data.get("results", []))
+        if data.get("baseline_changes"):
+            self.worker_change_lines.append(data["baseline_changes"])
+        self.baseline_skipped.extend(data.get("baseline_skipped", []))
+        self.baseline_errors.extend(data.get("baseline_errors", []))
 
     def add_breach(self, nodeid: str, breach: Breach) -> None:
         self.breaches.setdefault(nodeid, []).append(breach)

@@ -50,7 +50,7 @@ def test_counters_without_perf_say_so_and_pass(pytester: pytest.Pytester, tmp_pa
     pytester.makepyfile(test_c=TEST_FILE)
     result = pytester.runpytest(*_args(pytester, tmp_path_factory))
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*hardware counters unavailable: perf not found*"])
+    result.stdout.fnmatch_lines(["*hardware counters*perf not found*"])
 
 
 def test_per_inference_counts_from_a_fake_perf(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory,

@@ -136,8 +136,6 @@ def test_bad_model_files_fail_one_line_each_and_store_nothing(project: pytest.Py
     assert tree_snapshot(baselines) == {}  # an update run whose every test failed records nothing
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (fixture.py:106): canonical_name's UnknownFrameworkError escapes "
-                   "measure() as a traceback instead of an EdgeperfFailure")
 def test_unknown_framework_name_in_measure_is_one_line(project: pytest.Pytester) -> None:
     project.makepyfile(test_fw="""
         import pytest

@@ -225,7 +225,7 @@ def test_fifty_sigkills_during_updates_leave_valid_old_or_new_files(tmp_path: Pa
         proc = ctx.Process(target=_writer, args=(str(tmp_path), versions, ready), daemon=True)
         proc.start()
         assert ready.wait(30)
-        time.sleep(rng.uniform(0.0, 0.05))  # a few updates in: the kill lands anywhere in one of them
+        time.sleep(rng.uniform(0.0, 0.1))  # some updates in: the kill lands anywhere in one of them
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(10)
         assert proc.exitcode == -signal.SIGKILL
@@ -336,8 +336,6 @@ def test_xdist_measurements_never_overlap_and_plain_tests_run_in_parallel(
         assert e1 <= s2, f"{id1} [{s1:.3f}, {e1:.3f}] overlaps {id2} starting {s2:.3f}"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (plugin.py:205 pytest_sessionfinish): every xdist worker and the "
-                   "controller write --edgeperf-json to the same path; the last writer wins")
 def test_xdist_json_holds_the_results_of_every_worker(xdist_run: tuple[Project, Path, int, str]) -> None:
     project, _, code, text = xdist_run
     assert code == 0, text

@@ -41,7 +41,7 @@ HEADERS = ["test", "device", "framework", "model", "fps", "p50 ms", "p90 ms", "p
 def write_summary(terminalreporter: Any, session: Any) -> None:
     results: list[Result] = session.results
     tr = terminalreporter
-    if not results and not session.baseline_changes:
+    if not results and not session.baseline_changes and not session.worker_change_lines:
         return
     tr.write_sep("=", f"edgeperf: {session.profile.name}")
     if results:
@@ -68,7 +68,9 @@ def write_summary(terminalreporter: Any, session: Any) -> None:
         from ..baseline import describe_changes
 
         tr.write_sep("-", f"edgeperf: baselines updated in {session.store.root}")
-        tr.write_line(describe_changes(session.baseline_changes) if session.baseline_changes else "no changes")
+        lines = ([describe_changes(session.baseline_changes)] if session.baseline_changes else [])
+        lines += session.worker_change_lines
+        tr.write_line("\n".join(lines) if lines else "no changes")
         for line in session.baseline_skipped:
             tr.write_line(f"not recorded: {line}")
         for line in session.baseline_errors:
