@@ -312,7 +312,20 @@ class EdgeperfFixture:
         if not accuracy:
             return None
         out = dict(accuracy)
-        out["dataset"] = str(self._resolve_model(str(accuracy["dataset"])))
+        path = self._resolve_model(str(accuracy["dataset"]))
+        out["dataset"] = str(path)
+        # read the evaluation set's index now: a bad label or missing file fails before minutes of timing
+        from .datasets import ClassificationDataset, DatasetError, DetectionDataset
+
+        try:
+            if out.get("task", "classification") == "detection":
+                DetectionDataset.from_csv(path)
+            elif path.suffix == ".csv":
+                ClassificationDataset.from_csv(path)
+            else:
+                ClassificationDataset.from_folder(path)
+        except DatasetError as exc:
+            raise EdgeperfFailure(f"accuracy dataset: {exc}") from None
         return out
 
     def _sys_path(self) -> list[str]:

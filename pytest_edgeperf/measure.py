@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,11 +119,25 @@ class WorkerProcess:
                 continue
         self._events.put(None)
 
-    def expect(self, event: str, timeout_s: float, phase: str) -> dict[str, Any]:
-        """Wait for ``event``; a crash, an error event or the deadline becomes a one-line WorkerError."""
+    def expect(self, event: str, timeout_s: float, phase: str,
+               tick: Callable[[float], None] | None = None) -> dict[str, Any]:
+        """Wait for ``event``; a crash, an error event or the deadline becomes a one-line WorkerError.
+
+        ``tick(elapsed_s)`` is called about once a second while waiting (the live progress line).
+        """
         self.phase = phase
+        start = time.monotonic()
+        deadline = start + timeout_s
         try:
-            message = self._events.get(timeout=timeout_s)
+            while True:
+                try:
+                    message = self._events.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                    break
+                except queue.Empty:
+                    if time.monotonic() >= deadline:
+                        raise
+                    if tick is not None:
+                        tick(time.monotonic() - start)
         except queue.Empty:
             self.kill()
             raise WorkerError(
@@ -391,7 +406,10 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
         if progress:
             progress(f"{req.test_id}: timing (>= {req.budget.min_samples} samples, >= {req.budget.min_time_s:g} s)")
         worker.go()
-        timed = worker.expect("timed", req.budget.max_time_s + inst.worker_timeout_s, "while timing")
+        min_s = req.budget.min_time_s
+        tick = (lambda elapsed: progress(f"{req.test_id}: timing {elapsed:.0f} s of >= {min_s:g} s "
+                                         f"(>= {req.budget.min_samples} samples)")) if progress else None
+        timed = worker.expect("timed", req.budget.max_time_s + inst.worker_timeout_s, "while timing", tick)
         timeline = sampler.stop() if sampler is not None else []
         trace = power.stop() if power is not None else None
         if counters is not None:
