@@ -17,6 +17,13 @@ and (b) pytest-benchmark's ``--benchmark-compare-fail=median:5%`` (fail when the
 Pairs that share a run are not independent: the report also gives the rates on disjoint pairs and a
 95% interval from a bootstrap over runs (which respects that dependence).
 
+Findings (Nov 2026, this 2-core machine shared with other jobs, 1-min load 3-8.5; details in the report):
+with the plugin's default threads (2 = all cores) the fast-half mean of a run moves with the CPU share the
+worker happens to get (40-120%), sd 7% between runs, so ~28% of A/A pairs "regress" (pytest-benchmark's
+median:5%: 31%); with 1 thread the sd is 2% and A/A false alarms ~4%, 10% detected ~96%. Per-sample tests
+cannot see between-process spread (25-75x the within-run standard error): several worker processes per
+side would be needed for <= 1% false alarms.
+
 Usage:  python benchmarks/bench_verdict.py --runs 24 --save /tmp/verdict_runs.json.gz     (~15 s per run)
         python benchmarks/bench_verdict.py --runs 4 --min-time 2                           (smoke, ~2 min)
         python benchmarks/bench_verdict.py --load /tmp/verdict_runs.json.gz                (re-judge only)
@@ -362,6 +369,14 @@ def print_report(data: dict[str, Any], mats: dict[str, dict[str, np.ndarray]], a
                 for arm in ARMS}
     b5, b10 = ((realised[arm] / realised["A"] - 1) * 100 for arm in ("B5", "B10"))
     print(f"realised slowdown of the median of run medians: B5 {b5:+.1f}%, B10 {b10:+.1f}%")
+    lhm = STATISTICS["lower-half mean"]
+    for arm in ARMS:
+        cpu = np.array([r["result"].get("cpu_percent") or np.nan for r in runs[arm]], dtype=float)
+        stat = np.log([float(lhm(np.asarray(r["result"]["samples"]["latency_s"]))) for r in runs[arm]])
+        ok = np.isfinite(cpu)
+        corr = float(np.corrcoef(stat[ok], cpu[ok])[0, 1]) if ok.sum() > 2 else float("nan")
+        print(f"{arm}: worker CPU share over the timed window {np.nanmin(cpu):.0f}-{np.nanmax(cpu):.0f}% "
+              f"(100 = one core); correlation of log fast-half mean with it {corr:+.2f}")
     table = []
     labels = {"A": "A/A false alarms", "B5": "A/B 5% detected", "B10": "A/B 10% detected"}
     for arm in ARMS:

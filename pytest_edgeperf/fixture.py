@@ -214,7 +214,7 @@ class EdgeperfFixture:
                 failures.append(f"{accuracy_metric} dropped {drop:.2f} points > allowed {max_accuracy_drop_pct:g}")
         if failures:
             self._session.add_breach(self.nodeid, Breach(
-                f"variant {variant.model} vs {parent.model}: " + "; ".join(failures), comparison.table()))
+                f"variant {_name(variant)} vs {_name(parent)}: " + "; ".join(failures), comparison.table()))
         return comparison
 
     # ---- checks --------------------------------------------------------------------------------------------
@@ -360,6 +360,12 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def _name(result: Result) -> str:
+    """How a measurement is named in a comparison: its label if it has one, else its model."""
+    _, _, label = result.test_id.rpartition("::")
+    return label if label and "[" not in label and "/" not in label else result.model
 
 
 def _safe(text: str) -> str:

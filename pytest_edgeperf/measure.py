@@ -219,7 +219,7 @@ def host_environment(rootdir: Path) -> dict[str, Any]:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key = line.split(":")[0].strip().lower()
-            if key in ("model name", "hardware", "cpu model"):
+            if key in ("model name", "hardware", "cpu model", "model"):  # "model": Raspberry Pi OS arm64
                 cpu = line.split(":", 1)[1].strip()
                 break
     commit = None

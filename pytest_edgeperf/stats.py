@@ -127,8 +127,9 @@ def fast_half_mean(values: Sequence[float] | np.ndarray) -> float | None:
 
     The location statistic the timing verdict decides on. Other processes on a shared machine only ever add
     time, and mostly to the slow half, so the slow half is left out; averaging the whole fast half (rather
-    than taking one low percentile such as p1) uses thousands of values instead of a few dozen, and in
-    benchmarks/bench_verdict.py its run-to-run spread was the smallest of p1, p5, p10, p25 and the median.
+    than taking one low percentile such as p1) uses half the values instead of 1% of them, which matters
+    for slow models with ~100 samples per run. Its run-to-run spread in benchmarks/bench_verdict.py was
+    the smallest of p1..median with 2 threads and close to p1's with 1 thread.
     """
     arr = np.sort(_clean(values))
     if arr.size == 0:

@@ -56,11 +56,18 @@ if [ ! -x "$ROOTFS/usr/bin/python3" ] || [ -d "$ROOTFS/debootstrap" ]; then
     chroot "$ROOTFS" /debootstrap/debootstrap --second-stage   # runs arm64 dpkg under qemu: slow
 fi
 # /proc is needed by psutil and by multiprocessing (the measurement worker); unmounted on exit.
+# Do NOT bind /sys: under qemu, onnxruntime's cpuinfo parses the x86 host's /sys/devices/system/cpu as arm64 and
+# `import onnxruntime` dies with SIGSEGV. Without /sys it only warns ("Error in cpuinfo: ...") and runs.
 mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
 mountpoint -q "$ROOTFS/dev" || mount --bind /dev "$ROOTFS/dev"
 trap 'umount "$ROOTFS/dev" 2>/dev/null || true; umount "$ROOTFS/proc" 2>/dev/null || true' EXIT
 cp -f /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
-chroot "$ROOTFS" /bin/sh -c 'command -v python3 && python3 -c "import ensurepip, venv"' >/dev/null 2>&1 || {
+# Behind a TLS-intercepting proxy the host trusts extra CAs; give the chroot the same ones so pip can reach PyPI.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null && [ -d "$ROOTFS/usr/local/share/ca-certificates" ]; then
+    cp -f /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
+    chroot "$ROOTFS" update-ca-certificates >/dev/null 2>&1 || true
+fi
+chroot "$ROOTFS" /usr/bin/python3 -c "import ensurepip, venv" >/dev/null 2>&1 || {
     chroot "$ROOTFS" apt-get update
     chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-venv python3-pip
 }
@@ -69,15 +76,20 @@ chroot "$ROOTFS" /bin/sh -c 'command -v python3 && python3 -c "import ensurepip,
 mkdir -p "$ROOTFS/root/edgeperf" "$OUT"
 rsync -a --delete --exclude .git --exclude .venv --exclude '*.egg-info' --exclude __pycache__ \
     --exclude .pytest_cache --exclude .ruff_cache --exclude .hypothesis "$REPO/" "$ROOTFS/root/edgeperf/"
-IN_CHROOT=(chroot "$ROOTFS" /usr/bin/env HOME=/root PATH=/root/venv/bin:/usr/bin:/bin PIP_DISABLE_PIP_VERSION_CHECK=1)
+# env -i: the host's PIP_* / SSL_* variables (find-links, cert paths) must not leak into the chroot.
+IN_CHROOT=(chroot "$ROOTFS" /usr/bin/env -i HOME=/root PATH=/root/venv/bin:/usr/bin:/bin LANG=C.UTF-8
+           PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 PIP_CERT=/etc/ssl/certs/ca-certificates.crt)
 [ -x "$ROOTFS/root/venv/bin/python" ] || "${IN_CHROOT[@]}" python3 -m venv /root/venv
 # --only-binary for the heavy runtimes: if an aarch64/cp311 wheel is missing, fail loudly rather than compile.
 "${IN_CHROOT[@]}" /bin/sh -c "cd /root/edgeperf && pip install \
     --only-binary numpy,scipy,onnx,onnxruntime,ai-edge-litert,opencv-python-headless,psutil \
     -e '.[$EXTRAS]' pytest" 2>&1 | tee "$OUT/pip-install.log"
 "${IN_CHROOT[@]}" pip list --format=freeze | tee "$OUT/pip-freeze.txt"
-if grep -qi "Building wheel for\|Running setup.py install" "$OUT/pip-install.log"; then
-    echo "NOTE: something was built from source:"; grep -i "Building wheel for" "$OUT/pip-install.log"
+# Only the editable pytest-edgeperf itself should be built; any other "Created wheel" means a source build.
+if grep "Created wheel for" "$OUT/pip-install.log" | grep -v "pytest-edgeperf"; then
+    echo "NOTE: the packages above were compiled from source (no aarch64 wheel)"
+else
+    echo "all dependencies installed from aarch64 wheels:"; grep -o "Downloading [^ ]*aarch64[^ ]*" "$OUT/pip-install.log" || true
 fi
 
 # --- 4. run: machine, model CLI, a zoo-model measurement with every runtime, then the plugin core tests -------
@@ -93,6 +105,7 @@ def test_tiny_cnn(edgeperf, framework):
     result = edgeperf.measure()
     assert result.framework == framework
 EOF
+rm -f "$OUT/out.json"   # never judge a stale results file
 set +e
 "${IN_CHROOT[@]}" /bin/sh -c "cd /root/aarch64-check && python -m pytest -p no:cacheprovider -v \
     test_aarch64_smoke.py --edgeperf-quick --edgeperf-json=/root/aarch64-check/out.json" 2>&1 | tee "$OUT/smoke.log"
@@ -104,7 +117,10 @@ print("device profile:", d["device"].get("profile"))
 for r in d["results"]:
     print(r["framework"], "machine =", r["environment"]["machine"], "runtime", r["environment"]["runtime_version"],
           "fps(meaningless under qemu) = %.1f" % r["summary"]["fps"])
-assert all(r["environment"]["machine"] == "aarch64" for r in d["results"]), "machine is not aarch64"
+print("environment.machine =", d["environment"]["machine"])
+assert d["environment"]["machine"] == "aarch64", "session environment.machine is not aarch64"
+assert all(r["environment"]["machine"] == "aarch64" for r in d["results"]), "a result's machine is not aarch64"
+assert {r["framework"] for r in d["results"]} == {"onnxruntime", "litert", "opencv"}, "a runtime did not run"
 EOF
 json_rc=$?
 "${IN_CHROOT[@]}" /bin/sh -c 'cd /root/edgeperf && python -m pytest tests/test_plugin_core.py -q -x -p no:cacheprovider \

@@ -104,7 +104,11 @@ def test_threads(edgeperf, framework):
         pytest.skip("one core: nothing to parallelise")
     one = edgeperf.measure("zoo:squeezenet1_1", threads=1, label="threads1")
     many = edgeperf.measure("zoo:squeezenet1_1", threads=cores, label=f"threads{cores}")
-    edgeperf.compare(many, one, min_speedup=1.1)
+    # threads only help when the cores are free: on a machine already busy the scaling is not ours to judge
+    busy = os.getloadavg()[0] > 0.5 * cores
+    if busy:
+        many.notes.append(f"thread scaling not gated: load average {os.getloadavg()[0]:.1f} on {cores} cores")
+    edgeperf.compare(many, one, min_speedup=None if busy else 1.1)
 
 
 def _size(stem, ext: str) -> int:

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +39,8 @@ TIMED = [*COMMON, "--edgeperf-min-time=1", "--edgeperf-min-samples=50", "--edgep
 BRIEF = [*COMMON, "--edgeperf-min-time=0.2", "--edgeperf-min-samples=20", "--edgeperf-max-time=10"]
 
 # The "unchanged" model: 8 convolutions of 64 channels, ~2 ms per inference, so compute (not per-call overhead)
-# sets the time; 4x the convolutions is clearly slower and 4x fewer clearly faster, on any machine.
+# sets the time; twice the convolutions is clearly slower and 4x fewer clearly faster, on any machine (other load
+# only adds time, and measured at most +36% to a one-thread run's fast half here).
 CONVS = 8
 THROUGHPUT_KEY = "test_throughput[onnxruntime]"
 
@@ -138,6 +140,19 @@ def table_row(text: str, metric: str) -> list[str]:
 
 
 @pytest.fixture
+def own_device_lock(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A private device lock for tests that check files, errors and selection rather than timing.
+
+    The plugin serialises measurements on one device through a lock file in the temp directory; on a machine
+    where other edgeperf runs are going on, waiting for it would dominate these tests. Timing comparisons keep
+    the shared lock, so their measurements never overlap another edgeperf measurement.
+    """
+    private = tmp_path_factory.mktemp("lockdir")
+    monkeypatch.setattr(tempfile, "tempdir", str(private))  # in-process runs
+    monkeypatch.setenv("TMPDIR", str(private))  # subprocess runs
+
+
+@pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     write_conv_model(pytester.path / "model.onnx", CONVS)
     pytester.makepyfile(test_suite=SUITE)
@@ -204,10 +219,10 @@ def test_memory(edgeperf):
     pytester.runpytest(*TIMED, "--edgeperf-update-baselines").assert_outcomes(passed=2)
     recorded = entries(baseline_file(pytester))
 
-    # Four times the convolutions under the same path.
-    write_conv_model(pytester.path / "model.onnx", 4 * CONVS)
-    slow = pytester.runpytest(*TIMED)
-    slow.assert_outcomes(passed=1, failed=1)
+    # Twice the layers under the same path (the issue's acceptance check).
+    write_conv_model(pytester.path / "model.onnx", 2 * CONVS)
+    slow = pytester.runpytest(*TIMED, "-k", "test_throughput")
+    slow.assert_outcomes(failed=1)
     assert slow.ret == 1
     text = failure_text(slow, "test_throughput")
     first = text.splitlines()[0]
@@ -218,11 +233,10 @@ def test_memory(edgeperf):
     fps = table_row(text, "fps")
     assert fps[1] == f"{recorded[THROUGHPUT_KEY]['metrics']['fps']:.4g}"  # the baseline value
     assert fps[3].startswith("-") and fps[3].endswith("%")  # the change: throughput went down
-    assert fps[-1] == "REGRESSION" or "REGRESSION" in fps
+    assert "REGRESSION" in fps
     assert "model changed since baseline (sha256" in text
     assert "Traceback" not in slow.stdout.str()
     assert "REGRESSION" in summary_row(slow, THROUGHPUT_KEY)
-    assert "REGRESSION" not in summary_row(slow, "test_memory[onnxruntime]")
 
     # A model that needs ~64 MB more for a weight it really uses.
     write_conv_model(pytester.path / "mem.onnx", CONVS, bloat_mb=64)
@@ -270,7 +284,7 @@ def test_accuracy_tolerant(edgeperf):
 '''
 
 
-def test_accuracy_drop_beyond_tolerance_fails_naming_top1(pytester: pytest.Pytester) -> None:
+def test_accuracy_drop_beyond_tolerance_fails_naming_top1(pytester: pytest.Pytester, own_device_lock: None) -> None:
     write_colour_dataset(pytester.path / "colours")
     write_classifier(pytester.path / "clf.onnx")
     pytester.makepyfile(test_acc=ACCURACY_SUITE)
@@ -279,7 +293,9 @@ def test_accuracy_drop_beyond_tolerance_fails_naming_top1(pytester: pytest.Pytes
     assert recorded["test_accuracy[onnxruntime]"]["metrics"]["top1_pct"] == 100.0
 
     write_classifier(pytester.path / "clf.onnx", green_gain=1.5)  # the barely-red image now reads as green
-    res = pytester.runpytest(*BRIEF)
+    # Timing is not what this test is about (the model is tiny, all overhead): the command-line layer
+    # relaxes it, while the marker's accuracy tolerance still applies on top.
+    res = pytester.runpytest(*BRIEF, "--edgeperf-tolerance=timing=100%")
     res.assert_outcomes(passed=1, failed=1)  # a 1-in-9 drop (11.1 points) is within the marker's 15
     assert res.ret == 1
     text = failure_text(res, "test_accuracy[")
@@ -301,7 +317,8 @@ CORRUPT = {
 }
 
 
-def test_corrupt_baselines_are_one_line_errors_and_never_overwritten(pytester: pytest.Pytester) -> None:
+def test_corrupt_baselines_are_one_line_errors_and_never_overwritten(pytester: pytest.Pytester,
+                                                                     own_device_lock: None) -> None:
     write_conv_model(pytester.path / "model.onnx", 1)
     directory = pytester.path / "baselines" / "host"
     directory.mkdir(parents=True)
@@ -317,7 +334,7 @@ def test_corrupt_baselines_are_one_line_errors_and_never_overwritten(pytester: p
             text = failure_text(res, f"{module}.py::")
             path = directory / f"{module}.json"
             assert "\n" not in text.strip(), text  # one line
-            assert text.startswith(f"[edgeperf] {path}") or (extra and str(path) in text), text
+            assert text.startswith(f"[edgeperf] {path}: "), text  # names the file first
             assert why in text
             assert path.read_bytes() == content, f"{path} was modified ({extra})"
     assert sorted(p.name for p in directory.iterdir() if p.suffix == ".json") == sorted(
@@ -325,7 +342,7 @@ def test_corrupt_baselines_are_one_line_errors_and_never_overwritten(pytester: p
 
 
 # ---- 6. missing baseline -------------------------------------------------------------------------------------------
-def test_missing_baseline_is_new_and_fails_only_when_strict(suite: pytest.Pytester) -> None:
+def test_missing_baseline_is_new_and_fails_only_when_strict(suite: pytest.Pytester, own_device_lock: None) -> None:
     res = suite.runpytest(*BRIEF)
     res.assert_outcomes(passed=1)
     assert summary_row(res, THROUGHPUT_KEY).split()[-1] == "NEW"
@@ -337,11 +354,13 @@ def test_missing_baseline_is_new_and_fails_only_when_strict(suite: pytest.Pytest
     assert strict.ret == 1
     text = failure_text(strict, "test_throughput")
     assert "no baseline" in text.splitlines()[0] and "--edgeperf-strict" in text
+    assert table_row(text, "fps")[-3:] == ["NEW", "no", "baseline"]
+    assert "2 MB" in " ".join(table_row(text, "peak_memory_mb"))  # the memory slack is shown before a baseline too
     assert summary_row(strict, THROUGHPUT_KEY).split()[-1] == "NO_BASELINE"
 
 
 # ---- 7. -k updates only the selected tests -----------------------------------------------------------------------
-def test_k_updates_only_selected_entries(pytester: pytest.Pytester) -> None:
+def test_k_updates_only_selected_entries(pytester: pytest.Pytester, own_device_lock: None) -> None:
     write_conv_model(pytester.path / "model.onnx", 1)
     pytester.makepyfile(test_suite=SUITE + '''
 
@@ -373,6 +392,19 @@ def test_many(edgeperf, n):
 '''
 
 
+def test_parallel_xdist_workers_updating_one_file_lose_no_entry(pytester: pytest.Pytester,
+                                                                own_device_lock: None) -> None:
+    """Two xdist workers record into the same module file at the same time: every entry arrives."""
+    pytest.importorskip("xdist")
+    write_conv_model(pytester.path / "model.onnx", 1)
+    pytester.makepyfile(test_kill=KILL_SUITE)
+    res = pytester.runpytest(*BRIEF, "--edgeperf-update-baselines", "-n", "2", "--dist", "load")
+    res.assert_outcomes(passed=4)
+    assert set(entries(baseline_file(pytester, "test_kill"))) == {f"test_many[onnxruntime-{n}]" for n in range(4)}
+    for n in range(4):
+        res.stdout.fnmatch_lines([f"*test_kill.json: test_many[[]onnxruntime-{n}[]]: added*"])
+
+
 def _valid_old_or_new(path: Path, old: dict[str, Any]) -> None:
     """The file parses and validates; each entry is the old one or a complete newer one; none is lost."""
     raw = path.read_bytes()
@@ -383,22 +415,21 @@ def _valid_old_or_new(path: Path, old: dict[str, Any]) -> None:
     for key, entry in now.items():
         assert store.lookup(f"test_kill.py::{key}") is not None  # full schema validation
         if entry != old[key]:
-            assert entry["recorded_at"] >= old[key]["recorded_at"] and entry["sample_count"] > 0
+            assert entry["recorded_at"] > old[key]["recorded_at"] and entry["sample_count"] > 0
 
 
-def _kill_when(proc: subprocess.Popen[bytes], path: Path, old: bytes, how: str, timeout_s: float = 60.0) -> str:
-    """SIGKILL the inner pytest at the moment ``how`` names; returns what was observed when it was killed."""
-    directory = path.parent
+def _kill_when(proc: subprocess.Popen[bytes], path: Path, before: bytes, how: str) -> str:
+    """SIGKILL the inner pytest at the moment ``how`` names; returns what was seen when it was killed."""
     start = time.monotonic()
-    seen = "no change"
-    while proc.poll() is None and time.monotonic() - start < timeout_s:
-        if how.startswith("after:") and time.monotonic() - start >= float(how[6:]):
+    seen = "it finished first"
+    while proc.poll() is None and time.monotonic() - start < 120:
+        if how.startswith("after ") and time.monotonic() - start >= float(how.split()[1]):
             seen = "timer"
             break
-        if how == "mid-write" and any(n.endswith(".tmp") for n in os.listdir(directory)):
+        if how == "mid-write" and any(n.endswith(".tmp") for n in os.listdir(path.parent)):
             seen = "temp file present"
             break
-        if how in ("mid-write", "after-write") and path.read_bytes() != old:
+        if how in ("mid-write", "after-write") and path.read_bytes() != before:
             seen = "file replaced"
             break
         time.sleep(0.0005)
@@ -408,34 +439,38 @@ def _kill_when(proc: subprocess.Popen[bytes], path: Path, old: bytes, how: str, 
     return seen
 
 
-@pytest.mark.parametrize("how", ["mid-write", "after-write", "after:1.0", "after:3.0"])
-def test_sigkill_during_update_leaves_valid_files(pytester: pytest.Pytester, how: str) -> None:
+def test_sigkill_during_update_leaves_valid_files(pytester: pytest.Pytester, own_device_lock: None) -> None:
     write_conv_model(pytester.path / "model.onnx", 1)
     pytester.makepyfile(test_kill=KILL_SUITE)
     pytester.runpytest(*BRIEF, "--edgeperf-update-baselines").assert_outcomes(passed=4)
     path = baseline_file(pytester, "test_kill")
-    old_raw = path.read_bytes()
-    old = json.loads(old_raw)["entries"]
-    time.sleep(1.0)  # recorded_at has one-second resolution: new entries must sort after the old ones
+    old = json.loads(path.read_bytes())["entries"]
+    time.sleep(1.1)  # recorded_at has one-second resolution: new entries must sort after the old ones
 
-    proc = pytester.popen([sys.executable, "-m", "pytest", *BRIEF, "--edgeperf-update-baselines"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seen = _kill_when(proc, path, old_raw, how)
-    assert proc.returncode == -signal.SIGKILL, f"inner pytest was not killed ({how}: {seen})"
-    if seen == "temp file present":
-        assert path.read_bytes() == old_raw  # killed before the rename: exactly the old file
-    _valid_old_or_new(path, old)
+    # While a temp file exists (between mkstemp and os.replace), right after a replace, and on a timer.
+    observed = []
+    for how in ("mid-write", "after-write", "after 1.5"):
+        before = path.read_bytes()
+        proc = pytester.popen([sys.executable, "-m", "pytest", *BRIEF, "--edgeperf-update-baselines"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seen = _kill_when(proc, path, before, how)
+        stale = [n for n in os.listdir(path.parent) if n.endswith(".tmp")]
+        observed.append(f"{how}: {seen}, {len(stale)} temp file(s) left")
+        assert proc.returncode == -signal.SIGKILL, observed
+        if stale:  # killed between writing the temp file and the rename: exactly the previous file
+            assert path.read_bytes() == before, observed
+        _valid_old_or_new(path, old)
 
-    # The next update cleans up after the killed writer (stale temp file, lock) and completes.
+    # The next update cleans up after the killed writers (stale temp file, lock) and completes.
     done = pytester.runpytest(*BRIEF, "--edgeperf-update-baselines")
     done.assert_outcomes(passed=4)
-    assert not [n for n in os.listdir(path.parent) if n.endswith(".tmp")]
+    assert not [n for n in os.listdir(path.parent) if n.endswith(".tmp")], observed
     _valid_old_or_new(path, old)
     assert all(e != old[k] for k, e in entries(path).items())
 
 
 # ---- 9. pytest-benchmark compatible JSON ---------------------------------------------------------------------------
-def test_benchmark_json_is_pytest_benchmark_compatible(suite: pytest.Pytester) -> None:
+def test_benchmark_json_is_pytest_benchmark_compatible(suite: pytest.Pytester, own_device_lock: None) -> None:
     bench, ours = suite.path / "bench.json", suite.path / "ours.json"
     suite.runpytest(*BRIEF, f"--edgeperf-benchmark-json={bench}", f"--edgeperf-json={ours}").assert_outcomes(
         passed=1)
@@ -457,16 +492,18 @@ def test_benchmark_json_is_pytest_benchmark_compatible(suite: pytest.Pytester) -
     q1, q3 = np.percentile(lat, [25, 75])
     assert st["iqr"] == pytest.approx(q3 - q1)
 
-    # pytest-benchmark's own reader loads it (what github-action-benchmark and Bencher consume).
+    # pytest-benchmark's own reader loads it (what github-action-benchmark and Bencher consume) and shows our figures.
     pytest.importorskip("pytest_benchmark")
-    proc = subprocess.run([sys.executable, "-m", "pytest_benchmark.cli", "compare", str(bench)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run([sys.executable, "-c", "from pytest_benchmark.cli import main; main()", "compare",
+                           "--columns=min,max,mean,stddev,median,iqr,ops,rounds", str(bench)],
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert "test_throughput" in proc.stdout
+    row = next(ln for ln in proc.stdout.splitlines() if ln.startswith(THROUGHPUT_KEY))
+    assert f"{st['median'] * 1e3:.4f}" in row.split() and str(st["rounds"]) in row.split()
 
 
 # ---- 10. quick runs record nothing -----------------------------------------------------------------------------
-def test_quick_update_records_nothing_and_says_so(suite: pytest.Pytester) -> None:
+def test_quick_update_records_nothing_and_says_so(suite: pytest.Pytester, own_device_lock: None) -> None:
     res = suite.runpytest(*COMMON, "--edgeperf-quick", "--edgeperf-update-baselines")
     res.assert_outcomes(passed=1)
     res.stdout.fnmatch_lines([

@@ -99,7 +99,7 @@ def benchmark_payload(session: Any) -> dict[str, Any]:
 def write_output_files(session: Any) -> None:
     s = session.settings
     if s.json_path is not None:
-        atomic_write_text(s.json_path, json.dumps(results_payload(session), indent=1) + "\n")
+        atomic_write_text(s.json_path, json.dumps(results_payload(session), separators=(",", ":")) + "\n")
     if s.benchmark_json_path is not None:
         atomic_write_text(s.benchmark_json_path, json.dumps(benchmark_payload(session), indent=2) + "\n")
     if s.html_path is not None:

@@ -27,11 +27,16 @@ def summary_rows(results: list[Result]) -> list[list[Any]]:
         base, change, verdict = _baseline_columns(r)
         status = r.status if r.status != "ok" else verdict
         rows.append([
-            r.test_id.split("::", 1)[-1], r.device, r.framework, r.model, _f(r.fps),
+            r.test_id.split("::", 1)[-1], r.device, r.framework, _short_model(r.model), _f(r.fps),
             _f(r.latency_percentile_ms(50), 2), _f(r.latency_percentile_ms(90), 2), _f(r.latency_percentile_ms(99), 2),
             _f(r.peak_rss_mb), _f(r.load_time_s, 2), f"{r.valid_count}/{len(r.samples)}", base, change, status,
         ])
     return rows
+
+
+def _short_model(model: str) -> str:
+    """A generated model's cache path is long and unique; its file stem says what it is."""
+    return "cache:" + model.rsplit("/", 1)[-1] if model.startswith("cache:") else model
 
 
 HEADERS = ["test", "device", "framework", "model", "fps", "p50 ms", "p90 ms", "p99 ms", "peak MB", "load s",
