@@ -186,14 +186,13 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         # raw samples dominate the file: nanosecond resolution is what perf_counter gives; an all-zero
-        # preprocessing list and an all-true validity list are stored empty (Samples reads them that way)
+        # preprocessing list (ready tensors, no preprocessing) is stored empty
         samples = data["samples"]
         samples["start_s"] = [round(v, 9) for v in samples["start_s"]]
         samples["latency_s"] = [round(v, 9) for v in samples["latency_s"]]
         samples["preprocess_s"] = ([round(v, 9) for v in samples["preprocess_s"]]
                                    if any(samples["preprocess_s"]) else [])
-        if all(samples["valid"]):
-            samples["valid"] = []
+
         data["schema_version"] = RESULT_SCHEMA_VERSION
         data["summary"] = self.metric_values()
         data["valid_count"] = self.valid_count
