@@ -374,7 +374,8 @@ def test_other(edgeperf):
 
     res = pytester.runpytest(*BRIEF, "--edgeperf-update-baselines", "-k", "test_throughput")
     res.assert_outcomes(passed=1)
-    res.stdout.fnmatch_lines([f"*test_suite.json: {THROUGHPUT_KEY.replace('[', '[[]')}: updated*"])
+    # what changed against the old entry, metric by metric
+    res.stdout.fnmatch_lines([f"*test_suite.json: {THROUGHPUT_KEY.replace('[', '[[]')}: updated: *fps * -> * (*%)*"])
     assert "test_other" not in res.stdout.str()
     after = entries(baseline_file(pytester))
     assert after["test_other[onnxruntime]"] == before["test_other[onnxruntime]"]

@@ -285,7 +285,7 @@ def test_session_interval_end_to_end(fake_perf, target, monkeypatch):
     assert first["instructions"] == pytest.approx(1_000_000 / 0.02)
     assert report["intervals"][1]["instructions"] == pytest.approx(2_000_000 / 0.02)
     assert first["t_s"] > session.attached_at_s  # on the caller's perf_counter clock
-    assert report["pearson_power"]["instructions"] == pytest.approx(1.0)
+    assert report["pearson_power"]["instructions"] == pytest.approx(1.0, abs=0.01)  # interval edges jitter
     assert "cycles" not in report["pearson_power"]  # a constant rate has no correlation
 
 

@@ -112,7 +112,7 @@ def test_bad_model_files_fail_one_line_each_and_store_nothing(project: pytest.Py
     (project.path / "empty.onnx").write_bytes(b"")
     (project.path / "readme.onnx").write_text("# not a model, just text that happens to end in .onnx\n")
     build_unknown_op(project.path / "unknown_op.onnx")
-    project.makepyfile(test_models="""
+    project.makepyfile(test_bad_inputs="""
         import pytest
 
         @pytest.mark.parametrize("name", ["truncated", "empty", "readme", "unknown_op", "nothere"])
