@@ -143,6 +143,7 @@ class EdgeperfFixture:
             hotspots=bool(spec.hotspots if spec.hotspots is not None else s.hotspots),
             artifacts_dir=s.rootdir / ".edgeperf" / "hotspots" / _safe(test_id),
         )
+        baseline = self._lookup_baseline(test_id) if judge else None
         inst = Instruments(
             device_name=self._session.profile.name, readers=self._session.readers, floor_ghz=floor,
             guard=self._session.guard_for(floor, self._progress), sample_hz=s.sample_hz,
@@ -169,15 +170,19 @@ class EdgeperfFixture:
         self._session.results.append(result)
         self._check_limits(result)
         if judge:
-            self._judge(result)
-        if s.update_baselines:
-            from .baseline import BaselineError
-
-            try:
-                self._session.record_baselines([result])
-            except BaselineError as exc:
-                raise EdgeperfFailure(f"baseline not updated: {exc}") from None
+            self._judge(result, baseline)
         return result
+
+    def _lookup_baseline(self, test_id: str) -> Any:
+        """Read this test's baseline before measuring: a corrupt file fails now, not after the whole budget."""
+        from .baseline import BaselineError
+
+        try:
+            return self._session.store.lookup(test_id)
+        except BaselineError as exc:
+            if self._session.settings.update_baselines:
+                self._session.baseline_errors.append(str(exc))
+            raise EdgeperfFailure(str(exc)) from None
 
     def compare(self, variant: Result, parent: Result, *, min_speedup: float | None = None,
                 max_memory_ratio: float | None = None, max_accuracy_drop_pct: float | None = None,
@@ -247,16 +252,11 @@ class EdgeperfFixture:
                 f"{result.framework} on {result.model}: {first[0]} was limited to {first[1]} but measured {first[2]}",
                 table))
 
-    def _judge(self, result: Result) -> None:
-        from .baseline import BaselineError
+    def _judge(self, result: Result, entry: Any) -> None:
         from .verdict import format_verdict_table, judge, merge_tolerances
 
         s = self._session.settings
         tolerances = merge_tolerances(s.tolerances, self.spec.tolerance)
-        try:
-            entry = self._session.store.lookup(result.test_id)
-        except BaselineError as exc:
-            raise EdgeperfFailure(str(exc)) from None
         verdict = judge(result, entry, tolerances, strict=s.strict and not s.update_baselines)
         verdict.apply_to(result)
         if verdict.flags:
@@ -271,8 +271,8 @@ class EdgeperfFixture:
         what = ("regressed against" if verdict.overall == "REGRESSION"
                 else "has no baseline (--edgeperf-strict) in")
         self._session.add_breach(self.nodeid, Breach(
-            f"{result.framework} on {result.model} {what} the {self._session.profile.name} baselines: "
-            f"{verdict.summary_line().removeprefix('edgeperf: ')}", format_verdict_table(verdict)))
+            f"{result.framework} on {result.model} {what} the {self._session.profile.name} baselines",
+            format_verdict_table(verdict)))
 
     # ---- inputs ----------------------------------------------------------------------------------------------
     def _resolve_model(self, given: str) -> Path:

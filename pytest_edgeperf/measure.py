@@ -32,6 +32,9 @@ from .result import STATUS_INCONCLUSIVE, STATUS_OK, Result, Samples, TimelinePoi
 
 Progress = Callable[[str], None]
 
+#: above this share of its runnable time spent waiting for a CPU, the worker shared the machine with other load
+BUSY_WAIT_PCT = 10.0
+
 
 class WorkerError(Exception):
     """The worker crashed, hung, or the runtime refused the model; the message is one line for the test report."""
@@ -425,6 +428,10 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
         result.window_end_s = done["window_end_s"]
         result.window_start_unix_s = done["window_start_unix_s"]
         result.cpu_percent = done["cpu_percent"]
+        result.cpu_wait_pct = done.get("cpu_wait_pct")
+        if result.cpu_wait_pct is not None and result.cpu_wait_pct > BUSY_WAIT_PCT:
+            _add_note(result, f"the machine was busy: the worker waited for a CPU {result.cpu_wait_pct:.0f}% of "
+                              f"its runnable time; timing comparisons are less trustworthy")
         result.peak_rss_mb = done["peak_rss_mb"]
         if req.accuracy:
             if progress:

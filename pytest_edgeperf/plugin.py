@@ -181,6 +181,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if s is None:
         return
     breaches = s.breaches.get(item.nodeid)
+    if not breaches and report.outcome == "passed" and s.settings.update_baselines:
+        _record_baselines(item, report, s)
     if not breaches or report.outcome != "passed":
         return
     report.outcome = "failed"
@@ -190,6 +192,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if breach.table:
             parts.append(breach.table)
     report.longrepr = "\n".join(parts)
+
+
+def _record_baselines(item: pytest.Item, report: pytest.TestReport, s: EdgeperfSession) -> None:
+    """--edgeperf-update-baselines: a test that passed stores its results (a failed one never does)."""
+    fixture = getattr(item, "funcargs", {}).get("edgeperf")
+    if fixture is None or not fixture.results:
+        return
+    from .baseline import BaselineError
+
+    try:
+        s.record_baselines(fixture.results)
+    except BaselineError as exc:
+        report.outcome = "failed"
+        report.longrepr = f"[edgeperf] baseline not updated: {exc}"
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

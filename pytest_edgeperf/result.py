@@ -88,6 +88,7 @@ class Result:
     rss_after_load_mb: float | None = None
     peak_rss_mb: float | None = None  # VmHWM of the worker: includes the runtime, the model and the inputs
     cpu_percent: float | None = None  # worker CPU time / wall time over the timed window (100 = one core)
+    cpu_wait_pct: float | None = None  # share of the worker's runnable time spent waiting for a CPU (busy machine)
     timeline: list[TimelinePoint] = field(default_factory=list)
     invalid_reasons: dict[str, int] = field(default_factory=dict)
     attempts: int = 1
@@ -160,6 +161,7 @@ class Result:
         put("load_time_s", self.load_time_s)
         put("first_inference_ms", None if self.first_inference_s is None else self.first_inference_s * 1e3)
         put("cpu_percent", self.cpu_percent)
+        put("cpu_wait_pct", self.cpu_wait_pct)
         for key, value in self.accuracy.items():
             if key.endswith("_pct"):  # "n" (images scored) is a count, not a metric
                 put(key, value)

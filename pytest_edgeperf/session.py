@@ -57,7 +57,10 @@ class EdgeperfSession:
             raise pytest.UsageError(str(exc)) from None
         self.device_notes: list[str] = []
         detected = self.readers.model()
-        if settings.allow_device_mismatch and settings.device not in ("", "auto"):
+        from .device.profiles import detect_profile
+
+        if (settings.allow_device_mismatch and settings.device not in ("", "auto")
+                and detect_profile(detected).name != self.profile.name):
             self.device_notes.append(
                 f"device profile {self.profile.name} forced by --edgeperf-allow-device-mismatch "
                 f"(this machine reports {detected or 'no device-tree model'}); its baselines are stored as "

@@ -73,6 +73,28 @@ def load_callable(ref: str, sys_path: list[str]) -> Callable[..., Any]:
     return getattr(module, func)
 
 
+def _sched_totals_s() -> tuple[float, float] | None:
+    """(time running, time runnable but waiting for a CPU) summed over this process's threads, from schedstat.
+
+    The waiting share tells whether the machine was busy during the window: other load does not show in the
+    latencies' spread alone, but it shows here (the kernel counts every wait on a run queue).
+    """
+    run = wait = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/schedstat") as fh:
+                fields = fh.read().split()
+            run += int(fields[0])
+            wait += int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return run / 1e9, wait / 1e9
+
+
 def random_input(shape: tuple[int, ...], dtype: np.dtype, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if np.issubdtype(dtype, np.integer):
@@ -190,6 +212,7 @@ def main() -> int:
     budget = request["budget"]
     args = (int(budget["min_samples"]), float(budget["min_time_s"]), float(budget["max_time_s"]),
             int(budget.get("max_samples", 10_000_000)))
+    sched_start = _sched_totals_s()
     usage_start = resource.getrusage(resource.RUSAGE_SELF)
     wall_start_unix = time.time()
     wall_start = time.perf_counter()
@@ -209,6 +232,7 @@ def main() -> int:
         gc.enable()
     wall_end = time.perf_counter()
     usage_end = resource.getrusage(resource.RUSAGE_SELF)
+    sched_end = _sched_totals_s()
     # Tell the parent at once, so its samplers and counters stop before we spend time serialising samples.
     proto.send("timed", count=len(durations))
     cpu_s = (usage_end.ru_utime - usage_start.ru_utime) + (usage_end.ru_stime - usage_start.ru_stime)
@@ -216,6 +240,7 @@ def main() -> int:
                window_start_s=wall_start, window_end_s=wall_end,
                window_start_unix_s=wall_start_unix + (starts[0] - wall_start) if starts else wall_start_unix,
                cpu_percent=100.0 * cpu_s / max(wall_end - wall_start, 1e-9),
+               cpu_wait_pct=_wait_pct(sched_start, sched_end),
                peak_rss_mb=_read_status_mb("VmHWM"))
 
     if request.get("accuracy"):
@@ -233,6 +258,13 @@ def _one_line(exc: BaseException) -> str:
     name = "MemoryError" if isinstance(exc, MemoryError) else type(exc).__name__
     lines = str(exc).strip().splitlines()
     return f"{name}: {lines[0]}" if lines else name
+
+
+def _wait_pct(start: tuple[float, float] | None, end: tuple[float, float] | None) -> float | None:
+    if start is None or end is None:
+        return None
+    run, wait = end[0] - start[0], end[1] - start[1]
+    return 100.0 * wait / (run + wait) if run + wait > 0 else None
 
 
 def _real_inputs(inputs: dict[str, Any], adapter: Any,

@@ -83,7 +83,7 @@ def write_summary(terminalreporter: Any, session: Any) -> None:
 
 
 _EXTRA = ("top1_pct", "top5_pct", "map50_pct", "power_mean_w", "energy_per_inference_j", "fom_top1_per_j",
-          "fom_top5_per_j", "fom_map50_per_j", "preprocess_p50_ms", "inference_p50_ms", "cpu_percent",
+          "fom_top5_per_j", "fom_map50_per_j", "preprocess_p50_ms", "inference_p50_ms", "cpu_percent", "cpu_wait_pct",
           "speedup_x", "size_ratio", "memory_ratio")
 
 
