@@ -29,6 +29,7 @@ import datetime
 import gc
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -333,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pin", default=None, metavar="CPUS",
                     help="run both arms on these CPUs, e.g. 1 or 0,1 (default: wherever the scheduler puts them)")
     ap.add_argument("--json", type=Path, default=None, help="also write every round's figures here")
+    ap.add_argument("--plugin-args", default="", help="extra plugin options, e.g. '--edgeperf-sample-hz=0'")
     # internal: the bare child
     ap.add_argument("--bare", choices=RUNTIMES, help=argparse.SUPPRESS)
     ap.add_argument("--model-stem", type=Path, help=argparse.SUPPRESS)
@@ -369,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                         arms[arm] = run_bare(runtime, stem, args.threads, args.seconds, args.bare_gc_off)
                     else:
                         arms[arm] = run_plugin(workdir, runtime, args.model, cache_dir, args.threads,
-                                               args.seconds, [], f"r{rnd}")
+                                               args.seconds, shlex.split(args.plugin_args), f"r{rnd}")
                 b, p = arms["bare"], arms["plugin"]
                 if b["runtime_version"] not in (p["runtime_version"], None):
                     print(f"  warning: runtime versions differ: bare {b['runtime_version']}, "
