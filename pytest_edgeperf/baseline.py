@@ -30,7 +30,6 @@ import re
 import shlex
 import socket
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_edgeperf.fileio import atomic_write_text
 from pytest_edgeperf.result import STATUS_OK, Result
 
 BASELINE_SCHEMA_VERSION = 1
@@ -380,34 +380,15 @@ def _os_reason(exc: OSError) -> str:
 
 def _atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so a crash at any point leaves the old file or the new one."""
-    directory = path.parent
     try:
         mode = path.stat().st_mode & 0o777
     except OSError:
         mode = 0o644
-    tmp_name = None
-    try:
-        prefix = _TMP_PREFIX + path.name + "."
-        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=_TMP_SUFFIX, dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), mode)
-        os.replace(tmp_name, path)
-        tmp_name = None
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    try:  # temp names carry _TMP_PREFIX so a later update can sweep what a killed writer left
+        atomic_write_text(path, text, mode=mode, tmp_prefix=_TMP_PREFIX + path.name + ".")
     except OSError as exc:
         reason = _os_reason(exc)
         raise BaselineError(f"{path}: cannot write baseline ({reason}); the old file is unchanged") from None
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
 
 
 def _remove_stale_temps(directory: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import platform
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Budget
+from .fileio import file_sha256
 from .result import STATUS_INCONCLUSIVE, STATUS_OK, Result, Samples, TimelinePoint
 
 Progress = Callable[[str], None]
@@ -208,14 +208,6 @@ class WorkerProcess:
 # ---- helpers ---------------------------------------------------------------------------------------------------
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def host_environment(rootdir: Path) -> dict[str, Any]:
     """Machine facts recorded with every result (pytest-benchmark's machine_info plus what matters on a Pi)."""
     cpu = platform.processor() or ""
@@ -296,7 +288,7 @@ def _start_optional(factory: Callable[[], Any], notes: list[str], what: str, sta
 
 def run_measurement(req: MeasureRequest, inst: Instruments, progress: Progress | None = None) -> Result:
     """Measure ``req`` on the device, repeating throttled attempts; raises WorkerError or DeviceNotReady."""
-    model_sha = sha256_of(req.model_file)
+    model_sha = file_sha256(req.model_file)
     result = Result(test_id=req.test_id, framework=req.framework, model=req.model, device=inst.device_name,
                     quick=req.quick, threads=req.threads)
     result.environment = {**inst.environment, "device": inst.device_name, "runtime": req.framework,

@@ -18,35 +18,13 @@ from typing import Any
 
 import pytest
 from fakedevice import FakeDevice
+from tinymodel import MODEL_BUILDER
 
 from pytest_edgeperf.device import UNDER_VOLTAGE_MESSAGE, UNDER_VOLTAGE_SINCE_BOOT_MESSAGE, ThrottleState
 from pytest_edgeperf.guard import GuardSettings, ThermalGuard
 from pytest_edgeperf.report.progress import Progress
 from pytest_edgeperf.result import TimelinePoint
 from pytest_edgeperf.sampler import achieved_rate_hz, effective_period_s
-
-# A slightly heavier model than the core tests' (20 convolutions): fewer, longer samples keep the JSON small.
-MODEL_BUILDER = '''
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
-
-
-def build(path, convs=1):
-    rng = np.random.default_rng(0)
-    nodes, inits, prev = [], [], "x"
-    for i in range(convs):
-        inits.append(numpy_helper.from_array(rng.standard_normal((8, 3 if i == 0 else 8, 3, 3)).astype(np.float32),
-                                             f"w{i}"))
-        nodes.append(helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
-        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
-        prev = f"r{i}"
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, 8, 16, 16])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, path)
-'''
 
 # min-time 1 s is the brief's budget; one thread leaves a core for the sampler and the fake vcgencmd.
 # --edgeperf-sensor-budget=1: the fake vcgencmd is a Python start-up (tens of ms); these scenarios check the

@@ -12,12 +12,12 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_edgeperf.fileio import atomic_write_text, file_sha256
 from pytest_edgeperf.models.graph import Graph
 from pytest_edgeperf.models.onnx_export import ONNX_OPSET, to_onnx
 from pytest_edgeperf.models.tflite_export import to_tflite
@@ -66,14 +66,6 @@ def default_cache_dir() -> Path:
     return (Path(env).expanduser() if env else Path.home() / ".cache" / "pytest-edgeperf") / "models"
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @contextlib.contextmanager
 def _locked(stem: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``<stem>.lock`` (blocks until other builders of the same stem finish)."""
@@ -90,16 +82,7 @@ def _locked(stem: Path) -> Iterator[None]:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache must be readable by other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _output_shapes(graph: Graph) -> dict[str, dict[str, list[int]]]:

@@ -10,12 +10,11 @@ distribution against the baseline's raw samples.
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pytest_edgeperf.fileio import atomic_write_text
 from pytest_edgeperf.report import charts
 from pytest_edgeperf.report.charts import PALETTE, Distribution, Panel, esc
 from pytest_edgeperf.report.markdown import cross_device_rows, device_name, fmt_value, verdict_label
@@ -348,20 +347,10 @@ def render_merged_html(payloads: list[dict[str, Any]]) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and rename, so readers never see half a report."""
+    """Readers never see half a report (the shared atomic writer; creates the directory)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
 
 
 def write_html_report(payload: dict, path: Path, baselines: dict[str, dict] | None = None) -> None:
