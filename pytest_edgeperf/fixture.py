@@ -270,9 +270,13 @@ class EdgeperfFixture:
             return
         what = ("regressed against" if verdict.overall == "REGRESSION"
                 else "has no baseline (--edgeperf-strict) in")
+        summary = verdict.summary_line()
+        table = format_verdict_table(verdict)
+        if table.startswith(summary):  # the title below already says it: no second copy
+            table = table[len(summary):].lstrip("\n")
         self._session.add_breach(self.nodeid, Breach(
-            f"{result.framework} on {result.model} {what} the {self._session.profile.name} baselines",
-            format_verdict_table(verdict)))
+            f"{result.framework} on {result.model} {what} the {self._session.profile.name} baselines: "
+            f"{summary.removeprefix('edgeperf: ')}", table))
 
     # ---- inputs ----------------------------------------------------------------------------------------------
     def _resolve_model(self, given: str) -> Path:

@@ -70,8 +70,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if "framework" not in metafunc.fixturenames:
         metafunc.fixturenames.append("framework")
-    if spec is not None and "edgeperf" not in metafunc.fixturenames:
-        metafunc.fixturenames.append("edgeperf")  # a marked test is measured even if it never asks for it
     if any("framework" in (getattr(m, "args", ()) or ("",))[0] for m in metafunc.definition.iter_markers(
             "parametrize")):
         return  # the user parametrized it themselves
@@ -160,7 +158,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, None
     if outcome.excinfo is not None or SPEC_KEY not in pyfuncitem.stash:
         return
     fixture = pyfuncitem.funcargs.get("edgeperf")
-    if fixture is not None and not fixture.results:
+    if fixture is None:  # the test did not ask for it: get it now, still inside the call phase
+        fixture = pyfuncitem._request.getfixturevalue("edgeperf")
+    if not fixture.results:
         try:
             fixture.measure()
         except BaseException as exc:
