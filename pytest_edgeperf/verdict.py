@@ -65,6 +65,8 @@ MIN_TAIL_SAMPLES = 64
 INCOMPARABLE_KEYS = ("device", "runtime", "threads")
 # Keys whose change is worth a flag but does not stop the comparison.
 FLAGGED_KEYS = ("runtime_version", "model_sha256")
+#: for the ``host`` profile (any Linux machine), what identifies the machine whose timing a baseline holds
+HOST_IDENTITY_KEYS = ("hostname", "cpu")
 
 
 @dataclass(frozen=True)
@@ -333,6 +335,15 @@ def judge(
             key, change = diff.split(" ", 1)
             flags.append(f"{key.replace('_', ' ')} changed since baseline ({change})")
 
+    # "host" is not a hardware class like pi3: its timing is comparable only on the machine that recorded it
+    timing_blocked = ""
+    host_diffs = (_environment_differences(env_now, baseline.environment, HOST_IDENTITY_KEYS)
+                  if str(env_now.get("device")) == "host" else [])
+    if host_diffs:
+        timing_blocked = ("host baseline from another machine (" + ", ".join(host_diffs) + "): timing is "
+                          "compared only on the machine that recorded it")
+        flags.append(timing_blocked)
+
     names = list(values) + [n for n in baseline.metrics if n not in values]
     metrics: list[MetricVerdict] = []
     # Timing metrics first get their raw one-sided p-values, then Holm across them, then the decision.
@@ -359,6 +370,9 @@ def judge(
             continue
         if blocked:
             mv.verdict, mv.note = INCONCLUSIVE, blocked
+            continue
+        if rule.kind == "timing" and timing_blocked:
+            mv.verdict, mv.note = INCONCLUSIVE, "recorded on another host"
             continue
         if rule.kind == "timing":
             now_s, base_s = current.metric_samples(name), baseline.metric_samples(name)
