@@ -278,3 +278,28 @@ def test_tolerance_precedence_metric_over_kind() -> None:
               {"timing": 1.0, "fps": 10.0})
     assert by_metric(v)["fps"].verdict == PASS and by_metric(v)["fps"].tolerance == 10.0
     assert by_metric(v)["latency_p50_ms"].verdict == REGRESSION
+
+
+def test_host_baseline_from_another_machine_judges_accuracy_but_not_timing() -> None:
+    """`host` is any Linux box: timing recorded on one is not a baseline for another; accuracy still is."""
+    rng = np.random.default_rng(3)
+
+    def result(hostname: str, scale: float, top1: float) -> Result:
+        lat = (rng.normal(1e-3, 2e-5, 400) * scale).tolist()
+        r = Result(test_id="t.py::test_x[onnxruntime]", framework="onnxruntime", model="m", device="host",
+                   samples=Samples(start_s=[float(i) for i in range(400)], latency_s=lat,
+                                   preprocess_s=[0.0] * 400, valid=[True] * 400))
+        r.environment = {"device": "host", "runtime": "onnxruntime", "threads": 2, "hostname": hostname,
+                         "cpu": "Some CPU"}
+        r.accuracy = {"top1_pct": top1}
+        return r
+
+    base = BaselineEntry.from_result(result("box-a", 1.0, 98.0))
+    slower_elsewhere = judge(result("box-b", 1.5, 98.0), base, {})
+    assert slower_elsewhere.overall != "REGRESSION"
+    assert {m.metric: m.verdict for m in slower_elsewhere.metrics}["fps"] == "INCONCLUSIVE"
+    assert any("another machine" in f for f in slower_elsewhere.flags)
+    worse_elsewhere = judge(result("box-b", 1.0, 90.0), base, {})
+    assert {m.metric: m.verdict for m in worse_elsewhere.metrics}["top1_pct"] == "REGRESSION"
+    slower_here = judge(result("box-a", 1.5, 98.0), base, {})
+    assert {m.metric: m.verdict for m in slower_here.metrics}["fps"] == "REGRESSION"
