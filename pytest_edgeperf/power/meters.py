@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -64,7 +65,7 @@ class MeterError(RuntimeError):
     """A meter read failed (device gone, permission, bad output); the sampler records it."""
 
 
-class PowerMeter:
+class PowerMeter(ABC):
     """An instantaneous power reader. Subclasses set ``name`` and implement ``read_power_w``.
 
     ``reads_after_run`` is True for meters whose samples come from an external log read after the run
@@ -78,11 +79,11 @@ class PowerMeter:
         """One line for reports: what is measured and where from."""
         return self.name
 
+    @abstractmethod
     def read_power_w(self) -> float:
         """Instantaneous power in watts; raises MeterError when the reading fails."""
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most meters hold nothing to release; those that do override it
         """Release instrument handles; harmless to call twice."""
 
     def __repr__(self) -> str:
