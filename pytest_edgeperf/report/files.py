@@ -11,14 +11,12 @@ import datetime as _dt
 import json
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
 from ..fileio import atomic_write_text
-from ..result import Result
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -89,11 +87,6 @@ def write_output_files(session: Any) -> None:
         from .html import write_html_report
 
         write_html_report(results_payload(session), s.html_path, baselines=_baselines_for_html(session))
-
-
-def load_results(path: Path) -> list[Result]:
-    data = json.loads(Path(path).read_text())
-    return [Result.from_json(r) for r in data.get("results", [])]
 
 
 def _baselines_for_html(session: Any) -> dict[str, dict[str, Any]]:
