@@ -134,9 +134,16 @@ class BaselineEntry:
         """Snapshot a Result; check ``recordable_reason`` first (this does not refuse quick/invalid runs)."""
         lat_ms = result.samples.valid_latencies_s() * 1e3
         env = comparable_environment(result)
+        samples: dict[str, list[float]] = {"latency_ms": decimate(lat_ms, max_samples)} if lat_ms.size else {}
+        per_process = result.process_statistics()
+        if per_process:
+            # what the verdict compares between runs: each process's fast-half mean, and its reference's
+            samples["process_latency_ms"] = [_round(a) for a, _ in per_process]
+            if all(b is not None for _, b in per_process):
+                samples["process_reference_ms"] = [_round(b) for _, b in per_process]  # type: ignore[arg-type]
         return cls(
             metrics={k: _round(v) for k, v in sorted(result.metric_values().items())},
-            samples={"latency_ms": decimate(lat_ms, max_samples)} if lat_ms.size else {},
+            samples=samples,
             sample_count=int(lat_ms.size),
             environment=_jsonable(env),
             recorded_at=recorded_at or datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
@@ -152,6 +159,14 @@ class BaselineEntry:
         if name in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms"):
             return lat
         return None
+
+    def process_statistics(self) -> list[tuple[float, float | None]]:
+        """Per worker process (fast-half mean ms, reference ms or None), mirroring ``Result.process_statistics``."""
+        lat = self.samples.get("process_latency_ms", [])
+        ref = self.samples.get("process_reference_ms", [])
+        if len(ref) != len(lat):
+            ref = [None] * len(lat)  # type: ignore[list-item]
+        return list(zip(lat, ref, strict=True))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -32,6 +32,10 @@ class Budget:
 
 
 DEFAULT_BUDGET = Budget()
+#: worker processes sharing one measurement's budget: separate runs of the same model differ by more than one
+#: run's samples show (the process and the moment it ran), and the verdict can only see that spread between
+#: processes (verdict.location_change; figures in benchmarks/README.md)
+DEFAULT_PROCESSES = 5
 QUICK_BUDGET = Budget(min_samples=10, min_time_s=0.2, max_time_s=5.0, warmup_s=0.05, warmup_runs=2)
 
 
@@ -57,6 +61,8 @@ class Settings:
     quick: bool = False
     budget: Budget = DEFAULT_BUDGET
     threads: int | None = None
+    processes: int = DEFAULT_PROCESSES
+    reference: bool = True
     worker_timeout_s: float = 300.0
     json_path: Path | None = None
     benchmark_json_path: Path | None = None
@@ -98,6 +104,10 @@ OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("min-time", "edgeperf_min_time", "float", "minimum timed seconds per measurement (default 10)"),
     ("max-time", "edgeperf_max_time", "float", "maximum timed seconds per measurement (default 60)"),
     ("threads", "edgeperf_threads", "int", "inference threads (default: the number of CPU cores)"),
+    ("processes", "edgeperf_processes", "int",
+     f"worker processes per measurement, sharing its budget (default {DEFAULT_PROCESSES}; 1 with --edgeperf-quick)"),
+    ("no-reference", None, "bool",
+     "do not time the machine-speed reference model between samples (timing is then compared uncorrected)"),
     ("worker-timeout", None, "float", "seconds a worker may take to load and warm up before it is killed"),
     ("json", None, "path", "write every result, raw samples and environment to this JSON file"),
     ("benchmark-json", None, "path", "write pytest-benchmark compatible JSON (for github-action-benchmark, Bencher)"),
@@ -198,6 +208,10 @@ def settings_from_config(config: pytest.Config) -> Settings:
     s.budget = budget
     if values["threads"] is not None:
         s.threads = int(_positive(values["threads"], "--edgeperf-threads"))
+    s.processes = 1 if s.quick else DEFAULT_PROCESSES
+    if values["processes"] is not None:
+        s.processes = int(_positive(values["processes"], "--edgeperf-processes"))
+    s.reference = not values["no-reference"]
     if values["worker-timeout"] is not None:
         s.worker_timeout_s = _positive(values["worker-timeout"], "--edgeperf-worker-timeout")
     s.json_path = values["json"]
@@ -256,7 +270,7 @@ MARKER_HELP = (
     "warmup_s=None, min_fps=None, max_latency_ms=None, max_memory_mb=None, min_top1_pct=None, min_top5_pct=None, "
     "min_map50_pct=None, max_energy_per_inference_mj=None, tolerance=None, inputs=None, preprocess=None, "
     "accuracy=None, min_freq_ghz=None, counters=None, hotspots=None, sustained_s=None, min_speedup=None, "
-    "max_accuracy_drop_pct=None): measure a model on this "
+    "max_accuracy_drop_pct=None, processes=None): measure a model on this "
     "device with each installed runtime; see the README"
 )
 
@@ -288,9 +302,10 @@ class MarkerSpec:
     sustained_s: float | None = None
     min_speedup: float | None = None
     max_accuracy_drop_pct: float | None = None
+    processes: int | None = None
 
 
-_POSITIVE_INTS = ("threads", "min_samples")
+_POSITIVE_INTS = ("threads", "min_samples", "processes")
 _POSITIVE_FLOATS = ("max_time_s", "min_fps", "max_latency_ms", "max_memory_mb", "min_freq_ghz", "sustained_s",
                     "max_energy_per_inference_mj", "min_speedup")
 _NON_NEGATIVE_FLOATS = ("min_time_s", "warmup_s", "max_accuracy_drop_pct")

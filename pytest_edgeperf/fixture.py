@@ -133,6 +133,9 @@ class EdgeperfFixture:
         if s.sustained_s and spec.sustained_s:
             budget = replace(budget, min_time_s=s.sustained_s, max_time_s=s.sustained_s + 60)
         threads = threads or spec.threads or s.threads or _cpu_count()
+        processes = s.processes if s.quick or spec.processes is None else spec.processes
+        if s.sustained_s and spec.sustained_s:
+            processes = 1  # a sustained run is one continuous run: heating up is what it measures
         floor = spec.min_freq_ghz if spec.min_freq_ghz is not None else self._session.floor_ghz
         test_id = self.nodeid + (f"::{label}" if label else "")
         req = MeasureRequest(
@@ -142,6 +145,7 @@ class EdgeperfFixture:
             counters=bool(spec.counters if spec.counters is not None else s.counters),
             hotspots=bool(spec.hotspots if spec.hotspots is not None else s.hotspots),
             artifacts_dir=s.rootdir / ".edgeperf" / "hotspots" / _safe(test_id),
+            processes=processes, reference_file=self._reference_file(name) if s.reference else None,
         )
         baseline = self._lookup_baseline(test_id) if judge else None
         inst = Instruments(
@@ -172,6 +176,20 @@ class EdgeperfFixture:
         if judge:
             self._judge(result, baseline)
         return result
+
+    def _reference_file(self, framework: str) -> Path | None:
+        """The machine-speed reference model (``zoo:tiny_cnn``) in this runtime's format; None if it cannot be built."""
+        from .frameworks import model_file_for
+        from .models.build import ensure_zoo_model
+
+        try:
+            files = ensure_zoo_model(REFERENCE_MODEL, self.cache_dir / "models")
+        except Exception as exc:  # the cache is not writable, onnx is missing: measure without it
+            note = f"reference model unavailable ({exc}): timing is compared without correcting for machine speed"
+            if note not in self._session.unavailable:
+                self._session.unavailable.append(note)
+            return None
+        return model_file_for(framework, Path(files.stem))
 
     def _lookup_baseline(self, test_id: str) -> Any:
         """Read this test's baseline before measuring: a corrupt file fails now, not after the whole budget."""
@@ -338,6 +356,10 @@ class EdgeperfFixture:
         if path is not None:
             paths.append(str(Path(path).parent))
         return paths
+
+
+#: the machine-speed reference: a few 3x3 convolutions at 16x16, tens of microseconds on one thread
+REFERENCE_MODEL = "tiny_cnn"
 
 
 def _budget_with(budget: Budget, min_samples: int | None, min_time_s: float | None, max_time_s: float | None,

@@ -61,6 +61,8 @@ class MeasureRequest:
     counters: bool = False
     hotspots: bool = False
     artifacts_dir: Path | None = None
+    processes: int = 1  # worker processes sharing the budget (the verdict compares them, see verdict.py)
+    reference_file: Path | None = None  # the machine-speed reference model for this runtime, or None
 
 
 @dataclass
@@ -347,43 +349,118 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
         except Exception as exc:
             result.notes.append(f"idle power unavailable: {exc}")
 
+    processes = max(1, req.processes)
+    budget = per_process_budget(req.budget, processes)
+    power = None
+    if inst.power_meter is not None:
+        from .power import PowerSampler
+
+        # at least 5 readings inside the shortest window (a quick run is 0.2 s), at most 100 Hz
+        power_hz = min(max(inst.power_hz, 5.0 / max(budget.min_time_s, 0.05)), 100.0)
+        power = _start_optional(lambda: PowerSampler(inst.power_meter, rate_hz=power_hz),
+                                result.notes, "the power sampler")
+    runs: list[_ProcessRun] = []
+    try:
+        for index in range(processes):
+            runs.append(_run_one_process(req, inst, budget, index, processes, describe, progress, result, power))
+    finally:
+        trace = power.stop() if power is not None else None
+        if power is not None:
+            power.abandon()
+
+    _combine_processes(result, runs)
+    if readers is not None:
+        result.device_end = readers.snapshot()
+        _note_sticky_throttle(result, readers)
+    result.invalid_reasons = {}
+    if result.timeline:
+        from .sampler import achieved_rate_hz, effective_period_s, invalidate_samples
+
+        # judge validity by the gaps actually seen: slow readers stretch them beyond 1 / sample_hz
+        period = effective_period_s(result.timeline, 1.0 / inst.sample_hz if inst.sample_hz > 0 else 0.0)
+        result.invalid_reasons = invalidate_samples(result.samples, result.timeline, inst.floor_ghz, period)
+        rate = achieved_rate_hz(result.timeline)
+        if rate is not None and rate < 0.5 * inst.sample_hz:
+            _add_note(result, f"the sensor sampler reached {rate:.1f} Hz of the {inst.sample_hz:g} Hz asked "
+                              f"(slow readers); samples within {period:.2f} s of a bad reading were excluded")
+    if trace is not None:
+        _attach_power(result, trace, idle_w, [(r.window_start_s, r.window_end_s, r.count) for r in runs])
+
+
+def per_process_budget(budget: Budget, processes: int) -> Budget:
+    """Each of ``processes`` workers times its share of the budget (same samples and seconds in all)."""
+    if processes <= 1:
+        return budget
+    from dataclasses import replace
+
+    return replace(budget, min_samples=max(1, -(-budget.min_samples // processes)),
+                   min_time_s=budget.min_time_s / processes, max_time_s=budget.max_time_s / processes,
+                   warmup_s=max(min(MIN_WARMUP_S, budget.warmup_s), budget.warmup_s / processes),
+                   max_samples=max(1, -(-budget.max_samples // processes)))
+
+
+#: a worker process warms up at least this long (or the whole warm-up asked, if shorter) when it is shared out
+MIN_WARMUP_S = 0.25
+
+
+@dataclass
+class _ProcessRun:
+    """What one worker process measured (combined into the Result by ``_combine_processes``)."""
+
+    done: dict[str, Any]
+    timeline: list[TimelinePoint]
+    loaded: dict[str, Any]
+    ready: dict[str, Any]
+
+    @property
+    def window_start_s(self) -> float:
+        return float(self.done["window_start_s"])
+
+    @property
+    def window_end_s(self) -> float:
+        return float(self.done["window_end_s"])
+
+    @property
+    def count(self) -> int:
+        return len(self.done["latency_s"])
+
+
+def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, index: int, processes: int,
+                     describe: str, progress: Progress | None, result: Result,
+                     power: _Running | None) -> _ProcessRun:
+    """Start one worker, time its share of the budget with the sensor sampler around it, collect its samples.
+
+    Counters, the hotspot profile and the accuracy pass run in the first process only: they do not depend on
+    which process measures them, and repeating them would only cost time.
+    """
+    first = index == 0
     request = {
         "framework": req.framework, "model_file": str(req.model_file), "threads": req.threads,
-        "warmup_s": req.budget.warmup_s, "warmup_runs": req.budget.warmup_runs,
-        "budget": {"min_samples": req.budget.min_samples, "min_time_s": req.budget.min_time_s,
-                   "max_time_s": req.budget.max_time_s, "max_samples": req.budget.max_samples},
-        "inputs": req.inputs, "accuracy": req.accuracy, "sys_path": req.sys_path, "wait_for_go": True,
+        "warmup_s": budget.warmup_s, "warmup_runs": budget.warmup_runs,
+        "budget": {"min_samples": budget.min_samples, "min_time_s": budget.min_time_s,
+                   "max_time_s": budget.max_time_s, "max_samples": budget.max_samples},
+        "inputs": req.inputs, "accuracy": req.accuracy if first else None, "sys_path": req.sys_path,
+        "wait_for_go": True,
+        "reference": {"model_file": str(req.reference_file)} if req.reference_file else None,
     }
+    which = f" (process {index + 1} of {processes})" if processes > 1 else ""
     worker = WorkerProcess(request, describe)
-    sampler = power = counters = hotspots = None
+    sampler = counters = hotspots = None
+    readers = inst.readers
     try:
         if progress:
-            progress(f"{req.test_id}: loading {req.model_file.name} in {req.framework}")
+            progress(f"{req.test_id}: loading {req.model_file.name} in {req.framework}{which}")
         loaded = worker.expect("loaded", inst.worker_timeout_s, "while loading the model")
         if progress:
-            progress(f"{req.test_id}: warming up")
+            progress(f"{req.test_id}: warming up{which}")
         ready = worker.expect("ready", inst.worker_timeout_s, "during warm-up")
-        result.load_time_s = loaded["load_time_s"]
-        result.rss_before_load_mb = loaded["rss_before_load_mb"]
-        result.rss_after_load_mb = loaded["rss_after_load_mb"]
-        result.first_inference_s = ready["first_inference_s"]
-        result.environment["runtime_version"] = loaded["runtime_version"]
-        result.environment["input_shape"] = loaded["input_shape"]
-
         if readers is not None and inst.sample_hz > 0:
             from .sampler import TimelineSampler
 
             sampler = _start_optional(lambda: TimelineSampler(readers, rate_hz=inst.sample_hz, pid=worker.pid,
-                                                                      command_budget=inst.sensor_budget),
+                                                              command_budget=inst.sensor_budget),
                                       result.notes, "the sensor sampler")
-        if inst.power_meter is not None:
-            from .power import PowerSampler
-
-            # at least 5 readings inside the shortest window (a quick run is 0.2 s), at most 100 Hz
-            power_hz = min(max(inst.power_hz, 5.0 / max(req.budget.min_time_s, 0.05)), 100.0)
-            power = _start_optional(lambda: PowerSampler(inst.power_meter, rate_hz=power_hz),
-                                    result.notes, "the power sampler")
-        if req.counters:
+        if req.counters and first:
             from .counters import CounterSession
 
             session = CounterSession()
@@ -393,66 +470,96 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
             else:
                 result.counters = {"unavailable": why}
                 result.notes.append(f"hardware counters unavailable: {why}")
-        if req.hotspots:
+        if req.hotspots and first:
             from .counters import HotspotRecorder
 
             hotspots_dir = req.artifacts_dir or Path(tempfile.mkdtemp(prefix="edgeperf-hotspots-"))
             hotspots = _start_optional(HotspotRecorder, result.notes, "perf record", (worker.pid,), (hotspots_dir,))
         if progress:
-            progress(f"{req.test_id}: timing (>= {req.budget.min_samples} samples, >= {req.budget.min_time_s:g} s)")
+            progress(f"{req.test_id}: timing{which} (>= {budget.min_samples} samples, >= {budget.min_time_s:g} s)")
         worker.go()
-        min_s = req.budget.min_time_s
-        tick = (lambda elapsed: progress(f"{req.test_id}: timing {elapsed:.0f} s of >= {min_s:g} s "
-                                         f"(>= {req.budget.min_samples} samples)")) if progress else None
-        timed = worker.expect("timed", req.budget.max_time_s + inst.worker_timeout_s, "while timing", tick)
+        min_s = budget.min_time_s
+        tick = (lambda elapsed: progress(f"{req.test_id}: timing{which} {elapsed:.0f} s of >= {min_s:g} s "
+                                         f"(>= {budget.min_samples} samples)")) if progress else None
+        timed = worker.expect("timed", budget.max_time_s + inst.worker_timeout_s, "while timing", tick)
         timeline = sampler.stop() if sampler is not None else []
-        trace = power.stop() if power is not None else None
         if counters is not None:
-            power_points = [(p[0], p[2]) for p in trace.samples] if trace is not None else None
+            power_points = power.instrument.readings_so_far() if power is not None else None
             result.counters = counters.stop(int(timed["count"]), power_points)
             result.notes.extend(f"hardware counters: {n}" for n in result.counters.get("notes", []))
+            if processes > 1:
+                result.notes.append(f"hardware counters: counted in the first of {processes} worker processes")
         if hotspots is not None:
             result.counters["hotspots"] = hotspots.stop(hotspots_dir)
         done = worker.expect("done", inst.worker_timeout_s, "while reporting its samples")
-        result.samples = Samples(start_s=done["start_s"], latency_s=done["latency_s"],
-                                 preprocess_s=done["preprocess_s"], valid=[True] * len(done["latency_s"]))
-        result.window_start_s = done["window_start_s"]
-        result.window_end_s = done["window_end_s"]
-        result.window_start_unix_s = done["window_start_unix_s"]
-        result.cpu_percent = done["cpu_percent"]
-        result.cpu_wait_pct = done.get("cpu_wait_pct")
-        if result.cpu_wait_pct is not None and result.cpu_wait_pct > BUSY_WAIT_PCT:
-            _add_note(result, f"the machine was busy: the worker waited for a CPU {result.cpu_wait_pct:.0f}% of "
-                              f"its runnable time; timing comparisons are less trustworthy")
-        result.peak_rss_mb = done["peak_rss_mb"]
-        if req.accuracy:
+        if req.accuracy and first:
             if progress:
                 progress(f"{req.test_id}: accuracy pass")
             acc = worker.expect("accuracy", inst.worker_timeout_s + 600, "during the accuracy pass")
             result.accuracy = {k: v for k, v in acc.items() if k != "event" and isinstance(v, (int, float))}
     finally:
-        for instrument in (sampler, power, counters, hotspots):
+        for instrument in (sampler, counters, hotspots):
             if instrument is not None:
                 instrument.abandon()
         worker.close()
+    return _ProcessRun(done=done, timeline=timeline, loaded=loaded, ready=ready)
 
-    result.timeline = timeline
-    if readers is not None:
-        result.device_end = readers.snapshot()
-        _note_sticky_throttle(result, readers)
-    result.invalid_reasons = {}
-    if timeline:
-        from .sampler import achieved_rate_hz, effective_period_s, invalidate_samples
 
-        # judge validity by the gaps actually seen: slow readers stretch them beyond 1 / sample_hz
-        period = effective_period_s(timeline, 1.0 / inst.sample_hz if inst.sample_hz > 0 else 0.0)
-        result.invalid_reasons = invalidate_samples(result.samples, timeline, inst.floor_ghz, period)
-        rate = achieved_rate_hz(timeline)
-        if rate is not None and rate < 0.5 * inst.sample_hz:
-            _add_note(result, f"the sensor sampler reached {rate:.1f} Hz of the {inst.sample_hz:g} Hz asked "
-                              f"(slow readers); samples within {period:.2f} s of a bad reading were excluded")
-    if trace is not None:
-        _attach_power(result, trace, idle_w)
+def _combine_processes(result: Result, runs: list[_ProcessRun]) -> None:
+    """One Result from the processes: samples joined (with their process index), the rest as documented.
+
+    Load time, memory after load and the first inference come from the first process (the one that loaded
+    the model from a cold start, as a single-process run does); peak memory is the highest of them.
+    """
+    first = runs[0]
+    result.load_time_s = first.loaded["load_time_s"]
+    result.rss_before_load_mb = first.loaded["rss_before_load_mb"]
+    result.rss_after_load_mb = first.loaded["rss_after_load_mb"]
+    result.first_inference_s = first.ready["first_inference_s"]
+    result.environment["runtime_version"] = first.loaded["runtime_version"]
+    result.environment["input_shape"] = first.loaded["input_shape"]
+    result.environment["processes"] = len(runs)
+    multi = len(runs) > 1
+    samples = Samples()
+    for index, run in enumerate(runs):
+        done = run.done
+        samples.start_s.extend(done["start_s"])
+        samples.latency_s.extend(done["latency_s"])
+        samples.preprocess_s.extend(done["preprocess_s"])
+        samples.reference_s.extend(done.get("reference_s") or [])
+        if multi:
+            samples.process.extend([index] * len(done["latency_s"]))
+            samples.reference_process.extend([index] * len(done.get("reference_s") or []))
+    samples.valid = [True] * len(samples.latency_s)
+    result.samples = samples
+    result.window_start_s = first.window_start_s
+    result.window_end_s = runs[-1].window_end_s
+    result.window_start_unix_s = first.done["window_start_unix_s"]
+    result.timeline = [p for run in runs for p in run.timeline]
+    weights = [max(run.window_end_s - run.window_start_s, 0.0) for run in runs]
+    result.cpu_percent = _weighted_mean([run.done.get("cpu_percent") for run in runs], weights)
+    result.cpu_wait_pct = _weighted_mean([run.done.get("cpu_wait_pct") for run in runs], weights)
+    peaks = [run.done["peak_rss_mb"] for run in runs if run.done.get("peak_rss_mb") is not None]
+    result.peak_rss_mb = max(peaks) if peaks else None
+    if result.cpu_wait_pct is not None and result.cpu_wait_pct > BUSY_WAIT_PCT:
+        _add_note(result, f"the machine was busy: the worker waited for a CPU {result.cpu_wait_pct:.0f}% of "
+                          f"its runnable time; timing comparisons are less trustworthy")
+    errors = {run.done.get("reference_error") for run in runs} - {None}
+    if errors:
+        _add_note(result, f"reference model unavailable ({sorted(errors)[0]}): timing is compared without "
+                          f"correcting for the machine's speed")
+    if multi:
+        result.windows = [[run.window_start_s, run.window_end_s] for run in runs]
+
+
+def _weighted_mean(values: list[float | None], weights: list[float]) -> float | None:
+    pairs = [(v, w) for v, w in zip(values, weights, strict=True) if v is not None]
+    total = sum(w for _, w in pairs)
+    if not pairs:
+        return None
+    if total <= 0:
+        return sum(v for v, _ in pairs) / len(pairs)
+    return sum(v * w for v, w in pairs) / total
 
 
 def _add_note(result: Result, note: str) -> None:
@@ -471,12 +578,12 @@ def _note_sticky_throttle(result: Result, readers: Any) -> None:
         _add_note(result, message)
 
 
-def _attach_power(result: Result, trace: Any, idle_w: float | None) -> None:
-    from .power import summarize_power
+def _attach_power(result: Result, trace: Any, idle_w: float | None,
+                  windows: list[tuple[float, float, int]]) -> None:
+    from .power import combine_power, summarize_power
 
-    assert result.window_start_s is not None and result.window_end_s is not None
-    summary = summarize_power(trace, result.window_start_s, result.window_end_s, len(result.samples), idle_w,
-                              accuracy=result.accuracy or None)
+    summaries = [summarize_power(trace, start, end, count, idle_w) for start, end, count in windows]
+    summary = combine_power(summaries, accuracy=result.accuracy or None)
     result.power = summary
     # a repeated (throttled) attempt replaces the power figures, so it replaces an earlier attempt's note too
     result.notes[:] = [n for n in result.notes if not n.startswith("power unavailable: ")]

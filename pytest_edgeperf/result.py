@@ -39,12 +39,17 @@ class Samples:
 
     ``latency_s`` is the whole per-sample time (preprocessing + inference) that throughput is computed from;
     ``preprocess_s`` is the preprocessing share of it (all zeros when the test feeds ready tensors).
+    ``process`` is the worker process each sample came from (empty: one process); ``reference_s`` are the
+    machine-speed reference model's times taken between the samples (``reference_process`` likewise).
     """
 
     start_s: list[float] = field(default_factory=list)
     latency_s: list[float] = field(default_factory=list)
     preprocess_s: list[float] = field(default_factory=list)
     valid: list[bool] = field(default_factory=list)
+    process: list[int] = field(default_factory=list)
+    reference_s: list[float] = field(default_factory=list)
+    reference_process: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.latency_s)
@@ -65,6 +70,20 @@ class Samples:
     def valid_count(self) -> int:
         return int(sum(self.valid)) if self.valid else len(self.latency_s)
 
+    def per_process(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(valid latencies, reference times) of each worker process, in process order."""
+        lat = self.valid_latencies_s()
+        ref = np.asarray(self.reference_s, dtype=float)
+        if not self.process or len(self.process) != len(self.latency_s):
+            return [(lat, ref)]
+        proc = np.asarray(self.process, dtype=int)
+        if self.valid and len(self.valid) == len(proc):
+            proc = proc[np.asarray(self.valid, dtype=bool)]
+        ref_proc = np.asarray(self.reference_process, dtype=int)
+        if ref_proc.size != ref.size:
+            ref_proc = np.full(ref.size, -1)
+        return [(lat[proc == i], ref[ref_proc == i]) for i in sorted(set(self.process))]
+
 
 @dataclass
 class Result:
@@ -83,6 +102,7 @@ class Result:
     window_start_unix_s: float | None = None  # wall clock at the first timed sample (aligns external power logs)
     window_start_s: float | None = None  # perf_counter at the first timed sample
     window_end_s: float | None = None
+    windows: list[list[float]] = field(default_factory=list)  # [start, end] of each process's window (several)
     samples: Samples = field(default_factory=Samples)
     rss_before_load_mb: float | None = None
     rss_after_load_mb: float | None = None
@@ -135,6 +155,22 @@ class Result:
             return None
         return float(lat.size / lat.sum())
 
+    @property
+    def reference_ms(self) -> float | None:
+        """Fast-half mean time of the machine-speed reference model (ms), None when it did not run."""
+        return _fast_half_ms(np.asarray(self.samples.reference_s, dtype=float))
+
+    def process_statistics(self) -> list[tuple[float, float | None]]:
+        """Per worker process: (fast-half mean latency, fast-half mean reference time) in ms, valid samples only.
+
+        A process with fewer than MIN_PROCESS_SAMPLES valid samples is left out (throttled away, mostly).
+        """
+        out = []
+        for lat, ref in self.samples.per_process():
+            if lat.size >= MIN_PROCESS_SAMPLES:
+                out.append((_fast_half_ms(lat), _fast_half_ms(ref)))
+        return [(a, b) for a, b in out if a is not None]
+
     def add_metric(self, name: str, value: float) -> None:
         """Record a test's own figure; it joins the table, the JSON and (with a known direction) the verdict."""
         self.extra_metrics[name] = float(value)
@@ -161,6 +197,7 @@ class Result:
         put("load_time_s", self.load_time_s)
         put("first_inference_ms", None if self.first_inference_s is None else self.first_inference_s * 1e3)
         put("cpu_percent", self.cpu_percent)
+        put("reference_ms", self.reference_ms)
         put("cpu_wait_pct", self.cpu_wait_pct)
         for key, value in self.accuracy.items():
             if key.endswith("_pct"):  # "n" (images scored) is a count, not a metric
@@ -194,6 +231,7 @@ class Result:
         samples["latency_s"] = [round(v, 9) for v in samples["latency_s"]]
         samples["preprocess_s"] = ([round(v, 9) for v in samples["preprocess_s"]]
                                    if any(samples["preprocess_s"]) else [])
+        samples["reference_s"] = [round(v, 9) for v in samples["reference_s"]]
 
         data["schema_version"] = RESULT_SCHEMA_VERSION
         data["summary"] = self.metric_values()
@@ -208,6 +246,18 @@ class Result:
         kwargs["samples"] = Samples(**data.get("samples", {}))
         kwargs["timeline"] = [TimelinePoint(**p) for p in data.get("timeline", [])]
         return cls(**kwargs)
+
+
+#: a worker process needs this many valid samples for its own fast-half mean
+MIN_PROCESS_SAMPLES = 5
+
+
+def _fast_half_ms(values: np.ndarray) -> float | None:
+    """Mean of the faster half, in ms (the location statistic the verdict uses, see stats.fast_half_mean)."""
+    arr = np.sort(values[np.isfinite(values)])
+    if arr.size == 0:
+        return None
+    return float(arr[: (arr.size + 1) // 2].mean() * 1e3)
 
 
 def _delta(a: float | None, b: float | None) -> float | None:

@@ -151,6 +151,57 @@ def time_with_preprocessing(run_on: Callable[[np.ndarray], Any], prepare: Callab
             return starts, durations, pre
 
 
+class Reference:
+    """A fixed small model timed in short blocks between the model's samples, to track the machine's own speed.
+
+    On a shared or drifting machine every run gets a slightly different CPU: the same model's fast-half time moved
+    by 1.6% (sd) between processes on one thread here, with neighbouring processes alike (drift, not noise). The
+    reference runs on one thread in the same runtime, so its time drifts with the model's; the verdict compares
+    the model's time *relative to* the reference, which moved 0.25% (sd) in the same experiment.
+    """
+
+    def __init__(self, runner: Callable[[], Any], block_runs: int, every_s: float) -> None:
+        self.runner, self.block_runs, self.every_s = runner, block_runs, every_s
+        self.starts: list[float] = []
+        self.durations: list[float] = []
+
+    def block(self) -> None:
+        perf = time.perf_counter
+        run, add_start, add_duration = self.runner, self.starts.append, self.durations.append
+        for _ in range(self.block_runs):
+            t0 = perf()
+            run()
+            t1 = perf()
+            add_start(t0)
+            add_duration(t1 - t0)
+
+
+def time_interleaved(timer: Callable[..., tuple[list[float], ...]], reference: Reference, min_samples: int,
+                     min_time_s: float, max_time_s: float, max_samples: int) -> tuple[list[float], ...]:
+    """Run ``timer`` (time_plain or time_with_preprocessing, minus its budget) in chunks of ``reference.every_s``
+    with a reference block after each chunk, until the overall budget is met; returns the timer's lists joined."""
+    perf = time.perf_counter
+    begin = perf()
+    min_end, max_end = begin + min_time_s, begin + max_time_s
+    joined: list[list[float]] | None = None
+    n = 0
+    while True:
+        now = perf()
+        chunk = max(0.0, min(reference.every_s, max_end - now))
+        # a chunk takes at least one sample, at most what the overall sample budget has left
+        parts = timer(1, chunk, chunk, max(1, max_samples - n))
+        if joined is None:
+            joined = [list(p) for p in parts]
+        else:
+            for whole, part in zip(joined, parts, strict=True):
+                whole.extend(part)
+        n = len(joined[1])
+        end = joined[0][-1] + joined[1][-1]
+        if (n >= min_samples and end >= min_end) or end >= max_end or n >= max_samples:
+            return tuple(joined)
+        reference.block()
+
+
 def _wait_for_go(stream: TextIO) -> bool:
     line = stream.readline()
     if not line:
@@ -178,6 +229,13 @@ def main() -> int:
     proto.send("loaded", load_time_s=load_time_s, rss_before_load_mb=rss_before, rss_after_load_mb=rss_after,
                runtime_version=adapter.version(), input_shape=list(adapter.input_shape),
                input_layout=adapter.input_layout, input_dtype=str(adapter.input_dtype))
+
+    reference, reference_error = None, None
+    if request.get("reference"):
+        try:
+            reference = _load_reference(request["framework"], request["reference"], threads)
+        except Exception as exc:  # a broken reference costs the normalisation, never the measurement
+            reference_error = _one_line(exc)
 
     inputs = request.get("inputs") or {"kind": "random", "seed": 0}
     prepare: Callable[[Any], np.ndarray] | None = None
@@ -219,11 +277,18 @@ def main() -> int:
     gc.disable()
     try:
         if prepare is None:
-            starts, durations = time_plain(runner, *args)
+            if reference is None:
+                starts, durations = time_plain(runner, *args)
+            else:
+                starts, durations = time_interleaved(lambda *b: time_plain(runner, *b), reference, *args)
             pre = [0.0] * len(durations)
         else:
             run_on = adapter.run
-            starts, durations, pre = time_with_preprocessing(run_on, prepare, raw_inputs, *args)
+            if reference is None:
+                starts, durations, pre = time_with_preprocessing(run_on, prepare, raw_inputs, *args)
+            else:
+                starts, durations, pre = time_interleaved(
+                    lambda *b: time_with_preprocessing(run_on, prepare, raw_inputs, *b), reference, *args)
     except Exception as exc:  # the runtime or a user's prepare() failed mid-run: one line, as in warm-up
         gc.enable()
         proto.send("error", kind="inference", message=_one_line(exc))
@@ -241,7 +306,9 @@ def main() -> int:
                window_start_unix_s=wall_start_unix + (starts[0] - wall_start) if starts else wall_start_unix,
                cpu_percent=100.0 * cpu_s / max(wall_end - wall_start, 1e-9),
                cpu_wait_pct=_wait_pct(sched_start, sched_end),
-               peak_rss_mb=_read_status_mb("VmHWM"))
+               peak_rss_mb=_read_status_mb("VmHWM"),
+               reference_start_s=reference.starts if reference else [],
+               reference_s=reference.durations if reference else [], reference_error=reference_error)
 
     if request.get("accuracy"):
         try:
@@ -251,6 +318,22 @@ def main() -> int:
             return 6
         proto.send("accuracy", **accuracy)
     return 0
+
+
+def _load_reference(framework: str, spec: dict[str, Any], threads: int) -> Reference:
+    """The reference model in the same runtime, on one thread, warmed up like the model.
+
+    A runtime whose thread count is process-wide (OpenCV) runs the reference on the model's thread count: one
+    thread there would make the measured model single-threaded too.
+    """
+    from pytest_edgeperf.frameworks import get_adapter
+
+    ref = get_adapter(framework)
+    ref.load(Path(spec["model_file"]), threads if ref.process_wide_threads else 1)
+    run = ref.make_runner(random_input(ref.input_shape, ref.input_dtype, 0))
+    for _ in range(int(spec.get("warmup_runs", 20))):
+        run()
+    return Reference(run, int(spec.get("block_runs", 5)), float(spec.get("every_s", 0.1)))
 
 
 def _one_line(exc: BaseException) -> str:

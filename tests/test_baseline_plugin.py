@@ -182,7 +182,9 @@ def test_update_then_compare_unchanged_suite_passes(suite: pytest.Pytester) -> N
     entry = doc["entries"][THROUGHPUT_KEY]
     samples = entry["samples"]["latency_ms"]
     assert len(samples) == min(entry["sample_count"], 2000) and entry["sample_count"] >= 50
-    assert sum(1 for ln in text.splitlines() if '"latency_ms": [' in ln and ln.rstrip().endswith("]")) == 1
+    # every list of numbers on one line (raw samples, per-process values): a diff shows one changed line each
+    assert sum(1 for ln in text.splitlines() if '"latency_ms": [' in ln and ln.rstrip().rstrip(",").endswith("]")) == 1
+    assert len(entry["samples"]["process_latency_ms"]) == entry["environment"]["processes"] >= 1
     assert entry["metrics"]["fps"] > 0 and entry["quick"] is False
     env = entry["environment"]
     assert env["model_sha256"] == hashlib.sha256((suite.path / "model.onnx").read_bytes()).hexdigest()

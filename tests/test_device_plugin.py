@@ -29,8 +29,11 @@ from pytest_edgeperf.sampler import achieved_rate_hz, effective_period_s
 # min-time 1 s is the brief's budget; one thread leaves a core for the sampler and the fake vcgencmd.
 # --edgeperf-sensor-budget=1: the fake vcgencmd is a Python start-up (tens of ms); these scenarios check the
 # exclusion rule on dense readings (test_default_sensor_budget_still_excludes_a_long_drop checks the default).
+# One worker process: the fake device's timed events (a throttle 2 s into the window) are armed when a worker
+# prepares its inputs, so one continuous window keeps their timing plain. Several processes are tested elsewhere.
 FAST = ["-p", "no:cacheprovider", "--edgeperf-min-samples=20", "--edgeperf-min-time=1", "--edgeperf-max-time=10",
-        "--edgeperf-idle-time=0", "--edgeperf-guard-hold=0.3", "--edgeperf-threads=1", "--edgeperf-sensor-budget=1"]
+        "--edgeperf-idle-time=0", "--edgeperf-guard-hold=0.3", "--edgeperf-threads=1", "--edgeperf-sensor-budget=1",
+        "--edgeperf-processes=1"]
 
 MEASURE_TEST = """
 import pytest

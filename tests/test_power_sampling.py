@@ -12,6 +12,7 @@ from pytest_edgeperf.power import (
     PowerMeter,
     PowerSampler,
     PowerTrace,
+    combine_power,
     measure_idle_w,
     parse_meter_spec,
     summarize_power,
@@ -69,6 +70,26 @@ def test_fom_is_correct_inferences_per_joule() -> None:
     assert power["fom_map50_per_j"] == pytest.approx(5.5)
     # seed 001's form: accuracy x throughput / power
     assert power["fom_top1_per_j"] == pytest.approx(0.70 * 25.0 / 2.5)
+
+
+def test_windows_of_several_processes_add_up() -> None:
+    """Two worker windows on one trace, a load phase between them: the load's energy counts nowhere."""
+    # 2 W during [0, 2] (window 1, 40 inferences), 5 W while the next worker loads, 4 W during [4, 5] (20 more)
+    trace = trace_of([(0.0, 2.0), (1.0, 2.0), (2.0, 2.0), (2.5, 5.0), (3.5, 5.0), (4.0, 4.0), (4.5, 4.0),
+                      (5.0, 4.0)])
+    parts = [summarize_power(trace, 0.0, 2.0, 40, 1.0), summarize_power(trace, 4.0, 5.0, 20, 1.0)]
+    power = combine_power(parts, accuracy={"top1_pct": 90.0})
+    assert power["energy_j"] == pytest.approx(4.0 + 4.0)
+    assert power["window_s"] == pytest.approx(3.0) and power["inferences"] == 60
+    assert power["power_mean_w"] == pytest.approx(8.0 / 3.0)
+    assert power["energy_per_inference_j"] == pytest.approx(8.0 / 60)
+    assert (power["power_min_w"], power["power_max_w"]) == (2.0, 4.0)
+    assert power["fom_top1_per_j"] == pytest.approx(0.9 * 60 / 8.0)
+    assert power["windows"] == 2 and power["idle_w"] == 1.0
+    # one window without an honest figure makes the whole unavailable, naming the process
+    broken = combine_power([parts[0], {"unavailable": "only 1 power sample(s) inside"}])
+    assert broken == {"unavailable": "process 2 of 2: only 1 power sample(s) inside"}
+    assert combine_power([parts[0]]) == {k: v for k, v in parts[0].items()}
 
 
 def test_the_unix_clock_window_gives_the_same_summary() -> None:

@@ -49,8 +49,10 @@ def build_unknown_op(path: Path) -> None:
     _save_model([helper.make_node("NoSuchOperator", ["x"], ["y"])], [], path)
 
 # The brief's tiny budget; one inference thread leaves the other core to the samplers.
+# One worker process: crashes, hangs and vanishing sensors are armed per worker; the code path that reports them is
+# the same for every process of a measurement.
 FAST = ["-p", "no:cacheprovider", "--edgeperf-min-samples=10", "--edgeperf-min-time=0.3", "--edgeperf-max-time=5",
-        "--edgeperf-idle-time=0", "--edgeperf-threads=1", "--edgeperf-no-progress"]
+        "--edgeperf-idle-time=0", "--edgeperf-threads=1", "--edgeperf-no-progress", "--edgeperf-processes=1"]
 GUARD = ["--edgeperf-guard-hold=0.2", "--edgeperf-guard-timeout=1"]
 
 ONE_TEST = """
@@ -395,6 +397,24 @@ def memory_limit_while_loading(shape, dtype):
     return [np.ones((1 << 30) // 4, dtype=np.float32)]
 
 
+_process = [0]
+
+
+def frames_counting_processes(shape, dtype):
+    # runs once in every worker process of a measurement: a file in the test's directory counts them
+    count = int(open("processes.count").read()) + 1 if os.path.exists("processes.count") else 1
+    with open("processes.count", "w") as fh:
+        fh.write(str(count))
+    _process[0] = count
+    return [np.zeros(shape, dtype=dtype)]
+
+
+def segfault_in_the_third_process(x):
+    if _process[0] == 3 and _nth_call() == 3:
+        ctypes.string_at(0)
+    return x
+
+
 _hoard = []
 
 
@@ -451,6 +471,28 @@ def test_worker_faults_cost_one_test_each_and_the_session_goes_on(project: pytes
     assert [r["test_id"] for r in data["results"]] == ["test_faults.py::test_after_the_faults[onnxruntime]"]
     stored = json.loads((project.path / "baselines" / "host" / "test_faults.json").read_text())
     assert list(stored["entries"]) == ["test_after_the_faults[onnxruntime]"]
+
+
+def test_a_crash_in_a_later_worker_process_fails_the_test_and_stores_nothing(project: pytest.Pytester) -> None:
+    """Two processes measured fine, the third crashes: the test fails with one line, no partial result is kept."""
+    project.makepyfile(faulty=FAULTY)
+    project.makepyfile(test_late="""
+        import pytest
+
+        @pytest.mark.edgeperf(model="tiny.onnx", frameworks="onnxruntime", warmup_s=0.05)
+        def test_model(edgeperf):
+            edgeperf.measure(inputs="faulty:frames_counting_processes", prepare="faulty:segfault_in_the_third_process")
+    """)
+    out = project.path / "r.json"
+    result = project.runpytest(*FAST, "--edgeperf-processes=4", f"--edgeperf-json={out}",
+                               "--edgeperf-update-baselines")
+    result.assert_outcomes(failed=1)
+    assert (project.path / "processes.count").read_text() == "3"  # the fourth was never started
+    (line,) = reasons(result)
+    assert line.startswith("[edgeperf] onnxruntime on tiny.onnx: worker crashed with SIGSEGV while timing")
+    assert_no_traceback(result)
+    assert json.loads(out.read_text())["results"] == []
+    assert not (project.path / "baselines" / "host" / "test_late.json").exists()
 
 
 SENSOR_KILLER = """

@@ -97,3 +97,54 @@ def test_fast_half_mean_ignores_the_slow_half() -> None:
     slow_tail = np.concatenate([base[:5], base[5:] * 10])
     assert stats.fast_half_mean(slow_tail) == stats.fast_half_mean(base)
     assert stats.fast_half_mean(base * 1.1) == pytest.approx(stats.fast_half_mean(base) * 1.1)
+
+
+# --- the worker's interleaved timing and the per-process budget ------------------------------------------
+def test_interleaved_timing_meets_the_budget_with_reference_blocks_between_chunks() -> None:
+    import time
+
+    from pytest_edgeperf.worker import Reference, time_interleaved, time_plain
+
+    calls: list[str] = []
+
+    def model() -> None:
+        calls.append("m")
+        end = time.perf_counter() + 0.001
+        while time.perf_counter() < end:
+            pass
+
+    reference = Reference(lambda: calls.append("r"), block_runs=3, every_s=0.02)
+    starts, durations = time_interleaved(lambda *b: time_plain(model, *b), reference, 50, 0.1, 5.0, 10_000)
+    assert len(starts) == len(durations) == calls.count("m") >= 50
+    assert starts[-1] + durations[-1] - starts[0] >= 0.1
+    assert starts == sorted(starts)
+    # reference blocks of 3 between chunks of ~20 model runs, never inside a model sample
+    assert len(reference.durations) == calls.count("r") and len(reference.durations) % 3 == 0
+    assert 3 <= len(reference.durations) <= 3 * (len(starts) // 5)
+    assert "mrm" not in "".join(calls) and "rrrr" not in "".join(calls)
+    for t in reference.starts:  # every reference run lies between two model samples
+        i = sum(1 for s in starts if s < t)
+        assert i > 0 and starts[i - 1] + durations[i - 1] <= t
+
+
+def test_interleaved_timing_respects_the_sample_cap() -> None:
+    from pytest_edgeperf.worker import Reference, time_interleaved, time_plain
+
+    reference = Reference(lambda: None, block_runs=2, every_s=0.001)
+    starts, _ = time_interleaved(lambda *b: time_plain(lambda: None, *b), reference, 10, 10.0, 20.0, 37)
+    assert len(starts) == 37
+
+
+def test_per_process_budget_shares_samples_time_and_warm_up() -> None:
+    from pytest_edgeperf.config import DEFAULT_BUDGET, QUICK_BUDGET
+    from pytest_edgeperf.measure import MIN_WARMUP_S, per_process_budget
+
+    assert per_process_budget(DEFAULT_BUDGET, 1) is DEFAULT_BUDGET
+    five = per_process_budget(DEFAULT_BUDGET, 5)
+    assert five.min_samples == 13  # ceil(64 / 5): the processes together still take >= 64
+    assert five.min_time_s == pytest.approx(DEFAULT_BUDGET.min_time_s / 5)
+    assert five.max_time_s == pytest.approx(DEFAULT_BUDGET.max_time_s / 5)
+    assert five.warmup_s == pytest.approx(max(MIN_WARMUP_S, DEFAULT_BUDGET.warmup_s / 5))
+    assert five.warmup_runs == DEFAULT_BUDGET.warmup_runs  # every process warms up its own runtime
+    # a warm-up shorter than the floor stays as asked
+    assert per_process_budget(QUICK_BUDGET, 3).warmup_s == QUICK_BUDGET.warmup_s < MIN_WARMUP_S

@@ -28,6 +28,9 @@ class FrameworkAdapter(ABC):
     extensions: tuple[str, ...] = ()
     #: importable modules, any one of which makes the runtime usable
     modules: tuple[str, ...] = ()
+    #: the thread count is one setting for the whole process (OpenCV's cv2.setNumThreads), not per model: a second
+    #: model in the same process (the machine-speed reference) must then use the measured model's count
+    process_wide_threads: bool = False
 
     @classmethod
     def is_installed(cls) -> tuple[bool, str]:

@@ -17,6 +17,7 @@ class OpenCVAdapter(FrameworkAdapter):
     extensions = (".onnx", ".tflite")
     modules = ("cv2",)
     extra = "opencv"
+    process_wide_threads = True
 
     def __init__(self) -> None:
         self._net: Any = None

@@ -11,7 +11,7 @@ Typical use (the plugin does this around each timed window)::
 
 from pytest_edgeperf.power.meters import VALID_FORMS, MeterError, PowerMeter, PowerSpecError, parse_meter_spec
 from pytest_edgeperf.power.sampler import PowerSampler, measure_idle_w
-from pytest_edgeperf.power.summary import FOM_KEYS, summarize_power, time_weighted_mean_w
+from pytest_edgeperf.power.summary import FOM_KEYS, combine_power, summarize_power, time_weighted_mean_w
 from pytest_edgeperf.power.trace import PowerTrace
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "PowerSampler",
     "PowerSpecError",
     "PowerTrace",
+    "combine_power",
     "measure_idle_w",
     "parse_meter_spec",
     "summarize_power",

@@ -63,6 +63,10 @@ class PowerSampler:
             if next_s < now_s:  # the meter is slower than the rate: skip ticks rather than burst
                 next_s = now_s + period_s
 
+    def readings_so_far(self) -> list[tuple[float, float]]:
+        """``(t_s, power_w)`` read so far (a copy), for correlating with counters while sampling goes on."""
+        return [(t, w) for t, _unix, w in list(self._samples)]
+
     def start(self) -> None:
         """Take the first reading now and start the thread; call before the timed window opens."""
         if self.start_s is not None:

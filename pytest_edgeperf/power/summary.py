@@ -100,3 +100,42 @@ def summarize_power(
         if value is not None and math.isfinite(value):
             out[fom_key] = (float(value) / 100.0) * inferences / energy_j
     return out
+
+
+def combine_power(summaries: list[dict[str, Any]], accuracy: dict[str, float] | None = None) -> dict[str, Any]:
+    """One summary from the timed windows of several worker processes: energies and inferences add up.
+
+    Mean power is total energy / total window time, the FoM uses all inferences; if any window has no honest
+    figure the whole is unavailable with that window's reason (a partial energy would understate it).
+    """
+    if not summaries:
+        return {"unavailable": "no timed window"}
+    reasons = {s.get("unavailable") for s in summaries}
+    if len(reasons) == 1 and None not in reasons:
+        return {"unavailable": str(reasons.pop())}  # the same for all (the meter failed): no process to name
+    for index, summary in enumerate(summaries):
+        if "unavailable" in summary:
+            which = f"process {index + 1} of {len(summaries)}: " if len(summaries) > 1 else ""
+            return {"unavailable": which + summary["unavailable"]}
+    energy_j = sum(s["energy_j"] for s in summaries)
+    window_s = sum(s["window_s"] for s in summaries)
+    inferences = sum(s["inferences"] for s in summaries)
+    out: dict[str, Any] = {
+        "power_mean_w": energy_j / window_s,
+        "power_min_w": min(s["power_min_w"] for s in summaries),
+        "power_max_w": max(s["power_max_w"] for s in summaries),
+        "idle_w": summaries[0]["idle_w"],
+        "energy_j": energy_j,
+        "energy_per_inference_j": energy_j / inferences,
+        "samples": sum(s["samples"] for s in summaries),
+        "meter": summaries[0]["meter"],
+        "window_s": window_s,
+        "inferences": int(inferences),
+    }
+    if len(summaries) > 1:
+        out["windows"] = len(summaries)
+    for acc_key, fom_key in FOM_KEYS.items():
+        value = (accuracy or {}).get(acc_key)
+        if value is not None and math.isfinite(value):
+            out[fom_key] = (float(value) / 100.0) * inferences / energy_j
+    return out
