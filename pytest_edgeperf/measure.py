@@ -1,8 +1,11 @@
-"""One measurement, end to end: guard -> worker process -> samplers around the timed window -> Result.
+"""One measurement, end to end: guard -> worker processes -> samplers around the timed windows -> Result.
 
 The parent (pytest) never imports a runtime: it starts ``python -m pytest_edgeperf.worker``, waits for it to load and
 warm up, starts the sensor / power / counter samplers, tells the worker to go, and stops the samplers when the
-worker reports its raw samples. Samples that overlap a throttled or under-clocked period are marked invalid; if
+worker reports its raw samples. A measurement is several such workers one after another (``processes``, sharing
+the budget), each also timing the machine-speed reference model between its samples, so the verdict can see how far
+separate runs of the same model disagree and how fast the machine was (see verdict.location_change).
+Samples that overlap a throttled or under-clocked period are marked invalid; if
 too many are, the guard cools the device and the measurement is repeated a bounded number of times, after which
 the result is INCONCLUSIVE (never a regression).
 """
