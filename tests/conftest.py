@@ -9,5 +9,19 @@ import numpy  # noqa: F401
 import onnx
 import onnx.helper
 import onnx.numpy_helper  # noqa: F401
+import pytest
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def tiny_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester project whose conftest builds ``tiny.onnx`` (one 3x3 convolution, onnx.helper) at collection."""
+    from tinymodel import MODEL_BUILDER
+
+    pytester.makepyfile(modelbuilder=MODEL_BUILDER)
+    pytester.makeconftest("""
+        import modelbuilder
+        modelbuilder.build("tiny.onnx")
+    """)
+    return pytester

@@ -6,7 +6,6 @@ import json
 import statistics
 
 import pytest
-from tinymodel import MODEL_BUILDER  # a tiny ONNX model built with onnx.helper, as a README reader would
 
 pytest_plugins = ["pytester"]
 
@@ -15,13 +14,8 @@ FAST = ["-p", "no:cacheprovider", "--edgeperf-min-samples=20", "--edgeperf-min-t
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(modelbuilder=MODEL_BUILDER)
-    pytester.makeconftest("""
-        import modelbuilder
-        modelbuilder.build("tiny.onnx")
-    """)
-    return pytester
+def project(tiny_project: pytest.Pytester) -> pytest.Pytester:
+    return tiny_project
 
 
 def test_markers_and_fixtures_are_listed(pytester: pytest.Pytester) -> None:

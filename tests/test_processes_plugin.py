@@ -28,13 +28,8 @@ def test_model(edgeperf):
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(modelbuilder=MODEL_BUILDER)
-    pytester.makeconftest("""
-        import modelbuilder
-        modelbuilder.build("tiny.onnx")
-    """)
-    return pytester
+def project(tiny_project: pytest.Pytester) -> pytest.Pytester:
+    return tiny_project
 
 
 def _run(project: pytest.Pytester, *args: str, marker: str = "") -> dict:
