@@ -63,6 +63,7 @@ class Settings:
     threads: int | None = None
     processes: int = DEFAULT_PROCESSES
     reference: bool = True
+    max_cpu_wait_pct: float = 10.0  # verdict.DEFAULT_MAX_CPU_WAIT_PCT
     worker_timeout_s: float = 300.0
     json_path: Path | None = None
     benchmark_json_path: Path | None = None
@@ -106,6 +107,9 @@ OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("threads", "edgeperf_threads", "int", "inference threads (default: the number of CPU cores)"),
     ("processes", "edgeperf_processes", "int",
      f"worker processes per measurement, sharing its budget (default {DEFAULT_PROCESSES}; 1 with --edgeperf-quick)"),
+    ("max-cpu-wait", "edgeperf_max_cpu_wait", "float",
+     "timing is INCONCLUSIVE when a worker waited for a CPU more than this % of its runnable time (default 10; "
+     "100 judges timing on a busy machine too)"),
     ("no-reference", None, "bool",
      "do not time the machine-speed reference model between samples (timing is then compared uncorrected)"),
     ("worker-timeout", None, "float", "seconds a worker may take to load and warm up before it is killed"),
@@ -212,6 +216,11 @@ def settings_from_config(config: pytest.Config) -> Settings:
     if values["processes"] is not None:
         s.processes = int(_positive(values["processes"], "--edgeperf-processes"))
     s.reference = not values["no-reference"]
+    if values["max-cpu-wait"] is not None:
+        wait = _non_negative(values["max-cpu-wait"], "--edgeperf-max-cpu-wait")
+        if wait > 100:
+            raise pytest.UsageError(f"--edgeperf-max-cpu-wait is a percentage (0-100), got {wait:g}")
+        s.max_cpu_wait_pct = wait
     if values["worker-timeout"] is not None:
         s.worker_timeout_s = _positive(values["worker-timeout"], "--edgeperf-worker-timeout")
     s.json_path = values["json"]

@@ -275,7 +275,8 @@ class EdgeperfFixture:
 
         s = self._session.settings
         tolerances = merge_tolerances(s.tolerances, self.spec.tolerance)
-        verdict = judge(result, entry, tolerances, strict=s.strict and not s.update_baselines)
+        verdict = judge(result, entry, tolerances, strict=s.strict and not s.update_baselines,
+                        max_cpu_wait_pct=s.max_cpu_wait_pct)
         verdict.apply_to(result)
         if verdict.flags:
             result.notes.extend(f for f in verdict.flags if f not in result.notes)

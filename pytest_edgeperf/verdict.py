@@ -25,8 +25,9 @@ processes' fast-half means, each divided by its reference's (the machine's speed
 significant in a one-sided Yuen-Welch t-test across the processes.
 
 Anything that makes a comparison untrustworthy (result status "inconclusive", too few valid samples, a
-different device / runtime / thread count) gives INCONCLUSIVE, never REGRESSION: a gate that cries wolf
-gets switched off.
+different device / runtime / thread count; for timing also a worker that queued for a CPU more than 10% of its
+runnable time, i.e. a busy machine) gives INCONCLUSIVE, never REGRESSION: a gate that cries wolf gets switched
+off.
 
 Overall verdicts: REGRESSION (fails the test), NO_BASELINE (no baseline and ``strict=True``: fails the
 test), INCONCLUSIVE, NEW (no baseline: passes with a notice), IMPROVED, PASS.
@@ -59,6 +60,8 @@ FAILING = frozenset({REGRESSION, NO_BASELINE})
 
 KINDS = ("timing", "memory", "accuracy", "energy", "counter", "scalar")
 DEFAULT_ALPHA = 0.01
+#: above this share of its runnable time spent waiting for a CPU (either side), timing is INCONCLUSIVE
+DEFAULT_MAX_CPU_WAIT_PCT = 10.0
 # Worker processes each side before their spread is tested (a t-test on 2 values says nothing useful).
 MIN_PROCESSES = 3
 # Share of the processes cut off each end before averaging and testing them (Yuen's trimmed t-test): with the
@@ -307,6 +310,7 @@ def judge(
     alpha: float = DEFAULT_ALPHA,
     strict: bool = False,
     rules: tuple[MetricRule, ...] = DEFAULT_RULES,
+    max_cpu_wait_pct: float = DEFAULT_MAX_CPU_WAIT_PCT,
 ) -> TestVerdict:
     """Judge every metric of ``current`` against ``baseline`` and combine them into the test's verdict."""
     values = current.metric_values()
@@ -345,13 +349,20 @@ def judge(
             flags.append(f"{key.replace('_', ' ')} changed since baseline ({change})")
 
     # "host" is not a hardware class like pi3: its timing is comparable only on the machine that recorded it
-    timing_blocked = ""
+    timing_blocked, timing_note = "", ""
     host_diffs = (_environment_differences(env_now, baseline.environment, HOST_IDENTITY_KEYS)
                   if str(env_now.get("device")) == "host" else [])
     if host_diffs:
         timing_blocked = ("host baseline from another machine (" + ", ".join(host_diffs) + "): timing is "
                           "compared only on the machine that recorded it")
+        timing_note = "recorded on another host"
         flags.append(timing_blocked)
+    # A worker that queued for a CPU shared the machine with other load: its times say more about that load
+    # than about the model (bench_verdict.py under a 1-core CPU hog: waits 38-49% vs 0.4-1.2% idle, and 3% of
+    # A/A pairs failed while 74% of 10% slowdowns hid in the spread). Timing is then not judged either way.
+    elif busy := _busy(current.cpu_wait_pct, baseline.metrics.get("cpu_wait_pct"), max_cpu_wait_pct):
+        timing_blocked, timing_note = busy, "machine busy"
+        flags.append(busy)
 
     names = list(values) + [n for n in baseline.metrics if n not in values]
     metrics: list[MetricVerdict] = []
@@ -382,7 +393,7 @@ def judge(
             mv.verdict, mv.note = INCONCLUSIVE, blocked
             continue
         if rule.kind == "timing" and timing_blocked:
-            mv.verdict, mv.note = INCONCLUSIVE, "recorded on another host"
+            mv.verdict, mv.note = INCONCLUSIVE, timing_note
             continue
         if rule.kind == "timing":
             now_s, base_s = current.metric_samples(name), baseline.metric_samples(name)
@@ -449,6 +460,15 @@ def judge(
             baseline.recorded_by.get("git_commit", "") or baseline.environment.get("git_commit", "")
         ),
     )
+
+
+def _busy(now_pct: float | None, base_pct: float | None, limit: float) -> str:
+    """Why timing cannot be judged because a side's worker waited for a CPU more than ``limit`` %, or ""."""
+    for side, pct in (("this run", now_pct), ("the baseline", base_pct)):
+        if pct is not None and pct > limit:
+            return (f"machine busy: in {side} the worker waited for a CPU {pct:.0f}% of its runnable time "
+                    f"(limit {limit:g}%, --edgeperf-max-cpu-wait); timing is not judged")
+    return ""
 
 
 @dataclass

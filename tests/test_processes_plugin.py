@@ -15,8 +15,10 @@ from pytest_edgeperf.config import DEFAULT_PROCESSES
 
 pytest_plugins = ["pytester"]
 
+# --edgeperf-max-cpu-wait=100: the A/A check below reads the timing note, which a busy CI machine would replace
 FAST = ["-p", "no:cacheprovider", "--edgeperf-min-samples=30", "--edgeperf-min-time=0.6",
-        "--edgeperf-max-time=10", "--edgeperf-idle-time=0", "--edgeperf-no-progress", "--edgeperf-threads=1"]
+        "--edgeperf-max-time=10", "--edgeperf-idle-time=0", "--edgeperf-no-progress", "--edgeperf-threads=1",
+        "--edgeperf-max-cpu-wait=100"]
 
 TEST = """
 import pytest
@@ -87,6 +89,8 @@ def test_no_reference_option(project: pytest.Pytester) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--edgeperf-processes=0"], "--edgeperf-processes must be > 0"),
     (["--edgeperf-processes=two"], "--edgeperf-processes: expected int, got 'two'"),
+    (["--edgeperf-max-cpu-wait=150"], "--edgeperf-max-cpu-wait is a percentage (0-100), got 150"),
+    (["--edgeperf-max-cpu-wait=-1"], "--edgeperf-max-cpu-wait must be >= 0"),
 ])
 def test_bad_process_count_is_one_line_usage_error(pytester: pytest.Pytester, args: list[str], message: str) -> None:
     pytester.makepyfile(test_ok="def test_ok():\n    pass\n")

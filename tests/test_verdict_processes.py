@@ -17,7 +17,7 @@ import pytest
 from pytest_edgeperf import stats
 from pytest_edgeperf.baseline import BaselineEntry
 from pytest_edgeperf.result import Result, Samples
-from pytest_edgeperf.verdict import IMPROVED, PASS, REGRESSION, judge, location_change
+from pytest_edgeperf.verdict import IMPROVED, INCONCLUSIVE, PASS, REGRESSION, judge, location_change
 
 SAMPLES_PER_PROCESS = 80
 
@@ -171,3 +171,27 @@ def test_one_odd_process_neither_hides_nor_fakes_a_change() -> None:
     odd_now = multi_process_result([1.0, 1.0, 1.25, 1.0, 1.0], STEADY, seed=2)
     assert location_change(odd_now, base).change_pct == pytest.approx(0.0, abs=1.0)
     assert verdicts(judge(odd_now, base, {}))["fps"] == PASS
+
+
+def test_a_busy_machine_leaves_timing_inconclusive_and_still_judges_memory() -> None:
+    """A worker that queued for a CPU 45% of its runnable time (a 1-core hog on 2 cores): timing is not judged."""
+    base = entry_of(multi_process_result(STEADY, STEADY, seed=1))
+    now = multi_process_result([1.10] * 5, STEADY, seed=2)  # a real regression, hidden by the busy machine
+    now.cpu_wait_pct = 45.0
+    now.peak_rss_mb = 200.0  # memory doubled: still a regression
+    v = judge(now, base, {})
+    assert verdicts(v) == {"fps": INCONCLUSIVE, "latency_p50_ms": INCONCLUSIVE, "latency_p90_ms": INCONCLUSIVE}
+    assert {m.metric: m.verdict for m in v.metrics}["peak_memory_mb"] == REGRESSION
+    assert any(f.startswith("machine busy: in this run the worker waited for a CPU 45%") for f in v.flags)
+    # the limit is the user's: 100 judges timing on a busy machine too
+    assert verdicts(judge(now, base, {}, max_cpu_wait_pct=100.0))["fps"] == REGRESSION
+    # a busy baseline is as untrustworthy as a busy run
+    busy_base = multi_process_result(STEADY, STEADY, seed=1)
+    busy_base.cpu_wait_pct = 30.0
+    quiet_now = multi_process_result([1.10] * 5, STEADY, seed=2)
+    quiet_now.cpu_wait_pct = 0.5
+    v = judge(quiet_now, entry_of(busy_base), {})
+    assert verdicts(v)["fps"] == INCONCLUSIVE and any("in the baseline" in f for f in v.flags)
+    quiet_base = multi_process_result(STEADY, STEADY, seed=1)
+    quiet_base.cpu_wait_pct = 0.9
+    assert verdicts(judge(quiet_now, entry_of(quiet_base), {}))["fps"] == REGRESSION
