@@ -29,14 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Budget
+from .config import BUSY_CPU_WAIT_PCT, Budget
 from .fileio import file_sha256
 from .result import STATUS_INCONCLUSIVE, STATUS_OK, Result, Samples, TimelinePoint
 
 Progress = Callable[[str], None]
 
-#: above this share of its runnable time spent waiting for a CPU, the worker shared the machine with other load
-BUSY_WAIT_PCT = 10.0
 
 
 class WorkerError(Exception):
@@ -544,7 +542,7 @@ def _combine_processes(result: Result, runs: list[_ProcessRun]) -> None:
     result.cpu_wait_pct = _weighted_mean([run.done.get("cpu_wait_pct") for run in runs], weights)
     peaks = [run.done["peak_rss_mb"] for run in runs if run.done.get("peak_rss_mb") is not None]
     result.peak_rss_mb = max(peaks) if peaks else None
-    if result.cpu_wait_pct is not None and result.cpu_wait_pct > BUSY_WAIT_PCT:
+    if result.cpu_wait_pct is not None and result.cpu_wait_pct > BUSY_CPU_WAIT_PCT:
         _add_note(result, f"the machine was busy: the worker waited for a CPU {result.cpu_wait_pct:.0f}% of "
                           f"its runnable time; timing comparisons are less trustworthy")
     errors = {run.done.get("reference_error") for run in runs} - {None}

@@ -47,6 +47,7 @@ from tabulate import tabulate
 
 from pytest_edgeperf import stats
 from pytest_edgeperf.baseline import BaselineEntry, comparable_environment
+from pytest_edgeperf.config import BUSY_CPU_WAIT_PCT
 from pytest_edgeperf.result import STATUS_OK, Result
 
 PASS = "PASS"
@@ -60,8 +61,6 @@ FAILING = frozenset({REGRESSION, NO_BASELINE})
 
 KINDS = ("timing", "memory", "accuracy", "energy", "counter", "scalar")
 DEFAULT_ALPHA = 0.01
-#: above this share of its runnable time spent waiting for a CPU (either side), timing is INCONCLUSIVE
-DEFAULT_MAX_CPU_WAIT_PCT = 10.0
 # Worker processes each side before their spread is tested (a t-test on 2 values says nothing useful).
 MIN_PROCESSES = 3
 # Share of the processes cut off each end before averaging and testing them (Yuen's trimmed t-test): with the
@@ -310,7 +309,7 @@ def judge(
     alpha: float = DEFAULT_ALPHA,
     strict: bool = False,
     rules: tuple[MetricRule, ...] = DEFAULT_RULES,
-    max_cpu_wait_pct: float = DEFAULT_MAX_CPU_WAIT_PCT,
+    max_cpu_wait_pct: float = BUSY_CPU_WAIT_PCT,
 ) -> TestVerdict:
     """Judge every metric of ``current`` against ``baseline`` and combine them into the test's verdict."""
     values = current.metric_values()
@@ -516,7 +515,7 @@ def location_change(current: Result, baseline: BaselineEntry) -> LocationChange:
     if have_reference and not same_runtime:
         flag = ("runtime version changed: timing is compared without the machine reference (it runs in the "
                 "same runtime and would hide the runtime's own change)")
-    ref_now, ref_base = current.metric_values().get("reference_ms"), baseline.metrics.get("reference_ms")
+    ref_now, ref_base = current.reference_ms, baseline.metrics.get("reference_ms")
     machine_pct = stats.percent_change(ref_base, ref_now) if ref_now and ref_base else None
 
     def logs(side: list[tuple[float, float | None]]) -> np.ndarray:
