@@ -155,9 +155,9 @@ class Reference:
     """A fixed small model timed in short blocks between the model's samples, to track the machine's own speed.
 
     On a shared or drifting machine every run gets a slightly different CPU: the same model's fast-half time moved
-    by 1.6% (sd) between processes on one thread here, with neighbouring processes alike (drift, not noise). The
-    reference runs on one thread in the same runtime, so its time drifts with the model's; the verdict compares
-    the model's time *relative to* the reference, which moved 0.25% (sd) in the same experiment.
+    by 0.82% (sd) between processes on one thread here, with neighbouring processes alike (lag-1 autocorrelation
+    +0.63: drift, not noise). The reference runs on one thread in the same runtime, so its time drifts with the
+    model's; the model's time *relative to* the reference moved 0.34% (benchmarks/bench_reference.py --threads 1).
     """
 
     def __init__(self, runner: Callable[[], Any], block_runs: int, every_s: float) -> None:
