@@ -587,9 +587,13 @@ def _attach_power(result: Result, trace: Any, idle_w: float | None,
     summary = combine_power(summaries, accuracy=result.accuracy or None)
     result.power = summary
     # a repeated (throttled) attempt replaces the power figures, so it replaces an earlier attempt's note too
-    result.notes[:] = [n for n in result.notes if not n.startswith("power unavailable: ")]
+    result.notes[:] = [n for n in result.notes if not n.startswith(("power unavailable: ", "power estimated: "))]
     if "unavailable" in summary:
         result.notes.append(f"power unavailable: {summary['unavailable']}")
+    elif summary.get("estimated_windows"):
+        result.notes.append(f"power estimated: {summary['estimated_windows']} of {summary['windows']} process windows "
+                            f"({summary['estimated_s']:.2f} of {summary['window_s']:.2f} s) had too few power samples "
+                            "of their own and were given the other windows' mean power")
     # power readings join the timeline (nearest reading) so one chart can show them together; a point farther
     # than one sampling period from any reading (after the meter vanished) stays empty rather than invented
     points = sorted(getattr(trace, "samples", []))

@@ -86,10 +86,34 @@ def test_windows_of_several_processes_add_up() -> None:
     assert (power["power_min_w"], power["power_max_w"]) == (2.0, 4.0)
     assert power["fom_top1_per_j"] == pytest.approx(0.9 * 60 / 8.0)
     assert power["windows"] == 2 and power["idle_w"] == 1.0
-    # one window without an honest figure makes the whole unavailable, naming the process
-    broken = combine_power([parts[0], {"unavailable": "only 1 power sample(s) inside"}])
-    assert broken == {"unavailable": "process 2 of 2: only 1 power sample(s) inside"}
+    # a failed meter in one window makes the whole unavailable, naming the process
+    broken = combine_power([parts[0], {"unavailable": "power meter failed during the run: gone"}])
+    assert broken == {"unavailable": "process 2 of 2: power meter failed during the run: gone"}
     assert combine_power([parts[0]]) == {k: v for k, v in parts[0].items()}
+
+
+def test_a_window_too_short_for_its_own_samples_borrows_the_others_mean_power() -> None:
+    """10 Hz meter, 5 worker windows: the 0.05 s one holds no sample, so it gets the measured windows' mean."""
+    # 3 W everywhere except 2 W during window 2; window 3 [6.02, 6.07] falls between two samples
+    points = [(t / 10, 2.0 if 20 <= t <= 40 else 3.0) for t in range(0, 101)]
+    trace = trace_of(points)
+    spans = [(0.0, 1.0, 10), (2.0, 4.0, 20), (6.02, 6.07, 1), (7.0, 8.0, 10), (9.0, 10.0, 10)]
+    parts = [summarize_power(trace, a, b, n, None) for a, b, n in spans]
+    assert parts[2]["too_few_samples"] and "only 0 power sample(s)" in parts[2]["unavailable"]
+    power = combine_power(parts)
+    measured_j, measured_s = 3.0 + 4.0 + 3.0 + 3.0, 5.0
+    assert power["energy_j"] == pytest.approx(measured_j + measured_j / measured_s * 0.05)
+    assert power["window_s"] == pytest.approx(5.05) and power["inferences"] == 51
+    assert (power["estimated_windows"], power["estimated_s"]) == (1, pytest.approx(0.05))
+    assert power["samples"] == sum(p["samples"] for i, p in enumerate(parts) if i != 2)
+    # too little measured time to borrow from: unavailable, naming how many windows fell short
+    sparse = [summarize_power(trace, a, a + 0.05, 1, None) for a in (0.52, 1.52, 2.52)]
+    mixed = combine_power([parts[0], *sparse])
+    assert mixed["energy_j"] == pytest.approx(3.0 + 3.0 * 0.15) and mixed["estimated_windows"] == 3
+    none_measured = combine_power(sparse)
+    assert none_measured["unavailable"].startswith("only 0 power sample(s) inside the 0.050 s")  # same for all
+    half = combine_power([summarize_power(trace, 0.0, 0.1, 1, None), *sparse])
+    assert "unavailable" in half and "e.g. process 2 of 4" in half["unavailable"]
 
 
 def test_the_unix_clock_window_gives_the_same_summary() -> None:
@@ -111,8 +135,9 @@ def test_unusable_traces_are_unavailable_never_invented(
     points: list[tuple[float, float]], start: float, end: float, inferences: int, why: str
 ) -> None:
     power = summarize_power(trace_of(points), start, end, inferences, 1.3, {"top1_pct": 70.0})
-    assert list(power) == ["unavailable"]
     assert why in power["unavailable"]
+    assert not set(power) & {"power_mean_w", "power_min_w", "energy_j", "energy_per_inference_j", "fom_top1_per_j"}
+    assert combine_power([power], {"top1_pct": 70.0}) == {"unavailable": power["unavailable"]}  # a lone window
 
 
 def test_a_failed_trace_is_unavailable_with_the_meter_message() -> None:
