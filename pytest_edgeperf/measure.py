@@ -295,7 +295,10 @@ def run_measurement(req: MeasureRequest, inst: Instruments, progress: Progress |
     result = Result(test_id=req.test_id, framework=req.framework, model=req.model, device=inst.device_name,
                     quick=req.quick, threads=req.threads)
     result.environment = {**inst.environment, "device": inst.device_name, "runtime": req.framework,
-                          "threads": req.threads, "model_sha256": model_sha, "model_file": req.model_file.name}
+                          "threads": req.threads, "model_sha256": model_sha, "model_file": req.model_file.name,
+                          # the timing budget asked for (all processes together): the verdict compares timing only
+                          # between runs of a similar length (verdict.BUDGET_RATIO)
+                          "min_time_s": float(req.budget.min_time_s)}
     describe = f"{req.framework} on {req.model}"
     why = ""
     with device_lock(inst.lock_path, progress):

@@ -78,6 +78,11 @@ INCOMPARABLE_KEYS = ("device", "runtime", "threads")
 FLAGGED_KEYS = ("runtime_version", "model_sha256")
 #: for the ``host`` profile (any Linux machine), what identifies the machine whose timing a baseline holds
 HOST_IDENTITY_KEYS = ("hostname", "cpu")
+#: timing is judged only between runs whose minimum timed time (``environment["min_time_s"]``) differs by at most
+#: than this factor: a much shorter run warms up less and its processes see seconds, not the tens of seconds of
+#: the machine's drift the baseline's processes were spread over (a 1 s run against 10 s baselines raised a false
+#: -19% fps alarm, see benchmarks/README.md)
+BUDGET_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -362,6 +367,9 @@ def judge(
     elif busy := _busy(current.cpu_wait_pct, baseline.metrics.get("cpu_wait_pct"), max_cpu_wait_pct):
         timing_blocked, timing_note = busy, "machine busy"
         flags.append(busy)
+    elif budget := _budget_mismatch(env_now.get("min_time_s"), baseline.environment.get("min_time_s")):
+        timing_blocked, timing_note = budget, "different timing budget"
+        flags.append(budget)
 
     names = list(values) + [n for n in baseline.metrics if n not in values]
     metrics: list[MetricVerdict] = []
@@ -468,6 +476,19 @@ def _busy(now_pct: float | None, base_pct: float | None, limit: float) -> str:
             return (f"machine busy: in {side} the worker waited for a CPU {pct:.0f}% of its runnable time "
                     f"(limit {limit:g}%, --edgeperf-max-cpu-wait); timing is not judged")
     return ""
+
+
+def _budget_mismatch(now_s: Any, base_s: Any) -> str:
+    """Why timing cannot be judged because the two runs were timed for very different lengths, or ""."""
+    try:
+        now, base = float(now_s), float(base_s)
+    except (TypeError, ValueError):
+        return ""  # a baseline from before the budget was recorded: nothing to compare
+    if not (now > 0 and base > 0) or max(now, base) <= BUDGET_RATIO * min(now, base):
+        return ""
+    return (f"different timing budget: this run timed for at least {now:g} s, the baseline for {base:g} s; "
+            f"timing is judged only within a factor {BUDGET_RATIO:g} (--edgeperf-min-time={base:g} to compare, "
+            "or record a baseline at this budget)")
 
 
 @dataclass

@@ -2,14 +2,21 @@
 
 pytester's in-process runs restore ``sys.modules`` afterwards, so a native extension first imported inside one
 inner run would be imported a second time by the next one, which protobuf-based modules (onnx) answer with an
-abort. Importing them here, once, keeps them in the outer snapshot.
+abort, and OpenCV with a half-initialised ``cv2.dnn`` (no ``readNet``). Importing them here, once, keeps them in
+the outer snapshot.
 """
+
+import contextlib
 
 import numpy  # noqa: F401
 import onnx
 import onnx.helper
 import onnx.numpy_helper  # noqa: F401
 import pytest
+
+with contextlib.suppress(ImportError):  # OpenCV is an optional runtime; its tests skip without it
+    import cv2
+    import cv2.dnn  # noqa: F401
 
 pytest_plugins = ["pytester"]
 

@@ -191,7 +191,7 @@ def test_update_then_compare_unchanged_suite_passes(suite: pytest.Pytester) -> N
     env = entry["environment"]
     assert env["model_sha256"] == hashlib.sha256((suite.path / "model.onnx").read_bytes()).hexdigest()
     assert env["runtime"] == "onnxruntime" and env["runtime_version"] and env["device"] == "host"
-    assert env["threads"] >= 1
+    assert env["threads"] >= 1 and env["min_time_s"] == 1.0  # the budget asked for, compared by the verdict
     assert datetime.fromisoformat(entry["recorded_at"]).utcoffset() == timezone.utc.utcoffset(None)
     assert {"host", "command", "git_commit"} <= set(entry["recorded_by"])
 
@@ -270,6 +270,28 @@ def test_faster_model_is_improved_and_passes(suite: pytest.Pytester) -> None:
     assert result["overall_verdict"] == "IMPROVED"
     assert next(v for v in result["verdicts"] if v["metric"] == "fps")["verdict"] == "IMPROVED"
     assert any("model changed since baseline" in n for n in result["notes"])
+
+
+def test_a_much_shorter_run_leaves_timing_inconclusive(suite: pytest.Pytester) -> None:
+    """Baseline timed for >= 1 s, this run for 0.2 s with a model twice as slow: timing is not judged, the run
+    passes, and the terminal says why and how to compare (the budget, not the slowdown, decides here)."""
+    suite.runpytest(*TIMED, "--edgeperf-update-baselines").assert_outcomes(passed=1)
+    write_conv_model(suite.path / "model.onnx", 2 * CONVS)
+    out = suite.path / "results.json"
+    short = suite.runpytest(*BRIEF, f"--edgeperf-json={out}")
+    short.assert_outcomes(passed=1)
+    assert short.ret == 0
+    assert summary_row(short, THROUGHPUT_KEY).split()[-1] == "INCONCLUSIVE"
+    short.stdout.fnmatch_lines(["*different timing budget: this run timed for at least 0.2 s, the baseline for 1 s*"
+                                "--edgeperf-min-time=1*"])
+    result = json.loads(out.read_text())["results"][0]
+    timing = {v["metric"]: v for v in result["verdicts"] if v["metric"] in ("fps", "latency_p50_ms")}
+    assert {v["verdict"] for v in timing.values()} == {"INCONCLUSIVE"}
+    assert timing["fps"]["change_pct"] < -25  # the slowdown is there, just not judged
+    # at the baseline's budget the same model fails on throughput
+    same = suite.runpytest(*TIMED)
+    same.assert_outcomes(failed=1)
+    assert "REGRESSION" in summary_row(same, THROUGHPUT_KEY)
 
 
 # ---- 4. accuracy through a real evaluation pass ------------------------------------------------------------------

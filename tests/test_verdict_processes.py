@@ -195,3 +195,28 @@ def test_a_busy_machine_leaves_timing_inconclusive_and_still_judges_memory() -> 
     quiet_base = multi_process_result(STEADY, STEADY, seed=1)
     quiet_base.cpu_wait_pct = 0.9
     assert verdicts(judge(quiet_now, entry_of(quiet_base), {}))["fps"] == REGRESSION
+
+
+def test_runs_timed_for_very_different_budgets_leave_timing_inconclusive() -> None:
+    """A 1 s run against a 10 s baseline: timing is not judged either way, memory still is."""
+    def timed_for(min_time_s: float | None, model_speed: float, seed: int) -> Result:
+        result = multi_process_result([model_speed] * 5, STEADY, seed=seed)
+        if min_time_s is not None:
+            result.environment["min_time_s"] = min_time_s
+        return result
+
+    base = entry_of(timed_for(10.0, 1.0, seed=1))
+    short = timed_for(1.0, 1.10, seed=2)  # a real 10% regression, but measured for a tenth of the time
+    short.peak_rss_mb = 200.0
+    v = judge(short, base, {})
+    assert verdicts(v) == {"fps": INCONCLUSIVE, "latency_p50_ms": INCONCLUSIVE, "latency_p90_ms": INCONCLUSIVE}
+    assert {m.metric: m.verdict for m in v.metrics}["peak_memory_mb"] == REGRESSION
+    (flag,) = [f for f in v.flags if f.startswith("different timing budget")]
+    assert "this run timed for at least 1 s, the baseline for 10 s" in flag and "--edgeperf-min-time=10" in flag
+    assert {m.note for m in v.metrics if m.kind == "timing"} == {"different timing budget"}
+    # the same the other way round, and just outside the factor 2
+    assert verdicts(judge(timed_for(10.0, 1.1, 2), entry_of(timed_for(1.0, 1.0, 1)), {}))["fps"] == INCONCLUSIVE
+    assert verdicts(judge(timed_for(4.9, 1.1, 2), entry_of(timed_for(10.0, 1.0, 1)), {}))["fps"] == INCONCLUSIVE
+    # within the factor, and against a baseline that predates the recorded budget, timing is judged
+    assert verdicts(judge(timed_for(5.0, 1.1, 2), entry_of(timed_for(10.0, 1.0, 1)), {}))["fps"] == REGRESSION
+    assert verdicts(judge(timed_for(1.0, 1.1, 2), entry_of(timed_for(None, 1.0, 1)), {}))["fps"] == REGRESSION
