@@ -545,6 +545,7 @@ def _combine_processes(result: Result, runs: list[_ProcessRun]) -> None:
     result.cpu_wait_pct = _weighted_mean([run.done.get("cpu_wait_pct") for run in runs], weights)
     peaks = [run.done["peak_rss_mb"] for run in runs if run.done.get("peak_rss_mb") is not None]
     result.peak_rss_mb = max(peaks) if peaks else None
+    result.process_peak_rss_mb = [float(v) for v in peaks]
     if result.cpu_wait_pct is not None and result.cpu_wait_pct > BUSY_CPU_WAIT_PCT:
         _add_note(result, f"the machine was busy: the worker waited for a CPU {result.cpu_wait_pct:.0f}% of "
                           f"its runnable time; timing comparisons are less trustworthy")

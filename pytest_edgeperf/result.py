@@ -107,6 +107,8 @@ class Result:
     rss_before_load_mb: float | None = None
     rss_after_load_mb: float | None = None
     peak_rss_mb: float | None = None  # VmHWM of the worker: includes the runtime, the model and the inputs
+    # each worker process's VmHWM (peak_rss_mb is the highest): shows whether a peak is one process's or all's
+    process_peak_rss_mb: list[float] = field(default_factory=list)
     cpu_percent: float | None = None  # worker CPU time / wall time over the timed window (100 = one core)
     cpu_wait_pct: float | None = None  # share of the worker's runnable time spent waiting for a CPU (busy machine)
     timeline: list[TimelinePoint] = field(default_factory=list)

@@ -83,6 +83,11 @@ HOST_IDENTITY_KEYS = ("hostname", "cpu")
 #: the machine's drift the baseline's processes were spread over (a 1 s run against 10 s baselines raised a false
 #: -19% fps alarm, see benchmarks/README.md)
 BUDGET_RATIO = 2.0
+#: the machine reference corrects drift of a few percent; when it moved more than this between the two runs the
+#: machine was in another state (a slow spell of the VM's host, another clock) that does not scale every model
+#: alike: in one suite run the reference was 37% faster and OpenCV SqueezeNet 27% faster, which divided out would
+#: have read as a 25% regression. Timing is then INCONCLUSIVE.
+MAX_MACHINE_SHIFT_PCT = 15.0
 
 
 @dataclass(frozen=True)
@@ -449,13 +454,26 @@ def judge(
             beyond = abs(floor_pct) > tol
         floor_worse = floor_pct > 0
         floor_note = location.describe()
-        if not beyond:
+        shift = location.machine_pct
+        raw_pct = location.raw_change_pct
+        if shift is not None and abs(shift) > MAX_MACHINE_SHIFT_PCT:
+            mv.verdict, mv.note = INCONCLUSIVE, f"machine speed changed; {floor_note}"
+            machine_flag = (f"machine speed changed: the reference model ran {abs(shift):.0f}% "
+                            f"{'slower' if shift > 0 else 'faster'} than at the baseline (limit "
+                            f"{MAX_MACHINE_SHIFT_PCT:g}%); timing is not judged: re-run on a steady machine")
+            if machine_flag not in flags:
+                flags.append(machine_flag)
+        elif not beyond:
             mv.verdict, mv.note = PASS, f"within the minimum effect; {floor_note}"
         elif p_adj >= alpha:
             mv.verdict, mv.note = PASS, f"not significant (p >= {alpha:g}, Holm-adjusted); {floor_note}"
         elif p_process is not None and p_process >= alpha:
             mv.verdict, mv.note = PASS, (f"not significant between processes (Yuen-Welch p = {p_process:.2g}); "
                                          f"{floor_note}")
+        elif location.normalized and raw_pct is not None and (raw_pct > 0) != floor_worse:
+            # relative to the reference it moved one way, in raw time the other: only the machine can say which
+            mv.verdict, mv.note = INCONCLUSIVE, (f"raw and machine-relative changes disagree (raw {raw_pct:+.1f}%); "
+                                                 f"{floor_note}")
         else:
             mv.verdict = REGRESSION if floor_worse else IMPROVED
             mv.note = floor_note
@@ -503,6 +521,7 @@ class LocationChange:
     scale_base: float = 1.0
     machine_pct: float | None = None  # how much the reference itself moved (the machine's speed)
     note_flag: str = ""
+    raw_change_pct: float | None = None  # the same statistic without the reference (equals change_pct if raw)
 
     def describe(self) -> str:
         parts = [f"fast-half mean {self.change_pct:+.1f}%"]
@@ -539,20 +558,25 @@ def location_change(current: Result, baseline: BaselineEntry) -> LocationChange:
     ref_now, ref_base = current.reference_ms, baseline.metrics.get("reference_ms")
     machine_pct = stats.percent_change(ref_base, ref_now) if ref_now and ref_base else None
 
-    def logs(side: list[tuple[float, float | None]]) -> np.ndarray:
-        return np.array([math.log(a / b) if normalized and b else math.log(a) for a, b in side if a > 0])
+    def logs(side: list[tuple[float, float | None]], by_reference: bool) -> np.ndarray:
+        return np.array([math.log(a / b) if by_reference and b else math.log(a) for a, b in side if a > 0])
 
-    l_now, l_base = logs(now), logs(base)
+    def trimmed_diff(by_reference: bool) -> float:
+        t_now = stats.trimmed_mean(logs(now, by_reference), PROCESS_TRIM)
+        t_base = stats.trimmed_mean(logs(base, by_reference), PROCESS_TRIM)
+        return float((t_now or 0.0) - (t_base or 0.0))
+
+    l_now, l_base = logs(now, normalized), logs(base, normalized)
     p_value = None
     if l_now.size >= MIN_PROCESSES and l_base.size >= MIN_PROCESSES:
-        t_now, t_base = stats.trimmed_mean(l_now, PROCESS_TRIM), stats.trimmed_mean(l_base, PROCESS_TRIM)
-        diff = float((t_now or 0.0) - (t_base or 0.0))
+        diff, raw_diff = trimmed_diff(normalized), trimmed_diff(False)
         first, second = (l_now, l_base) if diff > 0 else (l_base, l_now)
         p_value = stats.welch_greater(first, second, trim=PROCESS_TRIM)
     else:
         lat_now = current.metric_samples("latency_p50_ms")
         lat_base = baseline.metric_samples("latency_p50_ms")
         fh_now, fh_base = stats.fast_half_mean(lat_now), stats.fast_half_mean(lat_base)
+        raw_diff = math.log(fh_now / fh_base) if fh_now and fh_base else 0.0
         if normalized and ref_now and ref_base:
             fh_now, fh_base = (fh_now or 0.0) / ref_now, (fh_base or 0.0) / ref_base
         diff = math.log(fh_now / fh_base) if fh_now and fh_base else 0.0
@@ -560,7 +584,8 @@ def location_change(current: Result, baseline: BaselineEntry) -> LocationChange:
     scale_base = float(ref_base) if normalized and ref_base else 1.0
     return LocationChange(change_pct=math.expm1(diff) * 100.0, p_value=p_value, normalized=normalized,
                           processes=(max(1, len(base)), max(1, len(now))), scale_now=scale_now,
-                          scale_base=scale_base, machine_pct=machine_pct if normalized else None, note_flag=flag)
+                          scale_base=scale_base, machine_pct=machine_pct if normalized else None, note_flag=flag,
+                          raw_change_pct=math.expm1(raw_diff) * 100.0)
 
 
 def _faster_half(values: np.ndarray) -> np.ndarray:

@@ -56,6 +56,8 @@ def test_processes_share_the_budget_and_the_baseline_keeps_each_one(project: pyt
         assert start - 1e-6 <= min(mine) and max(mine) <= end + 1e-6
     starts = [w[0] for w in res["windows"]]
     assert starts == sorted(starts)  # one after another, never at the same time
+    # every process's own memory peak is kept; the result's peak is the highest of them
+    assert len(res["process_peak_rss_mb"]) == 3 and max(res["process_peak_rss_mb"]) == res["peak_rss_mb"] > 0
     # the reference model ran between the samples of every process, on the same clock
     assert sorted(set(samples["reference_process"])) == [0, 1, 2]
     assert len(samples["reference_s"]) == len(samples["reference_process"]) > 0

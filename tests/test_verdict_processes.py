@@ -220,3 +220,36 @@ def test_runs_timed_for_very_different_budgets_leave_timing_inconclusive() -> No
     # within the factor, and against a baseline that predates the recorded budget, timing is judged
     assert verdicts(judge(timed_for(5.0, 1.1, 2), entry_of(timed_for(10.0, 1.0, 1)), {}))["fps"] == REGRESSION
     assert verdicts(judge(timed_for(1.0, 1.1, 2), entry_of(timed_for(None, 1.0, 1)), {}))["fps"] == REGRESSION
+
+
+def test_a_large_machine_shift_leaves_timing_inconclusive() -> None:
+    """Seen in a suite run: reference 37% faster, OpenCV SqueezeNet 27% faster. Divided out that is a 25%
+    "regression" of a model that got faster; past MAX_MACHINE_SHIFT_PCT the verdict does not judge timing."""
+    base = entry_of(multi_process_result(STEADY, STEADY, seed=1))
+    model_speed = 0.79 / 0.63  # the model scales less than the reference with the machine's state
+    now = multi_process_result([model_speed] * 5, [0.63] * 5, seed=2)
+    v = judge(now, base, {})
+    assert verdicts(v) == {"fps": INCONCLUSIVE, "latency_p50_ms": INCONCLUSIVE, "latency_p90_ms": INCONCLUSIVE}
+    (flag,) = [f for f in v.flags if f.startswith("machine speed changed")]
+    assert "the reference model ran 37% faster than at the baseline (limit 15%)" in flag
+    fps = next(m for m in v.metrics if m.metric == "fps")
+    assert fps.change_pct is not None and fps.change_pct > 20  # raw fps went up...
+    assert "relative to the machine reference" in fps.note  # ...and the note still shows the relative change
+    # the same slower model on a machine 12% slower (inside the limit) is judged: REGRESSION
+    assert verdicts(judge(multi_process_result([1.10] * 5, [1.12] * 5, seed=3), base, {}))["fps"] == REGRESSION
+
+
+def test_raw_and_relative_changes_in_opposite_directions_are_inconclusive() -> None:
+    """Reference 12% faster, model 2% faster in raw time: relative to the machine +11% slower. Either the model
+    regressed on a faster machine or the machine sped the reference up more than the model; not a verdict."""
+    base = entry_of(multi_process_result(STEADY, STEADY, seed=1))
+    now = multi_process_result([0.98 / 0.88] * 5, [0.88] * 5, seed=2)
+    loc = location_change(now, base)
+    assert loc.change_pct > 8 and loc.raw_change_pct is not None and loc.raw_change_pct < 0
+    v = judge(now, base, {})
+    fps = next(m for m in v.metrics if m.metric == "fps")
+    assert fps.verdict == INCONCLUSIVE and fps.note.startswith("raw and machine-relative changes disagree (raw -2")
+    assert v.overall != REGRESSION
+    # raw slower as well (the model regressed on a machine 5% faster): REGRESSION, as before
+    slower = multi_process_result([1.12] * 5, [0.95] * 5, seed=2)
+    assert verdicts(judge(slower, base, {}))["fps"] == REGRESSION
