@@ -1,0 +1,126 @@
+"""Benchmark: issue 4's first acceptance check on the real suites, repeated: update, then compare, unchanged.
+
+Each cycle runs ``python -m pytest suites/ --edgeperf-update-baselines`` and then ``python -m pytest suites/``
+against the baselines it just wrote, both with ``--edgeperf-json``, in a scratch baselines directory
+(``--edgeperf-baselines``), so the committed ``baselines/`` are never touched. Nothing changes between the two
+runs, so every timing or memory REGRESSION in a compare run is a false alarm.
+
+It prints, per compare run, the tests that failed and why (metric, change, reference shift), and over all runs the
+between-run spread of each test's fps (sd of log fps across every update and compare run): the noise a
+single-recording baseline has to live with. Figures are in benchmarks/README.md.
+
+Usage:  python benchmarks/bench_suites_aa.py --cycles 2                    (~15 min per cycle, warm model cache)
+        python benchmarks/bench_suites_aa.py --cycles 1 -k digits --min-time 2   (smoke, ~3 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_suites(baselines: Path, out: Path, extra: list[str], update: bool) -> tuple[int, list[dict[str, Any]]]:
+    """One pytest run over suites/; (exit code, results from its JSON report)."""
+    cmd = [sys.executable, "-m", "pytest", "suites/", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+           f"--edgeperf-baselines={baselines}", f"--edgeperf-json={out}", "--edgeperf-no-progress", *extra]
+    if update:
+        cmd.append("--edgeperf-update-baselines")
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    if not out.exists():
+        sys.exit(f"bench_suites_aa: pytest wrote no JSON report (exit {proc.returncode}):\n{proc.stdout[-2000:]}")
+    return proc.returncode, json.loads(out.read_text())["results"]
+
+
+def key(result: dict[str, Any]) -> str:
+    """The result's test id (a labelled measurement's id already ends in ``::label``), without the file."""
+    return str(result["test_id"]).split("::", 1)[-1]
+
+
+def false_alarms(results: list[dict[str, Any]]) -> list[list[str]]:
+    """Rows (test, metric, change, reference shift, note) for every REGRESSION of a compare run."""
+    rows = []
+    for r in results:
+        verdicts = r.get("verdicts") or []
+        reference = next((v for v in verdicts if v["metric"] == "reference_ms"), None)
+        shift = reference.get("change_pct") if reference else None
+        for v in verdicts:
+            if v.get("verdict") == "REGRESSION":
+                change = v.get("change_pct")
+                rows.append([key(r), v["metric"], "-" if change is None else f"{change:+.1f}%",
+                             "-" if shift is None else f"{shift:+.1f}%", (v.get("note") or "")[:70]])
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cycles", type=int, default=2, help="update + compare cycles (default 2)")
+    ap.add_argument("-k", dest="select", default=None, help="pytest -k expression: only some suite tests")
+    ap.add_argument("--min-time", type=float, default=None, help="--edgeperf-min-time for every run")
+    ap.add_argument("--save", type=Path, help="write every run's results as JSON")
+    args = ap.parse_args()
+    extra = (["-k", args.select] if args.select else []) + (
+        [f"--edgeperf-min-time={args.min_time}"] if args.min_time else [])
+
+    fps: dict[str, list[float]] = defaultdict(list)
+    runtime: dict[str, str] = {}
+    summary_rows = []
+    saved: list[dict[str, Any]] = []
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="edgeperf-aa-") as scratch:
+        for cycle in range(1, args.cycles + 1):
+            baselines = Path(scratch) / f"baselines{cycle}"
+            for phase in ("update", "compare"):
+                out = Path(scratch) / f"{phase}{cycle}.json"
+                code, results = run_suites(baselines, out, extra, update=phase == "update")
+                saved.append({"cycle": cycle, "phase": phase, "exit": code, "results": results})
+                for r in results:
+                    value = (r.get("summary") or {}).get("fps")
+                    if value:
+                        fps[key(r)].append(float(value))
+                        runtime[key(r)] = r.get("framework", "")
+                print(f"cycle {cycle} {phase}: exit {code}, {len(results)} results, "
+                      f"{time.time() - started:.0f} s", flush=True)
+                if phase == "compare":
+                    alarms = false_alarms(results)
+                    judged = sum(1 for r in results if r.get("verdicts"))
+                    failed_tests = len({row[0] for row in alarms})
+                    summary_rows.append([cycle, judged, failed_tests, code])
+                    if alarms:
+                        print(tabulate(alarms, headers=["test", "metric", "change", "reference", "note"]))
+    if args.save:
+        args.save.write_text(json.dumps(saved))
+
+    print()
+    print(tabulate(summary_rows, headers=["cycle", "results judged", "results with a REGRESSION", "pytest exit"]))
+    spreads = {k: statistics.stdev(math.log(v) for v in vals) * 100 for k, vals in fps.items() if len(vals) >= 2}
+    if spreads:
+        ordered = sorted(spreads.values())
+        print(f"\nfps spread between runs (sd of log fps over {min(len(v) for v in fps.values())}-"
+              f"{max(len(v) for v in fps.values())} runs), {len(spreads)} results: median "
+              f"{statistics.median(ordered):.1f}%, p75 {ordered[int(0.75 * (len(ordered) - 1))]:.1f}%, "
+              f"max {ordered[-1]:.1f}%")
+        by_runtime: dict[str, list[float]] = defaultdict(list)
+        for k, sd in spreads.items():
+            by_runtime[runtime[k]].append(sd)
+        print(tabulate([[rt, len(v), f"{statistics.median(v):.1f}%"] for rt, v in sorted(by_runtime.items())],
+                       headers=["runtime", "results", "median sd"]))
+        worst = sorted(spreads.items(), key=lambda kv: -kv[1])[:8]
+        print(tabulate([[k, f"{sd:.1f}%", " ".join(f"{x:.4g}" for x in fps[k])] for k, sd in worst],
+                       headers=["most variable", "sd", "fps per run"]))
+
+
+if __name__ == "__main__":
+    main()
