@@ -79,7 +79,7 @@ FLAGGED_KEYS = ("runtime_version", "model_sha256")
 #: for the ``host`` profile (any Linux machine), what identifies the machine whose timing a baseline holds
 HOST_IDENTITY_KEYS = ("hostname", "cpu")
 #: timing is judged only between runs whose minimum timed time (``environment["min_time_s"]``) differs by at most
-#: than this factor: a much shorter run warms up less and its processes see seconds, not the tens of seconds of
+#: this factor: a much shorter run warms up less and its processes see seconds, not the tens of seconds of
 #: the machine's drift the baseline's processes were spread over (a 1 s run against 10 s baselines raised a false
 #: -19% fps alarm, see benchmarks/README.md)
 BUDGET_RATIO = 2.0
@@ -439,6 +439,13 @@ def judge(
     adjusted = stats.holm_adjust([p for _, _, p, _ in pending])
     location_tol = min((mv.tolerance or 0.0 for mv, _r, _, _ in pending if mv.metric != "latency_p90_ms"),
                        default=5.0)
+    shift = location.machine_pct if location is not None else None
+    machine_shifted = shift is not None and abs(shift) > MAX_MACHINE_SHIFT_PCT
+    if machine_shifted:
+        assert shift is not None
+        flags.append(f"machine speed changed: the reference model ran {abs(shift):.0f}% "
+                     f"{'slower' if shift > 0 else 'faster'} than at the baseline (limit {MAX_MACHINE_SHIFT_PCT:g}%); "
+                     "timing is not judged: re-run on a steady machine")
     for (mv, _rule, _raw_p, floor_pct), p_adj in zip(pending, adjusted, strict=True):
         assert location is not None
         # both tests must agree: the samples' rank test (Holm) and, with several processes, the processes'
@@ -454,15 +461,9 @@ def judge(
             beyond = abs(floor_pct) > tol
         floor_worse = floor_pct > 0
         floor_note = location.describe()
-        shift = location.machine_pct
         raw_pct = location.raw_change_pct
-        if shift is not None and abs(shift) > MAX_MACHINE_SHIFT_PCT:
+        if machine_shifted:
             mv.verdict, mv.note = INCONCLUSIVE, f"machine speed changed; {floor_note}"
-            machine_flag = (f"machine speed changed: the reference model ran {abs(shift):.0f}% "
-                            f"{'slower' if shift > 0 else 'faster'} than at the baseline (limit "
-                            f"{MAX_MACHINE_SHIFT_PCT:g}%); timing is not judged: re-run on a steady machine")
-            if machine_flag not in flags:
-                flags.append(machine_flag)
         elif not beyond:
             mv.verdict, mv.note = PASS, f"within the minimum effect; {floor_note}"
         elif p_adj >= alpha:
@@ -561,15 +562,15 @@ def location_change(current: Result, baseline: BaselineEntry) -> LocationChange:
     def logs(side: list[tuple[float, float | None]], by_reference: bool) -> np.ndarray:
         return np.array([math.log(a / b) if by_reference and b else math.log(a) for a, b in side if a > 0])
 
-    def trimmed_diff(by_reference: bool) -> float:
-        t_now = stats.trimmed_mean(logs(now, by_reference), PROCESS_TRIM)
-        t_base = stats.trimmed_mean(logs(base, by_reference), PROCESS_TRIM)
+    def trimmed_diff(side_now: np.ndarray, side_base: np.ndarray) -> float:
+        t_now, t_base = stats.trimmed_mean(side_now, PROCESS_TRIM), stats.trimmed_mean(side_base, PROCESS_TRIM)
         return float((t_now or 0.0) - (t_base or 0.0))
 
     l_now, l_base = logs(now, normalized), logs(base, normalized)
     p_value = None
     if l_now.size >= MIN_PROCESSES and l_base.size >= MIN_PROCESSES:
-        diff, raw_diff = trimmed_diff(normalized), trimmed_diff(False)
+        diff = trimmed_diff(l_now, l_base)
+        raw_diff = trimmed_diff(logs(now, False), logs(base, False)) if normalized else diff
         first, second = (l_now, l_base) if diff > 0 else (l_base, l_now)
         p_value = stats.welch_greater(first, second, trim=PROCESS_TRIM)
     else:

@@ -307,7 +307,6 @@ def main() -> int:
                cpu_percent=100.0 * cpu_s / max(wall_end - wall_start, 1e-9),
                cpu_wait_pct=_wait_pct(sched_start, sched_end),
                peak_rss_mb=_read_status_mb("VmHWM"),
-               reference_start_s=reference.starts if reference else [],
                reference_s=reference.durations if reference else [], reference_error=reference_error)
 
     if request.get("accuracy"):

@@ -95,18 +95,25 @@ def summarize_power(
     energy_j, inside_w = got
     if not energy_j > 0:
         return {"unavailable": f"meter {trace.meter} gave a non-positive energy ({energy_j:.6g} J)"}
-    window_s = window_end_s - window_start_s
+    return _figures(energy_j, window_end_s - window_start_s, int(inferences), float(inside_w.min()),
+                    float(inside_w.max()), None if idle_w is None else float(idle_w), int(inside_w.size),
+                    trace.meter, accuracy)
+
+
+def _figures(energy_j: float, window_s: float, inferences: int, power_min_w: float, power_max_w: float,
+             idle_w: float | None, samples: int, meter: str, accuracy: dict[str, float] | None) -> dict[str, Any]:
+    """The summary dict of one window or of several added up, with the FoM for each accuracy figure given."""
     out: dict[str, Any] = {
         "power_mean_w": energy_j / window_s,
-        "power_min_w": float(inside_w.min()),
-        "power_max_w": float(inside_w.max()),
-        "idle_w": None if idle_w is None else float(idle_w),
+        "power_min_w": power_min_w,
+        "power_max_w": power_max_w,
+        "idle_w": idle_w,
         "energy_j": energy_j,
         "energy_per_inference_j": energy_j / inferences,
-        "samples": int(inside_w.size),
-        "meter": trace.meter,
+        "samples": samples,
+        "meter": meter,
         "window_s": window_s,
-        "inferences": int(inferences),
+        "inferences": inferences,
     }
     for acc_key, fom_key in FOM_KEYS.items():
         value = (accuracy or {}).get(acc_key)
@@ -149,25 +156,12 @@ def combine_power(summaries: list[dict[str, Any]], accuracy: dict[str, float] | 
     energy_j = sum(s["energy_j"] for s in measured) + measured_mean_w * short_s
     window_s = measured_s + short_s
     inferences = sum(s["inferences"] for s in measured + short)
-    out: dict[str, Any] = {
-        "power_mean_w": energy_j / window_s,
-        "power_min_w": min(s["power_min_w"] for s in measured),
-        "power_max_w": max(s["power_max_w"] for s in measured),
-        "idle_w": summaries[0]["idle_w"],
-        "energy_j": energy_j,
-        "energy_per_inference_j": energy_j / inferences,
-        "samples": sum(s["samples"] for s in measured),
-        "meter": summaries[0]["meter"],
-        "window_s": window_s,
-        "inferences": int(inferences),
-    }
+    out = _figures(energy_j, window_s, int(inferences), min(s["power_min_w"] for s in measured),
+                   max(s["power_max_w"] for s in measured), summaries[0]["idle_w"],
+                   sum(s["samples"] for s in measured), summaries[0]["meter"], accuracy)
     if len(summaries) > 1:
         out["windows"] = len(summaries)
     if short:
         out["estimated_windows"] = len(short)
         out["estimated_s"] = short_s
-    for acc_key, fom_key in FOM_KEYS.items():
-        value = (accuracy or {}).get(acc_key)
-        if value is not None and math.isfinite(value):
-            out[fom_key] = (float(value) / 100.0) * inferences / energy_j
     return out
