@@ -1,15 +1,16 @@
 """Benchmark: issue 4's first acceptance check on the real suites, repeated: update, then compare, unchanged.
 
-Each cycle runs ``python -m pytest suites/ --edgeperf-update-baselines`` and then ``python -m pytest suites/``
+Each cycle runs ``python -m pytest suites/ --edgeperf-update-baselines`` (by default two passes of the session,
+whose recordings teach each entry its run-to-run noise) and then ``--compares`` times ``python -m pytest suites/``
 against the baselines it just wrote, both with ``--edgeperf-json``, in a scratch baselines directory
 (``--edgeperf-baselines``), so the committed ``baselines/`` are never touched. Nothing changes between the two
 runs, so every timing or memory REGRESSION in a compare run is a false alarm.
 
 It prints, per compare run, the tests that failed and why (metric, change, reference shift), and over all runs the
-between-run spread of each test's fps (sd of log fps across every update and compare run): the noise a
-single-recording baseline has to live with. Figures are in benchmarks/README.md.
+between-run spread of each test's fps (sd of log fps across every update pass and compare run), and the minimum
+effects the learnt noise set. Figures are in benchmarks/README.md.
 
-Usage:  python benchmarks/bench_suites_aa.py --cycles 2                    (~15 min per cycle, warm model cache)
+Usage:  python benchmarks/bench_suites_aa.py --cycles 1 --compares 2      (~28 min, warm model cache)
         python benchmarks/bench_suites_aa.py --cycles 1 -k digits --min-time 2   (smoke, ~3 min)
 """
 
@@ -32,12 +33,13 @@ from tabulate import tabulate
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_suites(baselines: Path, out: Path, extra: list[str], update: bool) -> tuple[int, list[dict[str, Any]]]:
+def run_suites(baselines: Path, out: Path, extra: list[str], update: list[str] | None
+               ) -> tuple[int, list[dict[str, Any]]]:
     """One pytest run over suites/; (exit code, results from its JSON report)."""
     cmd = [sys.executable, "-m", "pytest", "suites/", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
            f"--edgeperf-baselines={baselines}", f"--edgeperf-json={out}", "--edgeperf-no-progress", *extra]
-    if update:
-        cmd.append("--edgeperf-update-baselines")
+    if update is not None:
+        cmd += ["--edgeperf-update-baselines", *update]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
     if not out.exists():
         sys.exit(f"bench_suites_aa: pytest wrote no JSON report (exit {proc.returncode}):\n{proc.stdout[-2000:]}")
@@ -47,6 +49,17 @@ def run_suites(baselines: Path, out: Path, extra: list[str], update: bool) -> tu
 def key(result: dict[str, Any]) -> str:
     """The result's test id (a labelled measurement's id already ends in ``::label``), without the file."""
     return str(result["test_id"]).split("::", 1)[-1]
+
+
+def noise_floors(results: list[dict[str, Any]]) -> list[float]:
+    """The minimum effect the learnt run-to-run noise set on each judged result (percent; fps's)."""
+    return [float(v["noise_floor_pct"]) for r in results for v in r.get("verdicts") or []
+            if v["metric"] == "fps" and v.get("noise_floor_pct") is not None]
+
+
+def inconclusive(results: list[dict[str, Any]]) -> int:
+    return sum(1 for r in results if any(v.get("verdict") == "INCONCLUSIVE" and v.get("kind") == "timing"
+                                         for v in r.get("verdicts") or []))
 
 
 def false_alarms(results: list[dict[str, Any]]) -> list[list[str]]:
@@ -66,7 +79,9 @@ def false_alarms(results: list[dict[str, Any]]) -> list[list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cycles", type=int, default=2, help="update + compare cycles (default 2)")
+    ap.add_argument("--cycles", type=int, default=1, help="update + compare cycles (default 1)")
+    ap.add_argument("--compares", type=int, default=2, help="compare runs after each update (default 2)")
+    ap.add_argument("--passes", type=int, default=None, help="--edgeperf-update-passes (default: the plugin's)")
     ap.add_argument("-k", dest="select", default=None, help="pytest -k expression: only some suite tests")
     ap.add_argument("--min-time", type=float, default=None, help="--edgeperf-min-time for every run")
     ap.add_argument("--save", type=Path, help="write every run's results as JSON")
@@ -82,9 +97,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgeperf-aa-") as scratch:
         for cycle in range(1, args.cycles + 1):
             baselines = Path(scratch) / f"baselines{cycle}"
-            for phase in ("update", "compare"):
+            update_args = [f"--edgeperf-update-passes={args.passes}"] if args.passes else []
+            for phase in ["update"] + [f"compare{n}" for n in range(1, args.compares + 1)]:
                 out = Path(scratch) / f"{phase}{cycle}.json"
-                code, results = run_suites(baselines, out, extra, update=phase == "update")
+                code, results = run_suites(baselines, out, extra, update_args if phase == "update" else None)
                 saved.append({"cycle": cycle, "phase": phase, "exit": code, "results": results})
                 for r in results:
                     value = (r.get("summary") or {}).get("fps")
@@ -93,18 +109,22 @@ def main() -> None:
                         runtime[key(r)] = r.get("framework", "")
                 print(f"cycle {cycle} {phase}: exit {code}, {len(results)} results, "
                       f"{time.time() - started:.0f} s", flush=True)
-                if phase == "compare":
+                if phase.startswith("compare"):
                     alarms = false_alarms(results)
                     judged = sum(1 for r in results if r.get("verdicts"))
                     failed_tests = len({row[0] for row in alarms})
-                    summary_rows.append([cycle, judged, failed_tests, code])
+                    floors = sorted(noise_floors(results))
+                    floor = (f"{statistics.median(floors):.1f}% / {floors[-1]:.1f}%" if floors else "-")
+                    summary_rows.append([f"{cycle} {phase}", judged, failed_tests, inconclusive(results), floor,
+                                         code])
                     if alarms:
                         print(tabulate(alarms, headers=["test", "metric", "change", "reference", "note"]))
     if args.save:
         args.save.write_text(json.dumps(saved))
 
     print()
-    print(tabulate(summary_rows, headers=["cycle", "results judged", "results with a REGRESSION", "pytest exit"]))
+    print(tabulate(summary_rows, headers=["run", "results judged", "with a REGRESSION", "timing INCONCLUSIVE",
+                                          "fps minimum effect from noise (median / max)", "pytest exit"]))
     spreads = {k: statistics.stdev(math.log(v) for v in vals) * 100 for k, vals in fps.items() if len(vals) >= 2}
     if spreads:
         ordered = sorted(spreads.values())

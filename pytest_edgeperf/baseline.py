@@ -31,13 +31,14 @@ import shlex
 import socket
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pytest_edgeperf import noise
 from pytest_edgeperf.fileio import atomic_write_text
 from pytest_edgeperf.result import STATUS_OK, Result
 
@@ -121,6 +122,9 @@ class BaselineEntry:
     recorded_at: str = ""  # ISO-8601 UTC
     recorded_by: dict[str, str] = field(default_factory=dict)
     quick: bool = False
+    # earlier comparable recordings, newest first: {"recorded_at", "process_latency_ms", "process_reference_ms"};
+    # what the run-to-run noise is learnt from (noise.py), at most noise.HISTORY_LIMIT of them
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_result(
@@ -168,8 +172,36 @@ class BaselineEntry:
             ref = [None] * len(lat)  # type: ignore[list-item]
         return list(zip(lat, ref, strict=True))
 
+    def recordings(self) -> list[list[tuple[float, float | None]]]:
+        """This entry's per-process statistics, then those of each earlier recording in its history."""
+        out = [self.process_statistics()]
+        for item in self.history:
+            lat, ref = item.get("process_latency_ms", []), item.get("process_reference_ms", [])
+            out.append(list(zip(lat, ref if len(ref) == len(lat) else [None] * len(lat), strict=True)))
+        return [r for r in out if r]
+
+    def history_item(self) -> dict[str, Any]:
+        """What this recording leaves in the history of the entry that replaces it."""
+        item: dict[str, Any] = {"recorded_at": self.recorded_at}
+        for key in ("process_latency_ms", "process_reference_ms"):
+            if self.samples.get(key):
+                item[key] = list(self.samples[key])
+        return item
+
+    def continued_from(self, old: BaselineEntry | None) -> BaselineEntry:
+        """This entry with ``old`` and its history as its history, when they are comparable runs of one test.
+
+        A different model, runtime (version), thread count, machine or timing budget starts afresh: the noise of
+        the old set-up says nothing about the new one. Bounded by noise.HISTORY_LIMIT, oldest dropped.
+        """
+        if (old is None or old.quick or not old.samples.get("process_latency_ms")
+                or not noise.history_comparable(old.environment, self.environment)):
+            return self
+        return replace(self, history=[old.history_item(), *old.history][: noise.HISTORY_LIMIT])
+
     def to_json(self) -> dict[str, Any]:
         return {
+            "history": [dict(sorted(h.items())) for h in self.history],
             "metrics": dict(sorted(self.metrics.items())),
             "samples": {k: list(v) for k, v in sorted(self.samples.items())},
             "sample_count": self.sample_count,
@@ -213,6 +245,10 @@ class BaselineEntry:
         quick = data.get("quick", False)
         if not isinstance(quick, bool):
             raise BaselineError("'quick' must be true or false")
+        history = data.get("history", [])
+        if not isinstance(history, list) or not all(_valid_history_item(h) for h in history):
+            raise BaselineError("'history' must be a list of objects with 'recorded_at' and 'process_latency_ms' "
+                                "(a list of positive numbers)")
         return cls(
             metrics={k: float(v) for k, v in metrics.items()},
             samples={k: [float(x) for x in v] for k, v in samples.items()},
@@ -221,7 +257,26 @@ class BaselineEntry:
             recorded_at=recorded_at,
             recorded_by={str(k): str(v) for k, v in recorded_by.items()},
             quick=quick,
+            history=[{"recorded_at": h["recorded_at"],
+                      **{k: [float(x) for x in h[k]] for k in ("process_latency_ms", "process_reference_ms") if k in h}}
+                     for h in history],
         )
+
+
+def _without_history(entry: BaselineEntry) -> dict[str, Any]:
+    data = entry.to_json()
+    data.pop("history")
+    return data
+
+
+def _valid_history_item(item: Any) -> bool:
+    if not isinstance(item, dict) or not isinstance(item.get("recorded_at"), str):
+        return False
+    for key in ("process_latency_ms", "process_reference_ms"):
+        values = item.get(key, [] if key == "process_reference_ms" else None)
+        if not isinstance(values, list) or not all(_is_number(x) and x > 0 for x in values):
+            return False
+    return bool(item["process_latency_ms"])
 
 
 def _is_number(v: Any) -> bool:
@@ -328,8 +383,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def _parse_file(path: Path, raw: bytes, device: str, module: str) -> dict[str, BaselineEntry]:
-    """Decode one baseline file (data only, no object hooks), checking schema, device and module."""
+def _parse_file(path: Path, raw: bytes, device: str, module: str | None) -> dict[str, BaselineEntry]:
+    """Decode one baseline file (data only, no object hooks), checking schema, device and module (unless None)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -354,7 +409,7 @@ def _parse_file(path: Path, raw: bytes, device: str, module: str) -> dict[str, B
             f"{path}: recorded for device {data.get('device')!r}, not {device!r}; move it to that "
             "device's directory or delete it"
         )
-    if "module" in data and data["module"] != module:
+    if module is not None and "module" in data and data["module"] != module:
         raise BaselineError(
             f"{path}: holds baselines of module {data['module']!r}, not {module!r} (file name clash); "
             "rename one of the modules"
@@ -421,6 +476,7 @@ class BaselineStore:
         self.device = device
         self.directory = self.root / device_dirname(device)
         self._cache: dict[Path, dict[str, BaselineEntry]] = {}
+        self._priors: dict[bool, noise.NoisePrior | None] = {}
 
     def path_for(self, nodeid: str) -> Path:
         return self.directory / module_filename(split_nodeid(nodeid)[0])
@@ -462,11 +518,12 @@ class BaselineStore:
                 merged = dict(current[path])
                 for test, entry in sorted(new.items()):
                     old = merged.get(test)
-                    kind = "added" if old is None else ("unchanged" if old.to_json() == entry.to_json()
-                                                        else "updated")
+                    same = old is not None and _without_history(old) == _without_history(entry)
+                    kind = "added" if old is None else ("unchanged" if same else "updated")
                     changes.append(Change(path, test, kind, dict(old.metrics) if old else {},
                                           dict(entry.metrics)))
-                    merged[test] = entry
+                    # the same recording stored again does not count twice toward the noise
+                    merged[test] = old if same and old is not None else entry.continued_from(old)
                 doc = {
                     "schema_version": BASELINE_SCHEMA_VERSION,
                     "device": self.device,
@@ -475,4 +532,23 @@ class BaselineStore:
                 }
                 _atomic_write(path, _dumps(doc) + "\n")
                 self._cache[path] = merged
+        self._priors.clear()
         return changes
+
+    def noise_prior(self, by_reference: bool) -> noise.NoisePrior | None:
+        """The pooled run-to-run variance of every entry of this device (all module files), read once.
+
+        A file that does not parse is left out here; the tests it holds report it when they look it up.
+        """
+        if by_reference not in self._priors:
+            per_test = []
+            for path in sorted(self.directory.glob("*.json")):
+                try:
+                    entries = self._cache.get(path)
+                    if entries is None:
+                        entries = _parse_file(path, path.read_bytes(), self.device, None)
+                except (BaselineError, OSError):
+                    continue
+                per_test += [noise.own_variance(e.recordings(), by_reference) for e in entries.values()]
+            self._priors[by_reference] = noise.NoisePrior.pool(per_test)
+        return self._priors[by_reference]

@@ -39,6 +39,9 @@ DEFAULT_PROCESSES = 5
 #: above this share of its runnable time spent waiting for a CPU, a worker shared the machine with other load: the
 #: result says so and its timing is not judged (idle runs here waited 0.4-1.2%, beside a 1-core CPU hog 38-49%)
 BUSY_CPU_WAIT_PCT = 10.0
+#: passes of the session --edgeperf-update-baselines makes: each measured test is recorded once per pass, minutes
+#: apart, so fresh baselines already hold two runs to learn the run-to-run noise from (noise.py)
+DEFAULT_UPDATE_PASSES = 2
 QUICK_BUDGET = Budget(min_samples=10, min_time_s=0.2, max_time_s=5.0, warmup_s=0.05, warmup_runs=2)
 
 
@@ -73,6 +76,7 @@ class Settings:
     html_path: Path | None = None
     baselines_dir: Path = Path("baselines")
     update_baselines: bool = False
+    update_passes: int = DEFAULT_UPDATE_PASSES
     strict: bool = False
     tolerances: dict[str, float] = field(default_factory=dict)
     power_meter: str = "auto"
@@ -121,6 +125,10 @@ OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("html", None, "path", "write a self-contained HTML report"),
     ("baselines", "edgeperf_baselines", "path", "baselines directory (default <rootdir>/baselines)"),
     ("update-baselines", None, "bool", "record the current results as the new baselines"),
+    ("update-passes", "edgeperf_update_passes", "int",
+     f"with --edgeperf-update-baselines: run the measured tests this many times, one pass of the session after "
+     f"another, each recording once, so the baselines learn how far timing moves between runs (default "
+     f"{DEFAULT_UPDATE_PASSES}; 1 records once)"),
     ("strict", None, "bool", "a missing baseline fails the test"),
     ("tolerance", "edgeperf_tolerance", "str", "per-metric tolerances, e.g. fps=5%,peak_memory_mb=10%,top1_pct=0.5"),
     ("power-meter", "edgeperf_power_meter", "str",
@@ -232,6 +240,8 @@ def settings_from_config(config: pytest.Config) -> Settings:
     baselines = values["baselines"] or Path("baselines")
     s.baselines_dir = baselines if baselines.is_absolute() else rootdir / baselines
     s.update_baselines = bool(values["update-baselines"])
+    if values["update-passes"] is not None:
+        s.update_passes = int(_positive(values["update-passes"], "--edgeperf-update-passes"))
     s.strict = bool(values["strict"])
     if values["tolerance"]:
         s.tolerances = parse_tolerance_option(values["tolerance"], "--edgeperf-tolerance")

@@ -170,6 +170,8 @@ class EdgeperfFixture:
             if self._progress:
                 self._progress.clear()
         result.notes.extend(n for n in self._session.unavailable if n not in result.notes)
+        if s.update_baselines and s.update_passes > 1:
+            result.notes.append(f"update pass {self._session.update_pass} of {s.update_passes}")
         self.results.append(result)
         self._session.results.append(result)
         self._check_limits(result)
@@ -276,7 +278,7 @@ class EdgeperfFixture:
         s = self._session.settings
         tolerances = merge_tolerances(s.tolerances, self.spec.tolerance)
         verdict = judge(result, entry, tolerances, strict=s.strict and not s.update_baselines,
-                        max_cpu_wait_pct=s.max_cpu_wait_pct)
+                        max_cpu_wait_pct=s.max_cpu_wait_pct, noise_prior=self._session.store.noise_prior)
         verdict.apply_to(result)
         if verdict.flags:
             result.notes.extend(f for f in verdict.flags if f not in result.notes)

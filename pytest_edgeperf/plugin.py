@@ -194,6 +194,40 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report.longrepr = "\n".join(parts)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """--edgeperf-update-baselines with N passes: run the session, then again the tests that recorded a baseline.
+
+    The passes lie minutes apart, so each entry's history holds runs the machine's drift has moved apart, and the
+    verdict learns the run-to-run noise from them (noise.py). Serial runs only: under xdist the controller and
+    its workers own the loop, and one pass is made (said in the summary).
+    """
+    s = session.config.stash.get(SESSION_KEY, None)
+    if s is None or not s.settings.update_baselines or s.settings.update_passes <= 1:
+        return None
+    if hasattr(session.config, "workerinput") or getattr(session.config.option, "dist", "no") != "no":
+        s.unavailable.append("--edgeperf-update-passes: one pass only under pytest-xdist (run serially to "
+                             "record several)")
+        return None
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
+    if session.config.option.collectonly:
+        return True
+    items = list(session.items)
+    for number in range(1, s.settings.update_passes + 1):
+        s.update_pass = number
+        if number > 1:
+            items = [item for item in items if item.nodeid in s.recorded_nodeids]
+        for i, item in enumerate(items):
+            nextitem = items[i + 1] if i + 1 < len(items) else None
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if session.shouldfail:
+                raise session.Failed(session.shouldfail)
+            if session.shouldstop:
+                raise session.Interrupted(session.shouldstop)
+    return True
+
+
 def _record_baselines(item: pytest.Item, report: pytest.TestReport, s: EdgeperfSession) -> None:
     """--edgeperf-update-baselines: a test that passed stores its results (a failed one never does)."""
     fixture = getattr(item, "funcargs", {}).get("edgeperf")
@@ -203,6 +237,7 @@ def _record_baselines(item: pytest.Item, report: pytest.TestReport, s: EdgeperfS
 
     try:
         s.record_baselines(fixture.results)
+        s.recorded_nodeids.add(item.nodeid)
     except BaselineError as exc:
         report.outcome = "failed"
         report.longrepr = f"[edgeperf] baseline not updated: {exc}"

@@ -73,6 +73,8 @@ class EdgeperfSession:
         self.worker_change_lines: list[str] = []  # baseline changes described by xdist workers
         self.baseline_errors: list[str] = []
         self.baseline_skipped: list[str] = []
+        self.recorded_nodeids: set[str] = set()  # tests that recorded a baseline: the ones a next update pass repeats
+        self.update_pass = 1
         self.power_meter: Any = self._open_power_meter()
         self.lock_path = Path(tempfile.gettempdir()) / f"pytest-edgeperf-{self.profile.name}.lock"
         from .measure import host_environment
@@ -134,10 +136,26 @@ class EdgeperfSession:
         if not entries:
             return
         try:
-            self.baseline_changes.extend(self.store.update(entries))
+            self._add_changes(self.store.update(entries))
         except BaselineError as exc:
             self.baseline_errors.append(str(exc))
             raise
+
+    def _add_changes(self, changes: list[Any]) -> None:
+        """One line per test however many update passes recorded it: from before the first to after the last."""
+        from dataclasses import replace
+
+        index = {(c.file, c.test): i for i, c in enumerate(self.baseline_changes)}
+        for change in changes:
+            i = index.get((change.file, change.test))
+            if i is None:
+                index[(change.file, change.test)] = len(self.baseline_changes)
+                self.baseline_changes.append(change)
+                continue
+            first = self.baseline_changes[i]
+            kind = "added" if first.kind == "added" else (
+                "unchanged" if first.kind == change.kind == "unchanged" else "updated")
+            self.baseline_changes[i] = replace(change, kind=kind, old_metrics=first.old_metrics)
 
     def handoff(self) -> dict[str, Any]:
         """What an xdist worker passes to the controller (plain JSON): its results and baseline changes."""

@@ -38,14 +38,14 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from tabulate import tabulate
 
-from pytest_edgeperf import stats
+from pytest_edgeperf import noise, stats
 from pytest_edgeperf.baseline import BaselineEntry, comparable_environment
 from pytest_edgeperf.config import BUSY_CPU_WAIT_PCT
 from pytest_edgeperf.result import STATUS_OK, Result
@@ -66,7 +66,7 @@ MIN_PROCESSES = 3
 # Share of the processes cut off each end before averaging and testing them (Yuen's trimmed t-test): with the
 # default 5 processes, the fastest and the slowest one. In bench_verdict.py one process in 75 ran 20% slower than
 # its siblings; untrimmed, that one process hid a 10% regression behind its spread.
-PROCESS_TRIM = 0.2
+PROCESS_TRIM = noise.PROCESS_TRIM
 # Valid samples each side before a timing metric is judged; a p90 needs more (MLPerf: >= 64 for p90).
 MIN_TIMING_SAMPLES = 10
 MIN_TAIL_SAMPLES = 64
@@ -82,7 +82,7 @@ HOST_IDENTITY_KEYS = ("hostname", "cpu")
 #: this factor: a much shorter run warms up less and its processes see seconds, not the tens of seconds of
 #: the machine's drift the baseline's processes were spread over (a 1 s run against 10 s baselines raised a false
 #: -19% fps alarm, see benchmarks/README.md)
-BUDGET_RATIO = 2.0
+BUDGET_RATIO = noise.BUDGET_RATIO
 #: the machine reference corrects drift of a few percent; when it moved more than this between the two runs the
 #: machine was in another state (a slow spell of the VM's host, another clock) that does not scale every model
 #: alike: in one suite run the reference was 37% faster and OpenCV SqueezeNet 27% faster, which divided out would
@@ -242,6 +242,7 @@ class MetricVerdict:
     kind: str = ""
     change_abs: float | None = None
     slack_abs: float = 0.0
+    noise_floor_pct: float | None = None  # timing: the minimum effect the run-to-run noise sets (noise.py)
 
 
 @dataclass
@@ -320,8 +321,13 @@ def judge(
     strict: bool = False,
     rules: tuple[MetricRule, ...] = DEFAULT_RULES,
     max_cpu_wait_pct: float = BUSY_CPU_WAIT_PCT,
+    noise_prior: Callable[[bool], noise.NoisePrior | None] | None = None,
 ) -> TestVerdict:
-    """Judge every metric of ``current`` against ``baseline`` and combine them into the test's verdict."""
+    """Judge every metric of ``current`` against ``baseline`` and combine them into the test's verdict.
+
+    ``noise_prior(by_reference)`` gives the device's pooled run-to-run variance (``BaselineStore.noise_prior``),
+    which a baseline with few recordings borrows from.
+    """
     values = current.metric_values()
     flags: list[str] = []
 
@@ -440,6 +446,13 @@ def judge(
     location_tol = min((mv.tolerance or 0.0 for mv, _r, _, _ in pending if mv.metric != "latency_p90_ms"),
                        default=5.0)
     shift = location.machine_pct if location is not None else None
+    run_noise = None
+    if location is not None:
+        prior = noise_prior(location.normalized) if noise_prior is not None else None
+        run_noise = noise.learn(baseline.recordings(), location.normalized, prior)
+    noise_floor = run_noise.floor_pct if run_noise is not None else 0.0
+    if run_noise is not None and noise_floor > location_tol:
+        flags.append(f"timing: {run_noise.describe()}, above the {location_tol:g}% tolerance")
     machine_shifted = shift is not None and abs(shift) > MAX_MACHINE_SHIFT_PCT
     if machine_shifted:
         assert shift is not None
@@ -453,17 +466,23 @@ def judge(
         mv.p_value = p_adj if p_process is None else max(p_adj, p_process)
         change = mv.change_pct if mv.change_pct is not None else 0.0
         tol = mv.tolerance or 0.0
+        mv.noise_floor_pct = noise_floor if run_noise is not None else None
         if mv.metric in ("latency_p90_ms", "latency_p99_ms"):
             # A tail metric: its own change must pass its tolerance, and the fast half must have moved
-            # (beyond the location tolerance) too, else the tail moved because of other processes.
-            beyond = abs(change) > tol and abs(floor_pct) > location_tol
+            # (beyond the location tolerance and the run-to-run noise) too, else the tail moved because of
+            # other processes.
+            beyond = abs(change) > tol and abs(floor_pct) > max(location_tol, noise_floor)
+            within_noise = abs(change) > tol and abs(floor_pct) > location_tol and not beyond
         else:
-            beyond = abs(floor_pct) > tol
+            beyond = abs(floor_pct) > max(tol, noise_floor)
+            within_noise = abs(floor_pct) > tol and not beyond
         floor_worse = floor_pct > 0
         floor_note = location.describe()
         raw_pct = location.raw_change_pct
         if machine_shifted:
             mv.verdict, mv.note = INCONCLUSIVE, f"machine speed changed; {floor_note}"
+        elif within_noise:
+            mv.verdict, mv.note = PASS, f"within the run-to-run noise (minimum effect {noise_floor:.1f}%); {floor_note}"
         elif not beyond:
             mv.verdict, mv.note = PASS, f"within the minimum effect; {floor_note}"
         elif p_adj >= alpha:
@@ -562,15 +581,15 @@ def location_change(current: Result, baseline: BaselineEntry) -> LocationChange:
     def logs(side: list[tuple[float, float | None]], by_reference: bool) -> np.ndarray:
         return np.array([math.log(a / b) if by_reference and b else math.log(a) for a, b in side if a > 0])
 
-    def trimmed_diff(side_now: np.ndarray, side_base: np.ndarray) -> float:
-        t_now, t_base = stats.trimmed_mean(side_now, PROCESS_TRIM), stats.trimmed_mean(side_base, PROCESS_TRIM)
+    def trimmed_diff(by_reference: bool) -> float:  # the run locations the run-to-run noise is learnt on
+        t_now, t_base = noise.run_location(now, by_reference), noise.run_location(base, by_reference)
         return float((t_now or 0.0) - (t_base or 0.0))
 
     l_now, l_base = logs(now, normalized), logs(base, normalized)
     p_value = None
     if l_now.size >= MIN_PROCESSES and l_base.size >= MIN_PROCESSES:
-        diff = trimmed_diff(l_now, l_base)
-        raw_diff = trimmed_diff(logs(now, False), logs(base, False)) if normalized else diff
+        diff = trimmed_diff(normalized)
+        raw_diff = trimmed_diff(False) if normalized else diff
         first, second = (l_now, l_base) if diff > 0 else (l_base, l_now)
         p_value = stats.welch_greater(first, second, trim=PROCESS_TRIM)
     else:
@@ -639,7 +658,9 @@ def _fmt_tol(m: MetricVerdict) -> str:
         return "-"
     if m.kind == "accuracy":
         return f"{m.tolerance:g} pp"
-    return f"{m.tolerance:g}%" + (f" + {m.slack_abs:g} MB" if m.slack_abs and m.kind == "memory" else "")
+    noise_part = (f" (noise {m.noise_floor_pct:.1f}%)" if m.noise_floor_pct is not None
+                  and m.noise_floor_pct > m.tolerance else "")
+    return f"{m.tolerance:g}%" + (f" + {m.slack_abs:g} MB" if m.slack_abs and m.kind == "memory" else "") + noise_part
 
 
 def format_verdict_table(v: TestVerdict) -> str:

@@ -27,6 +27,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_edgeperf.baseline import BASELINE_SCHEMA_VERSION, BaselineStore
 
+# record once: these tests count outcomes and entries of one pass (update passes: test_noise_plugin.py)
+UPDATE_ONCE = ("--edgeperf-update-baselines", "--edgeperf-update-passes=1")
+
 pytest_plugins = ["pytester"]
 
 # One inference thread: on a shared 2-core machine the fast end of a 2-thread run moves by tens of percent
@@ -163,10 +166,11 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 # ---- 1. update, then compare the unchanged suite ------------------------------------------------------------------
 def test_update_then_compare_unchanged_suite_passes(suite: pytest.Pytester) -> None:
-    rec = suite.runpytest(*TIMED, "--edgeperf-update-baselines")
-    rec.assert_outcomes(passed=1)
+    rec = suite.runpytest(*TIMED, "--edgeperf-update-baselines")  # the default: two passes of the session
+    rec.assert_outcomes(passed=2)
     rec.stdout.fnmatch_lines(["*edgeperf: baselines updated in*baselines*",
                               f"*host*test_suite.json: {THROUGHPUT_KEY.replace('[', '[[]')}: added (*fps *"])
+    assert rec.stdout.str().count(": added (") == 1  # one line per test, however many passes recorded it
     path = baseline_file(suite)
     raw = path.read_bytes()
 
@@ -187,6 +191,11 @@ def test_update_then_compare_unchanged_suite_passes(suite: pytest.Pytester) -> N
     # every list of numbers on one line (raw samples, per-process values): a diff shows one changed line each
     assert sum(1 for ln in text.splitlines() if '"latency_ms": [' in ln and ln.rstrip().rstrip(",").endswith("]")) == 1
     assert len(entry["samples"]["process_latency_ms"]) == entry["environment"]["processes"] >= 1
+    # the first pass's recording is the history the run-to-run noise is learnt from
+    (first,) = entry["history"]
+    assert len(first["process_latency_ms"]) == len(entry["samples"]["process_latency_ms"])
+    assert first["process_latency_ms"] != entry["samples"]["process_latency_ms"]
+    assert first["recorded_at"] <= entry["recorded_at"]
     assert entry["metrics"]["fps"] > 0 and entry["quick"] is False
     env = entry["environment"]
     assert env["model_sha256"] == hashlib.sha256((suite.path / "model.onnx").read_bytes()).hexdigest()
@@ -220,7 +229,7 @@ def test_slower_and_larger_models_fail_naming_the_metric(pytester: pytest.Pytest
 def test_memory(edgeperf):
     edgeperf.measure()
 ''')
-    pytester.runpytest(*TIMED, "--edgeperf-update-baselines").assert_outcomes(passed=2)
+    pytester.runpytest(*TIMED, *UPDATE_ONCE).assert_outcomes(passed=2)
     recorded = entries(baseline_file(pytester))
 
     # Twice the layers under the same path (the issue's acceptance check).
@@ -257,7 +266,7 @@ def test_memory(edgeperf):
 
 # ---- 3. a faster model ----------------------------------------------------------------------------------------------
 def test_faster_model_is_improved_and_passes(suite: pytest.Pytester) -> None:
-    suite.runpytest(*TIMED, "--edgeperf-update-baselines").assert_outcomes(passed=1)
+    suite.runpytest(*TIMED, *UPDATE_ONCE).assert_outcomes(passed=1)
     write_conv_model(suite.path / "model.onnx", CONVS // 4)
     out = suite.path / "results.json"
     fast = suite.runpytest(*TIMED, f"--edgeperf-json={out}")
@@ -275,7 +284,7 @@ def test_faster_model_is_improved_and_passes(suite: pytest.Pytester) -> None:
 def test_a_much_shorter_run_leaves_timing_inconclusive(suite: pytest.Pytester) -> None:
     """Baseline timed for >= 1 s, this run for 0.2 s with a model twice as slow: timing is not judged, the run
     passes, and the terminal says why and how to compare (the budget, not the slowdown, decides here)."""
-    suite.runpytest(*TIMED, "--edgeperf-update-baselines").assert_outcomes(passed=1)
+    suite.runpytest(*TIMED, *UPDATE_ONCE).assert_outcomes(passed=1)
     write_conv_model(suite.path / "model.onnx", 2 * CONVS)
     out = suite.path / "results.json"
     short = suite.runpytest(*BRIEF, f"--edgeperf-json={out}")
@@ -314,7 +323,7 @@ def test_accuracy_drop_beyond_tolerance_fails_naming_top1(pytester: pytest.Pytes
     write_colour_dataset(pytester.path / "colours")
     write_classifier(pytester.path / "clf.onnx")
     pytester.makepyfile(test_acc=ACCURACY_SUITE)
-    pytester.runpytest(*BRIEF, "--edgeperf-update-baselines").assert_outcomes(passed=2)
+    pytester.runpytest(*BRIEF, *UPDATE_ONCE).assert_outcomes(passed=2)
     recorded = entries(baseline_file(pytester, "test_acc"))
     assert recorded["test_accuracy[onnxruntime]"]["metrics"]["top1_pct"] == 100.0
 
@@ -352,7 +361,7 @@ def test_corrupt_baselines_are_one_line_errors_and_never_overwritten(pytester: p
         pytester.makepyfile(**{module: SUITE})
         (directory / f"{module}.json").write_bytes(content)
 
-    for extra in ([], ["--edgeperf-update-baselines"]):
+    for extra in ([], list(UPDATE_ONCE)):
         res = pytester.runpytest(*BRIEF, *extra)
         res.assert_outcomes(failed=len(CORRUPT))
         assert "Traceback" not in res.stdout.str() + res.stderr.str()
@@ -394,11 +403,11 @@ def test_k_updates_only_selected_entries(pytester: pytest.Pytester, own_device_l
 def test_other(edgeperf):
     edgeperf.measure()
 ''')
-    pytester.runpytest(*BRIEF, "--edgeperf-update-baselines").assert_outcomes(passed=2)
+    pytester.runpytest(*BRIEF, *UPDATE_ONCE).assert_outcomes(passed=2)
     before = entries(baseline_file(pytester))
     assert set(before) == {THROUGHPUT_KEY, "test_other[onnxruntime]"}
 
-    res = pytester.runpytest(*BRIEF, "--edgeperf-update-baselines", "-k", "test_throughput")
+    res = pytester.runpytest(*BRIEF, *UPDATE_ONCE, "-k", "test_throughput")
     res.assert_outcomes(passed=1)
     # what changed against the old entry, metric by metric
     res.stdout.fnmatch_lines([f"*test_suite.json: {THROUGHPUT_KEY.replace('[', '[[]')}: updated: *fps * -> * (*%)*"])
@@ -425,7 +434,7 @@ def test_parallel_xdist_workers_updating_one_file_lose_no_entry(pytester: pytest
     pytest.importorskip("xdist")
     write_conv_model(pytester.path / "model.onnx", 1)
     pytester.makepyfile(test_kill=KILL_SUITE)
-    res = pytester.runpytest(*BRIEF, "--edgeperf-update-baselines", "-n", "2", "--dist", "load")
+    res = pytester.runpytest(*BRIEF, *UPDATE_ONCE, "-n", "2", "--dist", "load")
     res.assert_outcomes(passed=4)
     assert set(entries(baseline_file(pytester, "test_kill"))) == {f"test_many[onnxruntime-{n}]" for n in range(4)}
     for n in range(4):
@@ -469,7 +478,7 @@ def _kill_when(proc: subprocess.Popen[bytes], path: Path, before: bytes, how: st
 def test_sigkill_during_update_leaves_valid_files(pytester: pytest.Pytester, own_device_lock: None) -> None:
     write_conv_model(pytester.path / "model.onnx", 1)
     pytester.makepyfile(test_kill=KILL_SUITE)
-    pytester.runpytest(*BRIEF, "--edgeperf-update-baselines").assert_outcomes(passed=4)
+    pytester.runpytest(*BRIEF, *UPDATE_ONCE).assert_outcomes(passed=4)
     path = baseline_file(pytester, "test_kill")
     old = json.loads(path.read_bytes())["entries"]
     time.sleep(1.1)  # recorded_at has one-second resolution: new entries must sort after the old ones
@@ -489,7 +498,7 @@ def test_sigkill_during_update_leaves_valid_files(pytester: pytest.Pytester, own
         _valid_old_or_new(path, old)
 
     # The next update cleans up after the killed writers (stale temp file, lock) and completes.
-    done = pytester.runpytest(*BRIEF, "--edgeperf-update-baselines")
+    done = pytester.runpytest(*BRIEF, *UPDATE_ONCE)
     done.assert_outcomes(passed=4)
     assert not [n for n in os.listdir(path.parent) if n.endswith(".tmp")], observed
     _valid_old_or_new(path, old)
@@ -531,7 +540,7 @@ def test_benchmark_json_is_pytest_benchmark_compatible(suite: pytest.Pytester, o
 
 # ---- 10. quick runs record nothing -----------------------------------------------------------------------------
 def test_quick_update_records_nothing_and_says_so(suite: pytest.Pytester, own_device_lock: None) -> None:
-    res = suite.runpytest(*COMMON, "--edgeperf-quick", "--edgeperf-update-baselines")
+    res = suite.runpytest(*COMMON, "--edgeperf-quick", *UPDATE_ONCE)
     res.assert_outcomes(passed=1)
     res.stdout.fnmatch_lines([
         "*edgeperf: baselines updated in*",
@@ -540,9 +549,9 @@ def test_quick_update_records_nothing_and_says_so(suite: pytest.Pytester, own_de
     ])
     assert not baseline_file(suite).exists()
 
-    suite.runpytest(*BRIEF, "--edgeperf-update-baselines").assert_outcomes(passed=1)
+    suite.runpytest(*BRIEF, *UPDATE_ONCE).assert_outcomes(passed=1)
     raw = baseline_file(suite).read_bytes()
-    again = suite.runpytest(*COMMON, "--edgeperf-quick", "--edgeperf-update-baselines")
+    again = suite.runpytest(*COMMON, "--edgeperf-quick", *UPDATE_ONCE)
     again.assert_outcomes(passed=1)
     again.stdout.fnmatch_lines(["*not recorded:*quick run*"])
     assert baseline_file(suite).read_bytes() == raw

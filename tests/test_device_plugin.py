@@ -26,6 +26,9 @@ from pytest_edgeperf.report.progress import Progress
 from pytest_edgeperf.result import TimelinePoint
 from pytest_edgeperf.sampler import achieved_rate_hz, effective_period_s
 
+# record once: these tests count outcomes and entries of one pass (update passes: test_noise_plugin.py)
+UPDATE_ONCE = ("--edgeperf-update-baselines", "--edgeperf-update-passes=1")
+
 # min-time 1 s is the brief's budget; one thread leaves a core for the sampler and the fake vcgencmd.
 # --edgeperf-sensor-budget=1: the fake vcgencmd is a Python start-up (tens of ms); these scenarios check the
 # exclusion rule on dense readings (test_default_sensor_budget_still_excludes_a_long_drop checks the default).
@@ -264,7 +267,7 @@ def test_throttled_every_attempt_is_inconclusive_not_a_regression(project: pytes
                                                                    tmp_path: Path) -> None:
     dev = FakeDevice.pi3_cool(tmp_path / "dev")
     project.makepyfile(test_m=MEASURE_TEST.format(extra=""))
-    first, _, _ = _run(project, *dev.plugin_args(), "--edgeperf-update-baselines", json_name=None)
+    first, _, _ = _run(project, *dev.plugin_args(), *UPDATE_ONCE, json_name=None)
     first.assert_outcomes(passed=1)  # a baseline for pi3 now exists
     # every attempt: 0.3 s at full clock, then throttled for 1.2 s (covering most of the 1 s timed window)
     schedule = [{**GOOD, "for_s": 0.3}, {**THROTTLED, "for_s": 1.2}, {**GOOD, "throttled": 0x60000}]

@@ -25,6 +25,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_edgeperf.baseline import BaselineStore
 
+# record once: these tests count outcomes and entries of one pass (update passes: test_noise_plugin.py)
+UPDATE_ONCE = ("--edgeperf-update-baselines", "--edgeperf-update-passes=1")
+
 pytest_plugins = ["pytester"]
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_edgeperf"
@@ -123,7 +126,7 @@ def test_bad_model_files_fail_one_line_each_and_store_nothing(project: pytest.Py
             edgeperf.measure(f"{name}.onnx")
     """)
     baselines = project.path / "baselines"
-    result = project.runpytest(*FAST, "--edgeperf-update-baselines")
+    result = project.runpytest(*FAST, *UPDATE_ONCE)
     result.assert_outcomes(failed=5)
     lines = reasons(result)
     assert len(lines) == 5, lines
@@ -213,7 +216,7 @@ def small_tmpfs(path: Path, size_kb: int) -> Iterator[bool]:
 
 def _record_one(project: pytest.Pytester, baselines: Path) -> pytest.RunResult:
     project.makepyfile(test_rec=ONE_TEST.format(model="tiny.onnx", extra=""))
-    result = project.runpytest(*FAST, f"--edgeperf-baselines={baselines}", "--edgeperf-update-baselines")
+    result = project.runpytest(*FAST, f"--edgeperf-baselines={baselines}", *UPDATE_ONCE)
     return result
 
 
@@ -262,7 +265,7 @@ def test_disk_full_during_update_keeps_the_old_file(project: pytest.Pytester, tm
         # a first update with few samples writes a small file ...
         project.makepyfile(test_rec=ONE_TEST.format(model="tiny.onnx", extra=""))
         small = project.runpytest(*FAST, "--edgeperf-max-time=0.3", f"--edgeperf-baselines={baselines}",
-                                  "--edgeperf-update-baselines")
+                                  *UPDATE_ONCE)
         small.assert_outcomes(passed=1)
         before = tree_snapshot(baselines)
         old_size = len(before["host/test_rec.json"])
@@ -276,7 +279,7 @@ def test_disk_full_during_update_keeps_the_old_file(project: pytest.Pytester, tm
             fh.truncate(filler.stat().st_size - max(old_size // 2, 1))
         before = tree_snapshot(baselines)
         result = project.runpytest(*FAST, "--edgeperf-min-samples=200", f"--edgeperf-baselines={baselines}",
-                                   "--edgeperf-update-baselines")
+                                   *UPDATE_ONCE)
         result.assert_outcomes(failed=1)
         (line,) = reasons(result)
         path = baselines / "host" / "test_rec.json"
@@ -450,7 +453,7 @@ def test_worker_faults_cost_one_test_each_and_the_session_goes_on(project: pytes
             assert edgeperf.measure().valid_count >= 10
     """)
     out = project.path / "r.json"
-    result = project.runpytest(*FAST, f"--edgeperf-json={out}", "--edgeperf-update-baselines")
+    result = project.runpytest(*FAST, f"--edgeperf-json={out}", *UPDATE_ONCE)
     result.assert_outcomes(failed=5, passed=1)
     lines = reasons(result)
     assert len(lines) == 5, lines
@@ -485,7 +488,7 @@ def test_a_crash_in_a_later_worker_process_fails_the_test_and_stores_nothing(pro
     """)
     out = project.path / "r.json"
     result = project.runpytest(*FAST, "--edgeperf-processes=4", f"--edgeperf-json={out}",
-                               "--edgeperf-update-baselines")
+                               *UPDATE_ONCE)
     result.assert_outcomes(failed=1)
     assert (project.path / "processes.count").read_text() == "3"  # the fourth was never started
     (line,) = reasons(result)
