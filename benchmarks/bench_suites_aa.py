@@ -10,7 +10,8 @@ It prints, per compare run, the tests that failed and why (metric, change, refer
 between-run spread of each test's fps (sd of log fps across every update pass and compare run), and the minimum
 effects the learnt noise set. Figures are in benchmarks/README.md.
 
-Usage:  python benchmarks/bench_suites_aa.py --cycles 1 --compares 2      (~28 min, warm model cache)
+Usage:  python benchmarks/bench_suites_aa.py --cycles 1 --compares 2 --save aa.json   (~28 min, warm model cache)
+        python benchmarks/bench_suites_aa.py --load aa.json         (re-judge with this checkout's verdict)
         python benchmarks/bench_suites_aa.py --cycles 1 -k digits --min-time 2   (smoke, ~3 min)
 """
 
@@ -77,6 +78,62 @@ def false_alarms(results: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def slowed(data: dict[str, Any], factor: float) -> dict[str, Any]:
+    """A saved result whose model took ``factor`` times as long (its reference timings untouched): a known slowdown
+    carried by this run's real noise."""
+    samples = dict(data["samples"], latency_s=[x * factor for x in data["samples"]["latency_s"]])
+    return dict(data, samples=samples)
+
+
+def rejudge(saved: list[dict[str, Any]], slowdowns: list[float]) -> None:
+    """Judge the saved compare runs again with this checkout's verdict, against entries rebuilt from the saved update
+    passes (each continuing the one before, as the store does) and the device prior pooled from them; then the same
+    runs made ``slowdowns`` times slower, to show what the learnt minimum effects still catch."""
+    from pytest_edgeperf import noise
+    from pytest_edgeperf.baseline import BaselineEntry
+    from pytest_edgeperf.result import Result
+    from pytest_edgeperf.verdict import judge
+
+    rows = []
+    for run in saved:
+        if run["phase"] == "update":
+            entries: dict[str, Any] = {}
+            for data in run["results"]:
+                result = Result.from_json(data)
+                entries[result.test_id] = BaselineEntry.from_result(result).continued_from(
+                    entries.get(result.test_id))
+            priors = {b: noise.NoisePrior.pool(noise.own_variance(e.recordings(), b) for e in entries.values())
+                      for b in (True, False)}
+            continue
+        judged, alarms, floors = 0, [], []
+        for data in run["results"]:
+            result = Result.from_json(data)
+            entry = entries.get(result.test_id)
+            if entry is None:
+                continue
+            v = judge(result, entry, {}, noise_prior=priors.get)
+            judged += 1
+            alarms += [[key(data), m.metric, f"{m.change_pct:+.1f}%", m.note[:70]] for m in v.regressed()]
+            floors += [m.noise_floor_pct for m in v.metrics if m.metric == "fps" and m.noise_floor_pct is not None]
+        if alarms:
+            print(tabulate(alarms, headers=["test", "metric", "change", "note"]))
+        floors.sort()
+        caught = []
+        for factor in slowdowns:
+            hits = 0
+            for data in run["results"]:
+                entry = entries.get(str(data["test_id"]))
+                if entry is not None:
+                    v = judge(Result.from_json(slowed(data, factor)), entry, {}, noise_prior=priors.get)
+                    hits += any(m.metric == "fps" for m in v.regressed())
+            caught.append(f"{hits}/{judged}")
+        rows.append([f"{run['cycle']} {run['phase']}", judged, len({a[0] for a in alarms}),
+                     f"{statistics.median(floors):.1f}% / {floors[-1]:.1f}%" if floors else "-", *caught])
+    print(tabulate(rows, headers=["run (re-judged)", "results judged", "with a REGRESSION",
+                                  "fps minimum effect from noise (median / max)",
+                                  *(f"x{f:g} slower: fps REGRESSION" for f in slowdowns)]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=1, help="update + compare cycles (default 1)")
@@ -85,7 +142,13 @@ def main() -> None:
     ap.add_argument("-k", dest="select", default=None, help="pytest -k expression: only some suite tests")
     ap.add_argument("--min-time", type=float, default=None, help="--edgeperf-min-time for every run")
     ap.add_argument("--save", type=Path, help="write every run's results as JSON")
+    ap.add_argument("--load", type=Path, help="re-judge the runs a --save wrote, measuring nothing")
+    ap.add_argument("--slowdowns", default="1.1,1.5,2",
+                    help="with --load: also judge each compare run made this many times slower (default 1.1,1.5,2)")
     args = ap.parse_args()
+    if args.load:
+        rejudge(json.loads(args.load.read_text()), [float(x) for x in args.slowdowns.split(",") if x.strip()])
+        return
     extra = (["-k", args.select] if args.select else []) + (
         [f"--edgeperf-min-time={args.min_time}"] if args.min_time else [])
 

@@ -217,8 +217,26 @@ def to_result(run: dict[str, Any]):
     return Result.from_json(run["result"])
 
 
-def verdict_matrices(data: dict[str, Any], alpha: float | None) -> dict[str, dict[str, np.ndarray]]:
-    """For each comparison kind, [i, j] = baseline run i of A vs current run j of the other arm."""
+def history_for(entries: list[Any], i: int, exclude: int, count: int) -> list[dict[str, Any]]:
+    """Baseline i's history: the ``count`` A runs after it (cyclically), never i itself nor the current run."""
+    picked: list[dict[str, Any]] = []
+    k = i
+    while len(picked) < count and len(picked) < len(entries) - 2:
+        k = (k + 1) % len(entries)
+        if k not in (i, exclude):
+            picked.append(entries[k].history_item())
+    return picked
+
+
+def verdict_matrices(data: dict[str, Any], alpha: float | None,
+                     history: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """For each comparison kind, [i, j] = baseline run i of A vs current run j of the other arm.
+
+    With ``history`` > 0 each baseline also holds that many other A runs as its history, as an entry recorded by
+    an update with ``history + 1`` passes does, and the verdict learns the run-to-run noise from them.
+    """
+    from dataclasses import replace
+
     from pytest_edgeperf.baseline import BaselineEntry
     from pytest_edgeperf.verdict import DEFAULT_ALPHA, judge
 
@@ -227,6 +245,7 @@ def verdict_matrices(data: dict[str, Any], alpha: float | None) -> dict[str, dic
     entries = [BaselineEntry.from_result(r, recorded_at="-", recorded_by={}) for r in results["A"]]
     medians = {arm: [float(np.median(r.samples.valid_latencies_s())) for r in results[arm]] for arm in ARMS}
     out: dict[str, dict[str, np.ndarray]] = {}
+    floors: list[float] = []
     for arm in ARMS:
         n_base, n_cur = len(entries), len(results[arm])
         ours = np.zeros((n_base, n_cur), dtype=int)  # 1 regression, 0 pass/improved, -1 inconclusive
@@ -235,10 +254,18 @@ def verdict_matrices(data: dict[str, Any], alpha: float | None) -> dict[str, dic
             for j in range(n_cur):
                 if arm == "A" and i == j:
                     continue
-                v = judge(results[arm][j], entries[i], {}, alpha=a)
+                base = entries[i]
+                if history:
+                    base = replace(base, history=history_for(entries, i, j if arm == "A" else -1, history))
+                v = judge(results[arm][j], base, {}, alpha=a)
+                floors += [m.noise_floor_pct for m in v.metrics if m.metric == "fps" and m.noise_floor_pct is not None]
                 ours[i, j] = 1 if v.overall == "REGRESSION" else (-1 if v.overall == "INCONCLUSIVE" else 0)
                 pb[i, j] = medians[arm][j] > medians["A"][i] * 1.05
         out[arm] = {"ours": ours, "pb": pb}
+    if floors:
+        q = np.percentile(floors, [50, 95, 100])
+        print(f"minimum effect the learnt run-to-run noise set (fps, {len(floors)} verdicts): median {q[0]:.1f}%, "
+              f"p95 {q[1]:.1f}%, max {q[2]:.1f}% (the tolerance, 5%, applies when larger)")
     return out
 
 
@@ -473,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="statistic for the k-process extrapolation (default p1)")
     ap.add_argument("--save", type=Path, help="write the raw runs as JSON (gzip if the name ends in .gz)")
     ap.add_argument("--load", type=Path, help="re-judge saved runs instead of measuring")
+    ap.add_argument("--history", type=int, default=1,
+                    help="other A runs each baseline keeps as its history, the run-to-run noise is learnt from "
+                         "(default 1: what the default two-pass update records; 0: single recordings)")
     args = ap.parse_args(argv)
     if args.load:
         opener = gzip.open if args.load.suffix == ".gz" else open
@@ -482,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         data = measure(args)
         if args.save:
             save(args.save, data)
-    print_report(data, verdict_matrices(data, args.alpha), args.alpha, args.statistic)
+    print(f"baselines hold {args.history} earlier A run(s) as their history (--history)")
+    print_report(data, verdict_matrices(data, args.alpha, args.history), args.alpha, args.statistic)
     return 0
 
 

@@ -9,7 +9,9 @@ Why per module: one file per test would scatter a suite over hundreds of files; 
 put every pull request's changes in the same file and make merge conflicts the norm. A module is what a
 pull request usually touches, so per-module files keep diffs reviewable and conflicts rare. Files are
 written with sorted keys, indent 2, sample lists on one line each, and a trailing newline, so a review
-diff shows the summary numbers that moved and one line per changed sample list.
+diff shows the summary numbers that moved and one line per changed sample list. Each entry also keeps a bounded
+``history`` of its earlier comparable recordings (per-process statistics only, ~12 numbers each), from which the
+verdict learns how far the test's timing moves between runs (``noise.py``).
 
 Writes are atomic and merge-safe: ``update`` takes an exclusive ``flock`` on ``<root>/<device>/.lock``,
 re-reads each file fresh, merges (other entries untouched), writes a temp file in the same directory,

@@ -24,6 +24,11 @@ times a fixed reference model between its samples. The decisive change is that o
 processes' fast-half means, each divided by its reference's (the machine's speed cancels), and it must also be
 significant in a one-sided Yuen-Welch t-test across the processes.
 
+Between recordings (``noise.py``): the processes of one run lie within seconds, while a shared machine drifts over
+minutes, so the baseline also keeps its last few comparable recordings (the update makes two passes by default) and
+the minimum effect becomes the larger of the tolerance and three sds of that run-to-run noise for a difference of two
+runs, borrowing from the device's other tests when the test itself has few recordings.
+
 Anything that makes a comparison untrustworthy (result status "inconclusive", too few valid samples, a
 different device / runtime / thread count; for timing also a worker that queued for a CPU more than 10% of its
 runnable time, i.e. a busy machine) gives INCONCLUSIVE, never REGRESSION: a gate that cries wolf gets switched
