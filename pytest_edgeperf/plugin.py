@@ -206,7 +206,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if s is None or not s.settings.update_baselines or s.settings.update_passes <= 1:
         return None
     if hasattr(session.config, "workerinput") or getattr(session.config.option, "dist", "no") != "no":
-        s.unavailable.append("--edgeperf-update-passes: one pass only under pytest-xdist (run serially to "
+        s.device_notes.append("--edgeperf-update-passes: one pass only under pytest-xdist (run serially to "
                              "record several)")
         return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
