@@ -198,7 +198,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
     """--edgeperf-update-baselines with N passes: run the session, then again the tests that recorded a baseline.
 
-    The passes lie minutes apart, so each entry's history holds runs the machine's drift has moved apart, and the
+    A suite's passes lie minutes apart, so each entry's history holds runs the machine's drift has moved apart, and the
     verdict learns the run-to-run noise from them (noise.py). Serial runs only: under xdist the controller and
     its workers own the loop, and one pass is made (said in the summary).
     """
@@ -207,7 +207,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return None
     if hasattr(session.config, "workerinput") or getattr(session.config.option, "dist", "no") != "no":
         s.device_notes.append("--edgeperf-update-passes: one pass only under pytest-xdist (run serially to "
-                             "record several)")
+                              "record several)")
         return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
         raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
