@@ -66,12 +66,17 @@ def run_location(pairs: ProcessPairs, by_reference: bool) -> float | None:
     return stats.trimmed_mean(logs, PROCESS_TRIM) if logs else None
 
 
+def _locations(recordings: Iterable[ProcessPairs], by_reference: bool) -> list[float]:
+    return [v for v in (run_location(r, by_reference) for r in recordings) if v is not None]
+
+
+def _variance(values: list[float]) -> tuple[float, int] | None:
+    return (float(np.var(values, ddof=1)), len(values) - 1) if len(values) >= 2 else None
+
+
 def own_variance(recordings: Iterable[ProcessPairs], by_reference: bool) -> tuple[float, int] | None:
     """(sample variance of the recordings' run locations, its degrees of freedom); None with < 2 usable runs."""
-    values = [v for v in (run_location(r, by_reference) for r in recordings) if v is not None]
-    if len(values) < 2:
-        return None
-    return float(np.var(values, ddof=1)), len(values) - 1
+    return _variance(_locations(recordings, by_reference))
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,8 @@ class RunNoise:
 
 def learn(recordings: Sequence[ProcessPairs], by_reference: bool, prior: NoisePrior | None) -> RunNoise | None:
     """The noise of one test from its recordings (newest first) and the device's prior; None if nothing is known."""
-    own = own_variance(recordings, by_reference)
-    n = sum(1 for r in recordings if run_location(r, by_reference) is not None)
+    values = _locations(recordings, by_reference)
+    own, n = _variance(values), len(values)
     if own is None:
         if prior is None:
             return None

@@ -523,12 +523,9 @@ def _busy(now_pct: float | None, base_pct: float | None, limit: float) -> str:
 
 def _budget_mismatch(now_s: Any, base_s: Any) -> str:
     """Why timing cannot be judged because the two runs were timed for very different lengths, or ""."""
-    try:
-        now, base = float(now_s), float(base_s)
-    except (TypeError, ValueError):
-        return ""  # a baseline from before the budget was recorded: nothing to compare
-    if not (now > 0 and base > 0) or max(now, base) <= BUDGET_RATIO * min(now, base):
+    if noise.budgets_comparable(now_s, base_s):  # also a baseline from before the budget was recorded
         return ""
+    now, base = float(now_s), float(base_s)
     return (f"different timing budget: this run timed for at least {now:g} s, the baseline for {base:g} s; "
             f"timing is judged only within a factor {BUDGET_RATIO:g} (--edgeperf-min-time={base:g} to compare, "
             "or record a baseline at this budget)")
