@@ -8,7 +8,7 @@ runs, so every timing or memory REGRESSION in a compare run is a false alarm.
 
 It prints, per compare run, the tests that failed and why (metric, change, reference shift), and over all runs the
 between-run spread of each test's fps (sd of log fps across every update pass and compare run), and the minimum
-effects the learnt noise set. Figures are in benchmarks/README.md.
+effects the learnt noise set. Figures are in docs/explanation/benchmarks.md.
 
 Usage:  python benchmarks/bench_suites_aa.py --cycles 1 --compares 2 --save aa.json   (~28 min, warm model cache)
         python benchmarks/bench_suites_aa.py --load aa.json         (re-judge with this checkout's verdict)

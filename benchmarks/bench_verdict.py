@@ -18,7 +18,7 @@ and (b) pytest-benchmark's ``--benchmark-compare-fail=median:5%`` (fail when the
 Pairs that share a run are not independent: the report also gives the rates on disjoint pairs and a
 95% interval from a bootstrap over runs (which respects that dependence).
 
-Findings (Nov 2026, this 2-core VM; full tables in benchmarks/README.md): with the first design (one worker
+Findings (Nov 2026, this 2-core VM; full tables in docs/explanation/benchmarks.md): with the first design (one worker
 process, no reference) ~24% of A/A pairs "regressed" (pytest-benchmark's median:5%: 29%), because separate runs
 differed by 4-6% (sd), 30-140x what one run's samples imply. With the plugin's defaults now (5 processes, machine
 reference, trimmed between-process test): 0 of 240 A/A pairs, 97.3% of 10% slowdowns detected (pytest-benchmark on
