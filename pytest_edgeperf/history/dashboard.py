@@ -162,7 +162,9 @@ def render_site(analysis: Analysis, out: Path, *, newest: int = 30) -> list[Path
     written: list[Path] = []
     for test_id, groups in sorted(by_test.items()):
         body = [f"<p><a href='../index.html'>← all tests</a></p><h1>{esc(test_id)}</h1>"]
-        test_changes = [cp for cp in analysis.changes if cp.key.test_id == test_id]
+        rank = {REGRESSION: 0, IMPROVEMENT: 1}
+        test_changes = sorted((cp for cp in analysis.changes if cp.key.test_id == test_id),
+                              key=lambda cp: rank.get(cp.kind, 2))  # stable: newest first within a kind
         body.append("<h2>Change points</h2>" + change_rows(test_changes, link=False))
         for (device, runtime), metrics in sorted(groups.items()):
             body.append(f"<h2>{esc(device)} · {esc(runtime)}</h2><div class='charts'>")
