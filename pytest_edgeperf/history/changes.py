@@ -16,7 +16,7 @@ import hashlib
 import math
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +34,8 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_CHANGE_PCT = 2.0
 #: PELT's penalty per breakpoint, in units of log(n) on the noise-scaled series (BIC would be 2)
 PENALTY_LOG_N = 3.0
+
+REFERENCE_METRIC = "reference_ms"  # the machine-speed reference model's time, timed between the samples
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
@@ -267,10 +269,13 @@ class Analysis:
 
 def analyse(engine: Engine, filters: Filters | None = None, *, min_runs: int = DEFAULT_MIN_RUNS,
             alpha: float = DEFAULT_ALPHA, min_change_pct: float = DEFAULT_MIN_CHANGE_PCT) -> Analysis:
-    series = load_series(engine, filters)
+    f = filters or Filters()
+    wanted = set(f.metrics)
+    # timing is judged relative to the machine reference: load it even when only fps was asked for
+    series = load_series(engine, replace(f, metrics=(*f.metrics, REFERENCE_METRIC)) if wanted else f)
     acks = load_acks(engine)
-    analysis = Analysis(series)
-    for key, points in sorted(series.items()):
+    analysis = Analysis({k: v for k, v in series.items() if not wanted or k.metric in wanted})
+    for key, points in sorted(analysis.series.items()):
         d = direction(key.metric)
         values, normalized = machine_normalized(series, key, points, d)
         found = detect(values, min_runs=min_runs, alpha=alpha, min_change_pct=min_change_pct,
@@ -293,7 +298,7 @@ def machine_normalized(series: dict[SeriesKey, list[Point]], key: SeriesKey, poi
     judges timing: a shared machine that was 10% slower for an hour moves the model and the reference alike, and
     the ratio stays. Scaled to the reference's median so values keep their unit. Raw when any run lacks it."""
     raw = [p.value for p in points]
-    ref = series.get(SeriesKey(key.test_id, key.device, key.runtime, "reference_ms"))
+    ref = series.get(SeriesKey(key.test_id, key.device, key.runtime, REFERENCE_METRIC))
     if not d.timing or not ref:
         return raw, False
     by_run = {p.run_id: p.value for p in ref}
