@@ -17,6 +17,8 @@ from typing import Any
 from tabulate import tabulate
 
 from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
+from pytest_edgeperf.history import cli as history_cli
+from pytest_edgeperf.history.db import HistoryError
 from pytest_edgeperf.report.html import write_html_report, write_merged_html_report, write_text_atomic
 from pytest_edgeperf.report.markdown import device_name, fmt_value, results_markdown, verdict_label
 
@@ -286,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--format", default="github", help="tabulate format (default: github markdown)")
     diff.add_argument("--allow-missing-old", action="store_true", help="treat a missing OLD as empty")
     diff.set_defaults(func=cmd_baselines_diff)
+
+    history_cli.add_parser(sub)
     return parser
 
 
@@ -294,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (InputError, BaselineError) as exc:
+    except (InputError, BaselineError, HistoryError) as exc:
         print(f"edgeperf: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # e.g. -o into a directory that cannot be written

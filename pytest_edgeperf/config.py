@@ -74,6 +74,7 @@ class Settings:
     json_path: Path | None = None
     benchmark_json_path: Path | None = None
     html_path: Path | None = None
+    history_url: str | None = None
     baselines_dir: Path = Path("baselines")
     update_baselines: bool = False
     update_passes: int = DEFAULT_UPDATE_PASSES
@@ -123,6 +124,9 @@ OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("json", None, "path", "write every result, raw samples and environment to this JSON file"),
     ("benchmark-json", None, "path", "write pytest-benchmark compatible JSON (for github-action-benchmark, Bencher)"),
     ("html", None, "path", "write a self-contained HTML report"),
+    ("history", "edgeperf_history", "str",
+     "record the run in the results history: a file path, sqlite:///PATH or postgresql://... (an unreachable one "
+     "is a warning; `edgeperf history` reads it)"),
     ("baselines", "edgeperf_baselines", "path", "baselines directory (default <rootdir>/baselines)"),
     ("update-baselines", None, "bool", "record the current results as the new baselines"),
     ("update-passes", "edgeperf_update_passes", "int",
@@ -237,6 +241,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
     s.json_path = values["json"]
     s.benchmark_json_path = values["benchmark-json"]
     s.html_path = values["html"]
+    s.history_url = values["history"]
     baselines = values["baselines"] or Path("baselines")
     s.baselines_dir = baselines if baselines.is_absolute() else rootdir / baselines
     s.update_baselines = bool(values["update-baselines"])

@@ -264,6 +264,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from .report.files import write_output_files
 
     write_output_files(s)
+    if s.settings.history_url and s.results:
+        from .history.record import record_session
+        from .report.files import results_payload
+
+        line = record_session(s.settings.history_url, s.settings.rootdir, results_payload(s))
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
 
 
 @pytest.hookimpl(optionalhook=True)
