@@ -16,6 +16,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from pytest_edgeperf import __version__
 from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
 from pytest_edgeperf.report.html import write_html_report, write_merged_html_report, write_text_atomic
 from pytest_edgeperf.report.markdown import device_name, fmt_value, results_markdown, verdict_label
@@ -253,6 +254,7 @@ def cmd_baselines_diff(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeperf", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s (pytest-edgeperf) {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     merge = sub.add_parser("merge", help="merge results JSON files of several devices into one table")

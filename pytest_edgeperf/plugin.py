@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .config import MARKER_HELP, OPTIONS, MarkerSpec, parse_marker, settings_from_config
+from .config import MARKER_HELP, OPTIONS, MarkerSpec, option_help, parse_marker, settings_from_config
 from .fixture import EdgeperfFailure, EdgeperfFixture
 from .report.progress import Progress
 from .session import DeviceInfo, EdgeperfSession, NullPowerMeter
@@ -25,13 +25,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("edgeperf", "edge-device inference performance (pytest-edgeperf)")
     for name, ini, kind, help_text in OPTIONS:
         dest = "edgeperf_" + name.replace("-", "_")
+        text = option_help(name, help_text)
+        flag_help = text.replace("%", "%%")  # argparse %-formats option help ("this % of" crashed pytest --help)
         if kind == "bool":
-            group.addoption(f"--edgeperf-{name}", action="store_true", default=None, dest=dest, help=help_text)
+            group.addoption(f"--edgeperf-{name}", action="store_true", default=None, dest=dest, help=flag_help)
         else:
             group.addoption(f"--edgeperf-{name}", action="store", default=None, dest=dest,
-                            metavar=kind.upper(), help=help_text)
+                            metavar=kind.upper(), help=flag_help)
         if ini:
-            parser.addini(ini, help=help_text, default="")
+            parser.addini(ini, help=text, default="")  # ini help is printed as is
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -203,6 +205,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     its workers own the loop, and one pass is made (said in the summary).
     """
     s = session.config.stash.get(SESSION_KEY, None)
+    if s is not None and not session.config.option.collectonly:
+        s.tests_ran = True  # --collect-only and --fixtures never run tests, and write no result files
     if s is None or not s.settings.update_baselines or s.settings.update_passes <= 1:
         return None
     if hasattr(session.config, "workerinput") or getattr(session.config.option, "dist", "no") != "no":
@@ -247,6 +251,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     s = config.stash.get(SESSION_KEY, None)
     if s is None:
         return
+    if s.report_error:
+        terminalreporter.write_line(f"edgeperf: {s.report_error}", red=True, bold=True)
+    if s.settings.disabled:
+        if s.tests_ran:
+            terminalreporter.write_line(
+                "edgeperf: measurement disabled (--edgeperf-disable): marked tests ran their bodies and each "
+                "measure() one inference in-process; nothing was timed, judged, recorded or written")
+        return
     from .report.terminal import write_summary
 
     write_summary(terminalreporter, s)
@@ -261,9 +273,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workeroutput is not None:
         workeroutput["edgeperf"] = json.dumps(s.handoff())
         return
+    if not s.tests_ran or s.settings.disabled:
+        return  # --collect-only, --fixtures, --edgeperf-disable: an existing report is left as it is
     from .report.files import write_output_files
 
-    write_output_files(s)
+    try:
+        write_output_files(s)
+    except OSError as exc:  # paths were checked at startup; this is a disk filling up or a directory removed
+        s.report_error = f"could not write a result file: {exc.filename or ''}: {exc.strerror or exc}"
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(optionalhook=True)
