@@ -280,7 +280,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         write_output_files(s)
     except OSError as exc:  # paths were checked at startup; this is a disk filling up or a directory removed
-        s.report_error = f"could not write a result file: {exc.filename or ''}: {exc.strerror or exc}"
+        paths = ", ".join(str(p) for p in (s.settings.json_path, s.settings.benchmark_json_path,
+                                           s.settings.html_path) if p is not None)
+        s.report_error = f"could not write the result files ({paths}): {exc.strerror or exc}"
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+pytest.importorskip("hypothesis", reason="property tests need hypothesis (pip install -e '.[dev]')")
+
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
