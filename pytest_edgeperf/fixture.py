@@ -230,8 +230,9 @@ class EdgeperfFixture:
 
         Gates not given here come from the marker (``min_speedup``, ``max_accuracy_drop_pct``).
         """
-        if self._session.settings.disabled:  # nothing was measured: no ratio and no gate (--edgeperf-disable)
-            return Comparison(variant, parent, None, None, None, {})
+        size_ratio = variant_size / parent_size if variant_size and parent_size else None
+        if self._session.settings.disabled:  # nothing was measured: only the file sizes compare, nothing gates
+            return Comparison(variant, parent, None, None, size_ratio, {})
         if min_speedup is None:
             min_speedup = self.spec.min_speedup
         if max_accuracy_drop_pct is None:
@@ -239,7 +240,6 @@ class EdgeperfFixture:
         speedup = (variant.fps / parent.fps) if variant.fps and parent.fps else None
         memory_ratio = (variant.peak_rss_mb / parent.peak_rss_mb
                         if variant.peak_rss_mb and parent.peak_rss_mb else None)
-        size_ratio = variant_size / parent_size if variant_size and parent_size else None
         drops = {k: parent.accuracy[k] - variant.accuracy[k] for k in parent.accuracy
                  if k in variant.accuracy and k.endswith("_pct")}
         comparison = Comparison(variant, parent, speedup, memory_ratio, size_ratio, drops)

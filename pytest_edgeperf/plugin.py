@@ -18,6 +18,9 @@ from .report.progress import Progress
 from .session import DeviceInfo, EdgeperfSession, NullPowerMeter
 
 SESSION_KEY = pytest.StashKey[EdgeperfSession]()
+#: said beside a marked test that failed under --edgeperf-disable: its assertions may be on figures never measured
+DISABLED_HINT = ("--edgeperf-disable: measure() measured nothing (result.status == 'disabled', no figures); "
+                 "assertions on figures belong under `if not edgeperf.disabled:`")
 SPEC_KEY = pytest.StashKey[MarkerSpec]()
 
 
@@ -181,6 +184,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     s = item.config.stash.get(SESSION_KEY, None)
     if s is None:
+        return
+    if s.settings.disabled:
+        if report.failed and SPEC_KEY in item.stash:
+            report.sections.append(("edgeperf", DISABLED_HINT))
         return
     breaches = s.breaches.get(item.nodeid)
     if not breaches and report.outcome == "passed" and s.settings.update_baselines:

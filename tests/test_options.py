@@ -265,6 +265,10 @@ DISABLED_TESTS = """
     @pytest.mark.edgeperf(model="missing.onnx", frameworks=["onnxruntime"])
     def test_missing_model(edgeperf):
         edgeperf.measure()
+
+    @pytest.mark.edgeperf(model="tiny.onnx", frameworks=["onnxruntime"])
+    def test_asserts_on_a_figure(edgeperf):
+        assert edgeperf.measure().fps > 1
 """
 
 
@@ -276,8 +280,9 @@ def test_disable_runs_bodies_once_without_measuring(tiny_project: pytest.Pyteste
     result = tiny_project.runpytest_subprocess("--edgeperf-disable", "--edgeperf-json=r.json",
                                                "--edgeperf-html=r.html", "-p", "no:randomly", "-p",
                                                "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*[[]edgeperf[]] model not found: missing.onnx*",
+                                 "*TypeError*", "*edgeperf*", "--edgeperf-disable: measure() measured nothing*",
                                  "edgeperf: measurement disabled (--edgeperf-disable)*nothing was timed*"])
     assert (tiny_project.path / "r.json").read_text() == "kept\n"
     assert not (tiny_project.path / "r.html").exists() and not (tiny_project.path / "baselines").exists()
