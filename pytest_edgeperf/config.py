@@ -170,8 +170,8 @@ class Range:
         if self.zero_off and value == 0:
             return None
         if value < self.low or (self.low_open and value == self.low):
-            return f"must be {'>' if self.low_open else '>='} {_num(self.low)} (range {self.describe()}), " \
-                   f"got {_num(value)}"
+            op = ">" if self.low_open else ">="
+            return f"must be {op} {_num(self.low)} (range {self.describe()}), got {_num(value)}"
         if value > self.high:
             return f"must be <= {_num(self.high)} (range {self.describe()}), got {_num(value)}"
         return None
