@@ -16,6 +16,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from pytest_edgeperf import __version__
 from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
 from pytest_edgeperf.history import cli as history_cli
 from pytest_edgeperf.history.db import HistoryError
@@ -255,6 +256,7 @@ def cmd_baselines_diff(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeperf", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s (pytest-edgeperf) {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     merge = sub.add_parser("merge", help="merge results JSON files of several devices into one table")

@@ -78,6 +78,11 @@ class EdgeperfFixture:
         return self._session.settings.sustained_s
 
     @property
+    def disabled(self) -> bool:
+        """True under --edgeperf-disable: ``measure()`` returns results without figures (status 'disabled')."""
+        return self._session.settings.disabled
+
+    @property
     def cache_dir(self) -> Path:
         return self._session.settings.cache_dir
 
@@ -145,8 +150,11 @@ class EdgeperfFixture:
             counters=bool(spec.counters if spec.counters is not None else s.counters),
             hotspots=bool(spec.hotspots if spec.hotspots is not None else s.hotspots),
             artifacts_dir=s.rootdir / ".edgeperf" / "hotspots" / _safe(test_id),
-            processes=processes, reference_file=self._reference_file(name) if s.reference else None,
+            processes=processes,
+            reference_file=self._reference_file(name) if s.reference and not s.disabled else None,
         )
+        if s.disabled:  # --edgeperf-disable: one untimed inference in-process, no figures, nothing judged
+            return self._run_disabled(req)
         baseline = self._lookup_baseline(test_id) if judge else None
         inst = Instruments(
             device_name=self._session.profile.name, readers=self._session.readers, floor_ghz=floor,
@@ -177,6 +185,16 @@ class EdgeperfFixture:
         self._check_limits(result)
         if judge:
             self._judge(result, baseline)
+        return result
+
+    def _run_disabled(self, req: MeasureRequest) -> Result:
+        from .disabled import DisabledRunError, run_once
+
+        try:
+            result = run_once(req, self._session.profile.name, dict(self._session.environment))
+        except DisabledRunError as exc:
+            raise EdgeperfFailure(str(exc)) from None
+        self.results.append(result)  # the test's own list only: a disabled result is in no report
         return result
 
     def _reference_file(self, framework: str) -> Path | None:
@@ -212,6 +230,9 @@ class EdgeperfFixture:
 
         Gates not given here come from the marker (``min_speedup``, ``max_accuracy_drop_pct``).
         """
+        size_ratio = variant_size / parent_size if variant_size and parent_size else None
+        if self._session.settings.disabled:  # nothing was measured: only the file sizes compare, nothing gates
+            return Comparison(variant, parent, None, None, size_ratio, {})
         if min_speedup is None:
             min_speedup = self.spec.min_speedup
         if max_accuracy_drop_pct is None:
@@ -219,7 +240,6 @@ class EdgeperfFixture:
         speedup = (variant.fps / parent.fps) if variant.fps and parent.fps else None
         memory_ratio = (variant.peak_rss_mb / parent.peak_rss_mb
                         if variant.peak_rss_mb and parent.peak_rss_mb else None)
-        size_ratio = variant_size / parent_size if variant_size and parent_size else None
         drops = {k: parent.accuracy[k] - variant.accuracy[k] for k in parent.accuracy
                  if k in variant.accuracy and k.endswith("_pct")}
         comparison = Comparison(variant, parent, speedup, memory_ratio, size_ratio, drops)

@@ -12,12 +12,15 @@ from typing import Any
 
 import pytest
 
-from .config import MARKER_HELP, OPTIONS, MarkerSpec, parse_marker, settings_from_config
+from .config import MARKER_HELP, OPTIONS, MarkerSpec, option_help, parse_marker, settings_from_config
 from .fixture import EdgeperfFailure, EdgeperfFixture
 from .report.progress import Progress
 from .session import DeviceInfo, EdgeperfSession, NullPowerMeter
 
 SESSION_KEY = pytest.StashKey[EdgeperfSession]()
+#: said beside a marked test that failed under --edgeperf-disable: its assertions may be on figures never measured
+DISABLED_HINT = ("--edgeperf-disable: measure() measured nothing (result.status == 'disabled', no figures); "
+                 "assertions on figures belong under `if not edgeperf.disabled:`")
 SPEC_KEY = pytest.StashKey[MarkerSpec]()
 
 
@@ -25,13 +28,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("edgeperf", "edge-device inference performance (pytest-edgeperf)")
     for name, ini, kind, help_text in OPTIONS:
         dest = "edgeperf_" + name.replace("-", "_")
+        text = option_help(name, help_text)
+        flag_help = text.replace("%", "%%")  # argparse %-formats option help ("this % of" crashed pytest --help)
         if kind == "bool":
-            group.addoption(f"--edgeperf-{name}", action="store_true", default=None, dest=dest, help=help_text)
+            group.addoption(f"--edgeperf-{name}", action="store_true", default=None, dest=dest, help=flag_help)
         else:
             group.addoption(f"--edgeperf-{name}", action="store", default=None, dest=dest,
-                            metavar=kind.upper(), help=help_text)
+                            metavar=kind.upper(), help=flag_help)
         if ini:
-            parser.addini(ini, help=help_text, default="")
+            parser.addini(ini, help=text, default="")  # ini help is printed as is
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -180,6 +185,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     s = item.config.stash.get(SESSION_KEY, None)
     if s is None:
         return
+    if s.settings.disabled:
+        if report.failed and SPEC_KEY in item.stash:
+            report.sections.append(("edgeperf", DISABLED_HINT))
+        return
     breaches = s.breaches.get(item.nodeid)
     if not breaches and report.outcome == "passed" and s.settings.update_baselines:
         _record_baselines(item, report, s)
@@ -203,6 +212,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     its workers own the loop, and one pass is made (said in the summary).
     """
     s = session.config.stash.get(SESSION_KEY, None)
+    if s is not None and not session.config.option.collectonly:
+        s.tests_ran = True  # --collect-only and --fixtures never run tests, and write no result files
     if s is None or not s.settings.update_baselines or s.settings.update_passes <= 1:
         return None
     if hasattr(session.config, "workerinput") or getattr(session.config.option, "dist", "no") != "no":
@@ -247,6 +258,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     s = config.stash.get(SESSION_KEY, None)
     if s is None:
         return
+    if s.report_error:
+        terminalreporter.write_line(f"edgeperf: {s.report_error}", red=True, bold=True)
+    if s.settings.disabled:
+        if s.tests_ran:
+            terminalreporter.write_line(
+                "edgeperf: measurement disabled (--edgeperf-disable): marked tests ran their bodies and each "
+                "measure() one inference in-process; nothing was timed, judged, recorded or written")
+        return
     from .report.terminal import write_summary
 
     write_summary(terminalreporter, s)
@@ -261,9 +280,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workeroutput is not None:
         workeroutput["edgeperf"] = json.dumps(s.handoff())
         return
+    if not s.tests_ran or s.settings.disabled:
+        return  # --collect-only, --fixtures, --edgeperf-disable: an existing report is left as it is
     from .report.files import write_output_files
 
-    write_output_files(s)
+    try:
+        write_output_files(s)
+    except OSError as exc:  # paths were checked at startup; this is a disk filling up or a directory removed
+        paths = ", ".join(str(p) for p in (s.settings.json_path, s.settings.benchmark_json_path,
+                                           s.settings.html_path) if p is not None)
+        s.report_error = f"could not write the result files ({paths}): {exc.strerror or exc}"
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if s.settings.history_url and s.results:
         from .history.record import record_session
         from .report.files import results_payload

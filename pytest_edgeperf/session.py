@@ -75,6 +75,8 @@ class EdgeperfSession:
         self.baseline_skipped: list[str] = []
         self.recorded_nodeids: set[str] = set()  # tests that recorded a baseline: the ones a next update pass repeats
         self.update_pass = 1
+        self.tests_ran = False  # the run loop started (not --collect-only / --fixtures): result files are written
+        self.report_error = ""  # a result file that could not be written, said in the summary
         self.power_meter: Any = self._open_power_meter()
         self.lock_path = Path(tempfile.gettempdir()) / f"pytest-edgeperf-{self.profile.name}.lock"
         from .measure import host_environment
