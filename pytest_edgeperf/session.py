@@ -7,9 +7,7 @@ Built once in ``pytest_configure``; fixtures and report hooks read it. Devices a
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,8 +74,9 @@ class EdgeperfSession:
         self.recorded_nodeids: set[str] = set()  # tests that recorded a baseline: the ones a next update pass repeats
         self.update_pass = 1
         self.power_meter: Any = self._open_power_meter()
-        self.lock_path = Path(tempfile.gettempdir()) / f"pytest-edgeperf-{self.profile.name}.lock"
-        from .measure import host_environment
+        from .measure import device_lock_path, host_environment
+
+        self.lock_path = device_lock_path(self.profile.name)
 
         self.environment = host_environment(settings.rootdir)
         self.device_start = self.readers.snapshot()
