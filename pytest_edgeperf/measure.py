@@ -100,7 +100,7 @@ class WorkerProcess:
     def __init__(self, request: dict[str, Any], describe: str) -> None:
         self.describe = describe
         self.phase = "starting"
-        self.peak_rss_mb: float | None = None  # from the kernel's accounting once the worker has exited
+        self.peak_rss_mb: float | None = None  # the highest VmHWM seen while it ran (or that it reported)
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in close()
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
@@ -142,21 +142,27 @@ class WorkerProcess:
         self.phase = phase
         start = time.monotonic()
         deadline = start + timeout_s
+        next_tick = start + 1.0
+        self._sample_memory()
         try:
             while True:
                 try:
-                    message = self._events.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                    message = self._events.get(timeout=max(0.0, min(0.25, deadline - time.monotonic())))
                     break
                 except queue.Empty:
                     if time.monotonic() >= deadline:
                         raise
-                    if tick is not None:
+                    self._sample_memory()
+                    if tick is not None and time.monotonic() >= next_tick:
+                        next_tick += 1.0
                         tick(time.monotonic() - start)
         except queue.Empty:
             raise WorkerError(self._hang_message(timeout_s)) from None
         if message is None:
             raise WorkerError(self._crash_message())
         if message.get("event") == "error":
+            if isinstance(message.get("peak_rss_mb"), (int, float)):
+                self.peak_rss_mb = max(self.peak_rss_mb or 0.0, float(message["peak_rss_mb"]))
             self.wait_exit()
             kind = message.get("kind")
             what = {"model_rejected": "the runtime refused the model", "inputs": "preparing the inputs failed",
@@ -197,25 +203,22 @@ class WorkerProcess:
         self._reap(5.0)
 
     def _reap(self, timeout_s: float) -> int | None:
-        """Wait up to ``timeout_s`` for the worker to exit; records its exit code and peak RSS (``wait4`` rusage)."""
-        if self.proc.returncode is not None:
-            return self.proc.returncode
-        deadline = time.monotonic() + timeout_s
-        delay = 0.001
-        while True:
-            try:
-                pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped elsewhere: the status is Popen's
-                return self.proc.poll()
-            if pid:
-                self.proc.returncode = os.waitstatus_to_exitcode(status)
-                # ru_maxrss: kB on Linux, bytes on macOS
-                self.peak_rss_mb = usage.ru_maxrss / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0)
-                return self.proc.returncode
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        """The worker's exit code once it has exited (waiting at most ``timeout_s``), else None."""
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _sample_memory(self) -> None:
+        """Keep the worker's peak RSS (VmHWM) while it lives: after a SIGKILL nothing else can tell it.
+
+        (``wait4``'s ru_maxrss cannot: on Linux it includes the RSS of pytest itself, which the child was forked
+        from.)
+        """
+        if self.proc.returncode is None:
+            hwm = _status_kb(self.proc.pid).get("VmHWM")
+            if hwm:
+                self.peak_rss_mb = max(self.peak_rss_mb or 0.0, hwm / 1024.0)
 
     def stderr_tail(self, lines: int = 3) -> str:
         self._stderr.seek(0)
@@ -223,17 +226,18 @@ class WorkerProcess:
         keep = [ln.strip() for ln in text if ln.strip()][-lines:]
         return " | ".join(keep)
 
-    def _peak_text(self, sep: str) -> str:
-        return f"{sep}peak RSS {self.peak_rss_mb:.0f} MB" if self.peak_rss_mb else ""
+    def _peak_text(self, sep: str, seen: str = "") -> str:
+        return f"{sep}peak RSS {seen}{self.peak_rss_mb:.0f} MB" if self.peak_rss_mb else ""
 
     def _hang_message(self, timeout_s: float) -> str:
         """No answer in time: killed; said as "possibly out of memory" when the worker was at a memory limit."""
+        self._sample_memory()
         pressure = memory_pressure(self.proc.pid)
         self.kill()
         if pressure is None:
             return f"{self.describe}: worker hung {self.phase} (no answer within {timeout_s:.0f} s); killed"
-        return (f"{self.describe}: worker stalled {self.phase}, possibly out of memory: no answer within "
-                f"{timeout_s:.0f} s with {pressure}{self._peak_text(', ')}; killed")
+        return (f"{self.describe}: worker stalled {self.phase}, possibly out of memory ({pressure}"
+                f"{self._peak_text(', ')}): no answer within {timeout_s:.0f} s; killed")
 
     def _crash_message(self) -> str:
         # the protocol stream closed: the worker is exiting, let it finish (closing stdin first would race its exit)
@@ -254,11 +258,11 @@ class WorkerProcess:
                 how += f" {self.phase}"
                 if not oom:
                     how += ", possibly out of memory"
-                how += self._peak_text(", ")
+                how += self._peak_text(", ", "at least ")  # sampled while it ran: the end may have been higher
             else:
                 how = f"crashed with {sig} {self.phase}"
         elif "MemoryError" in tail:
-            how = f"ran out of memory {self.phase} (MemoryError{self._peak_text(', ')})"
+            how = f"ran out of memory {self.phase} (MemoryError{self._peak_text(', ', 'at least ')})"
         else:
             how = f"exited with status {code} {self.phase}"
         return f"{self.describe}: worker {how}" + (f"; stderr: {tail}" if tail else "")
@@ -327,7 +331,6 @@ def memory_pressure(pid: int) -> str | None:
     if not vm:
         return None
     rss_mb, size_mb, swap_mb = vm.get("VmRSS", 0) / 1024, vm.get("VmSize", 0) / 1024, vm.get("VmSwap", 0) / 1024
-    where = f"RSS {rss_mb:.0f} MB"
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
             if line.startswith("Max address space"):
@@ -335,11 +338,11 @@ def memory_pressure(pid: int) -> str | None:
                 if soft.isdigit():
                     limit_mb = int(soft) / 2**20
                     if limit_mb - size_mb < max(64.0, 0.1 * limit_mb):
-                        return (f"{where}, {max(limit_mb - size_mb, 0):.0f} MB left under its address-space "
-                                f"limit ({limit_mb:.0f} MB)")
+                        return (f"{max(limit_mb - size_mb, 0):.0f} MB left under its address-space limit of "
+                                f"{limit_mb:.0f} MB")
     cgroup = _cgroup_memory_mb(pid)
     if cgroup is not None and cgroup[0] >= 0.9 * cgroup[1]:
-        return f"{where}, its memory cgroup at {cgroup[0]:.0f} of {cgroup[1]:.0f} MB"
+        return f"its memory cgroup at {cgroup[0]:.0f} of {cgroup[1]:.0f} MB"
     meminfo: dict[str, int] = {}
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -347,9 +350,9 @@ def memory_pressure(pid: int) -> str | None:
             meminfo[key] = int(value.split()[0])
     total, available = meminfo.get("MemTotal"), meminfo.get("MemAvailable")
     if total and available is not None and available < 0.05 * total:
-        return f"{where}, the machine at {available / 1024:.0f} MB available of {total / 1024:.0f} MB"
+        return f"the machine at {available / 1024:.0f} MB available of {total / 1024:.0f} MB"
     if swap_mb >= max(16.0, 0.1 * rss_mb):
-        return f"{where}, {swap_mb:.0f} MB of it swapped out"
+        return f"{swap_mb:.0f} MB of its {rss_mb + swap_mb:.0f} MB swapped out"
     return None
 
 

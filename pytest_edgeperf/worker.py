@@ -53,6 +53,8 @@ class Protocol:
         sys.stdout = sys.stderr
 
     def send(self, event: str, **fields: Any) -> None:
+        if event == "error":  # the parent says "out of memory, peak RSS X MB" when a MemoryError was the cause
+            fields.setdefault("peak_rss_mb", _read_status_mb("VmHWM"))
         self._out.write(json.dumps({"event": event, **fields}) + "\n")
         self._out.flush()
 
