@@ -13,7 +13,7 @@ import hashlib
 import os
 import stat
 import tempfile
-import time
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -141,7 +141,13 @@ def exclusive_lock(path: Path, what: str, *, timeout_s: float | None = None,
 
 def _acquire(fd: int, path: Path, what: str, timeout_s: float | None,
              on_wait: Callable[[str], None] | None) -> None:
-    """flock has no timeout: poll it (every 50 ms at first, then every 0.5 s) until it is ours or time is up."""
+    """Take the lock, waiting at most ``timeout_s``.
+
+    flock has no timeout, and polling it would lose every time to a holder that releases and takes it again at
+    once (a pytest-xdist worker going from one measurement to the next): a thread blocks in ``flock`` on a
+    duplicate of the descriptor (the same open file, so the same lock), which the kernel wakes when the lock is
+    released. Given up on, the thread releases the lock as soon as it gets it.
+    """
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return
@@ -151,17 +157,32 @@ def _acquire(fd: int, path: Path, what: str, timeout_s: float | None,
     who = f"pid {holder}" if holder else "another process (pid unknown)"
     if on_wait is not None:
         on_wait(f"waiting for {what} held by {who} ({path})")
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    delay = 0.05
-    while True:
-        if deadline is not None and time.monotonic() >= deadline:
-            holder = _holder_pid(fd) or holder
-            who = f"pid {holder}" if holder else "another process (pid unknown)"
-            raise LockTimeout(f"gave up waiting for {what} after {timeout_s:g} s: held by {who} ({path})", holder)
-        time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.5)
+    dup = os.dup(fd)
+    got = threading.Event()
+    decided = threading.Lock()
+    abandoned = [False]
+
+    def block() -> None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            continue
+            fcntl.flock(dup, fcntl.LOCK_EX)
+            with decided:
+                if abandoned[0]:
+                    fcntl.flock(dup, fcntl.LOCK_UN)
+                else:
+                    got.set()
+        except OSError:
+            pass
+        finally:
+            os.close(dup)
+
+    threading.Thread(target=block, name=f"edgeperf-lock-wait-{path.name}", daemon=True).start()
+    try:
+        got.wait(timeout_s)
+    finally:  # timed out or interrupted (Ctrl-C): the thread lets go of the lock when it gets it
+        with decided:
+            if not got.is_set():
+                abandoned[0] = True
+    if not got.is_set():
+        holder = _holder_pid(fd) or holder
+        who = f"pid {holder}" if holder else "another process (pid unknown)"
+        raise LockTimeout(f"gave up waiting for {what} after {timeout_s:g} s: held by {who} ({path})", holder)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -205,8 +206,15 @@ def test_exclusive_lock_waits_then_times_out_with_the_holder_pid(tmp_path: Path)
     assert info.value.holder_pid == os.getpid()
     assert waits == [f"waiting for the x lock held by pid {os.getpid()} ({path})"]
     assert str(info.value) == f"gave up waiting for the x lock after 0.2 s: held by pid {os.getpid()} ({path})"
-    with exclusive_lock(path, "the x lock", timeout_s=0):  # released: free at once
-        pass
+    # released: free again (the abandoned waiter let go of it as soon as it got it)
+    with exclusive_lock(path, "the x lock", timeout_s=10):
+        assert path.read_text() == f"{os.getpid()}\n"
+    # a waiter is woken when the holder lets go
+    holder = exclusive_lock(path, "the x lock")
+    holder.__enter__()
+    threading.Timer(0.3, holder.__exit__, (None, None, None)).start()
+    with exclusive_lock(path, "the x lock", timeout_s=30, on_wait=waits.append):
+        assert len(waits) == 2
     fifo = tmp_path / "fifo.lock"
     os.mkfifo(fifo)
     with pytest.raises(LockError, match="is not a regular file"), exclusive_lock(fifo, "the x lock"):
