@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import BUSY_CPU_WAIT_PCT, Budget
+from .config import BUSY_CPU_WAIT_PCT, DEFAULT_LOCK_TIMEOUT_S, Budget
 from .fileio import LockTimeout, exclusive_lock, file_sha256, private_directory
 from .result import STATUS_INCONCLUSIVE, STATUS_OK, Result, Samples, TimelinePoint
 
@@ -83,7 +83,7 @@ class Instruments:
     worker_timeout_s: float = 300.0
     environment: dict[str, Any] = field(default_factory=dict)
     lock_path: Path | None = None
-    lock_timeout_s: float | None = 600.0
+    lock_timeout_s: float | None = DEFAULT_LOCK_TIMEOUT_S
     lock_announce: Progress | None = None  # says, even in a CI log, that the device lock is busy and who holds it
 
 

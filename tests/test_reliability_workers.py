@@ -297,17 +297,25 @@ def test_no_worker_outlives_pytest_by_more_than_two_seconds(tmp_path: Path, sig:
         assert pytest_proc.returncode == -signal.SIGKILL
 
 
-def test_sigterm_handler_is_restored_after_the_session(pytester: pytest.Pytester) -> None:
-    before = signal.getsignal(signal.SIGTERM)
+def test_sigterm_handler_is_installed_for_the_session_and_restored_after(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+        import signal
+
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_unconfigure(config):
+            print("default after the session:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    """)
     pytester.makepyfile(test_x="""
         import signal
 
         def test_handler_installed():
-            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+            assert signal.getsignal(signal.SIGTERM).__name__ == "_raise_interrupt"
     """)
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    assert signal.getsignal(signal.SIGTERM) is before
+    result.stdout.fnmatch_lines(["default after the session: True"])
 
 
 # ---- 15.8 a worker out of memory is not "hung" -----------------------------------------------------------------
