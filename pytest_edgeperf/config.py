@@ -42,6 +42,8 @@ BUSY_CPU_WAIT_PCT = 10.0
 #: passes of the session --edgeperf-update-baselines makes: each measured test is recorded once per pass, minutes
 #: apart, so fresh baselines already hold two runs to learn the run-to-run noise from (noise.py)
 DEFAULT_UPDATE_PASSES = 2
+#: seconds a measurement waits for the device lock (another pytest measuring on this device) before it fails
+DEFAULT_LOCK_TIMEOUT_S = 600.0
 QUICK_BUDGET = Budget(min_samples=10, min_time_s=0.2, max_time_s=5.0, warmup_s=0.05, warmup_runs=2)
 
 
@@ -71,6 +73,7 @@ class Settings:
     reference: bool = True
     max_cpu_wait_pct: float = BUSY_CPU_WAIT_PCT
     worker_timeout_s: float = 300.0
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     json_path: Path | None = None
     benchmark_json_path: Path | None = None
     html_path: Path | None = None
@@ -122,6 +125,9 @@ OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("no-reference", None, "bool",
      "do not time the machine-speed reference model between samples (timing is then compared uncorrected)"),
     ("worker-timeout", None, "float", "seconds a worker may take to load and warm up before it is killed"),
+    ("lock-timeout", "edgeperf_lock_timeout", "float",
+     f"seconds a measurement waits for the device lock held by another pytest on this device before it fails, "
+     f"naming the holder's pid (default {DEFAULT_LOCK_TIMEOUT_S:g}; 0 fails at once)"),
     ("json", None, "path", "write every result, raw samples and environment to this JSON file"),
     ("benchmark-json", None, "path", "write pytest-benchmark compatible JSON (for github-action-benchmark, Bencher)"),
     ("html", None, "path", "write a self-contained HTML report"),
@@ -205,6 +211,7 @@ RANGES: dict[str, Range] = {
     "processes": Range(0, 64, low_open=True),
     "max-cpu-wait": Range(0, 100),  # percent
     "worker-timeout": Range(0, DAY_S, low_open=True),
+    "lock-timeout": Range(0, DAY_S),
     "update-passes": Range(0, 20, low_open=True),
     "power-hz": Range(0.01, 1000),
     "idle-time": Range(0, 3600),
@@ -316,6 +323,8 @@ def settings_from_config(config: pytest.Config) -> Settings:
         s.max_cpu_wait_pct = float(values["max-cpu-wait"])
     if values["worker-timeout"] is not None:
         s.worker_timeout_s = float(values["worker-timeout"])
+    if values["lock-timeout"] is not None:
+        s.lock_timeout_s = float(values["lock-timeout"])
     s.json_path = values["json"]
     s.benchmark_json_path = values["benchmark-json"]
     s.html_path = values["html"]

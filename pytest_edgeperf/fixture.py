@@ -17,6 +17,7 @@ import pytest
 from tabulate import tabulate
 
 from .config import Budget, MarkerSpec
+from .fileio import LockError
 from .measure import DeviceNotReady, Instruments, MeasureRequest, WorkerError, run_measurement
 from .result import STATUS_OK, Result
 from .session import Breach, EdgeperfSession
@@ -163,11 +164,11 @@ class EdgeperfFixture:
             power_meter=self._session.power_meter, power_hz=s.power_hz, idle_s=s.idle_s,
             max_attempts=s.max_attempts, min_valid_fraction=s.min_valid_fraction,
             worker_timeout_s=s.worker_timeout_s, environment=dict(self._session.environment),
-            lock_path=self._session.lock_path,
+            lock_path=self._session.lock_path, lock_timeout_s=s.lock_timeout_s, lock_announce=self._announce,
         )
         try:
             result = run_measurement(req, inst, self._progress)
-        except WorkerError as exc:
+        except (WorkerError, LockError) as exc:
             raise EdgeperfFailure(str(exc)) from None
         except DeviceNotReady as exc:
             message = str(exc)  # the guard's own line: "device not ready after 120 s: ..."
@@ -372,6 +373,11 @@ class EdgeperfFixture:
         except DatasetError as exc:
             raise EdgeperfFailure(f"accuracy dataset: {exc}") from None
         return out
+
+    def _announce(self, message: str) -> None:
+        announce = getattr(self._progress, "announce", None)
+        if announce is not None:
+            announce(message)
 
     def _sys_path(self) -> list[str]:
         paths = [str(self._session.settings.rootdir)]

@@ -7,6 +7,8 @@ object in ``fixture``, the measurement in ``measure``/``worker``, reports under 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -22,6 +24,7 @@ SESSION_KEY = pytest.StashKey[EdgeperfSession]()
 DISABLED_HINT = ("--edgeperf-disable: measure() measured nothing (result.status == 'disabled', no figures); "
                  "assertions on figures belong under `if not edgeperf.disabled:`")
 SPEC_KEY = pytest.StashKey[MarkerSpec]()
+SIGTERM_KEY = pytest.StashKey[signal.Handlers]()  # the SIGTERM handler to restore at unconfigure
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,12 +45,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.stash[SESSION_KEY] = EdgeperfSession(settings_from_config(config))
+    _sigterm_as_interrupt(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.close()
+    previous = config.stash.get(SIGTERM_KEY, None)
+    if previous is not None and signal.getsignal(signal.SIGTERM) is _raise_interrupt:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+
+
+def _sigterm_as_interrupt(config: pytest.Config) -> None:
+    """SIGTERM (a CI job cancelled, ``kill``) stops the session like Ctrl-C: the running worker is killed at once
+    and the session ends with its summary, instead of pytest dying and the worker running on.
+
+    Only where nobody chose another handler (SIG_DFL), and only in the main thread (where handlers can be set).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    config.stash[SIGTERM_KEY] = signal.SIG_DFL
+    signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def _session(config: pytest.Config) -> EdgeperfSession:

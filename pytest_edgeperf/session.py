@@ -7,9 +7,7 @@ Built once in ``pytest_configure``; fixtures and report hooks read it. Devices a
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,8 +76,9 @@ class EdgeperfSession:
         self.tests_ran = False  # the run loop started (not --collect-only / --fixtures): result files are written
         self.report_error = ""  # a result file that could not be written, said in the summary
         self.power_meter: Any = self._open_power_meter()
-        self.lock_path = Path(tempfile.gettempdir()) / f"pytest-edgeperf-{self.profile.name}.lock"
-        from .measure import host_environment
+        from .measure import device_lock_path, host_environment
+
+        self.lock_path = device_lock_path(self.profile.name)
 
         self.environment = host_environment(settings.rootdir)
         self.device_start = self.readers.snapshot()

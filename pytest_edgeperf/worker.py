@@ -12,13 +12,16 @@ is paused during it (as pyperf does), and summaries are computed by the parent f
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import importlib.util
 import json
 import os
+import queue
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +53,8 @@ class Protocol:
         sys.stdout = sys.stderr
 
     def send(self, event: str, **fields: Any) -> None:
+        if event == "error":  # the parent says "out of memory, peak RSS X MB" when a MemoryError was the cause
+            fields.setdefault("peak_rss_mb", _read_status_mb("VmHWM"))
         self._out.write(json.dumps({"event": event, **fields}) + "\n")
         self._out.flush()
 
@@ -202,16 +207,76 @@ def time_interleaved(timer: Callable[..., tuple[list[float], ...]], reference: R
         reference.block()
 
 
-def _wait_for_go(stream: TextIO) -> bool:
-    line = stream.readline()
-    if not line:
-        return False
-    return json.loads(line).get("cmd") == "go"
+#: PR_SET_PDEATHSIG from <linux/prctl.h>: the signal the kernel sends a process when its parent dies
+_PR_SET_PDEATHSIG = 1
+#: the parent's pid (measure.PARENT_PID_ENV; not imported: the worker imports nothing of the parent side)
+_PARENT_PID_ENV = "EDGEPERF_PARENT_PID"
+
+
+def die_with_parent() -> None:
+    """Make sure this worker never outlives pytest, even when pytest is killed with SIGKILL.
+
+    On Linux the kernel is asked to SIGKILL us when the parent dies (``prctl(PR_SET_PDEATHSIG)``). The parent may
+    already have died before that call: if our parent is no longer the pid it gave us, we leave at once. The
+    portable fallback is ``ParentPipe``: our stdin closes when the parent goes.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    expected = os.environ.get(_PARENT_PID_ENV, "")
+    if expected.isdigit() and os.getppid() != int(expected):
+        _leave()
+
+
+def _leave() -> None:
+    """Go now, with whatever this process group started (the worker leads its own group: measure.WorkerProcess)."""
+    if os.getpgrp() == os.getpid():
+        import signal
+
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
+
+
+class ParentPipe:
+    """The parent's commands on stdin, read by a thread that sleeps in ``read`` (it costs the timing loop nothing).
+
+    End of file means the parent is gone (killed, interrupted) or done with us: the worker then leaves at once,
+    wherever its main thread is, even inside a hung runtime call that releases the GIL.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._watch, name="edgeperf-parent-pipe", daemon=True).start()
+
+    def _watch(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in self._stream:
+                self._lines.put(line)
+        _leave()
+
+    def wait_for_go(self) -> bool:
+        return json.loads(self._lines.get()).get("cmd") == "go"
 
 
 def main() -> int:
+    """Run the protocol; a MemoryError anywhere (a runtime allocating during load) is reported as such."""
     proto = Protocol()
+    try:
+        return _run(proto)
+    except MemoryError as exc:
+        with contextlib.suppress(BaseException):  # with no memory left even this may fail: then the exit code says it
+            proto.send("error", kind="out_of_memory", message=_one_line(exc))
+        return 7
+
+
+def _run(proto: Protocol) -> int:
     request = json.loads(sys.stdin.readline())
+    parent = ParentPipe(sys.stdin)
     from pytest_edgeperf.frameworks import ModelLoadError, get_adapter
 
     sys_path = request.get("sys_path", [])
@@ -264,7 +329,7 @@ def main() -> int:
         proto.send("error", kind="inference", message=_one_line(exc))
         return 5
     proto.send("ready", first_inference_s=first_inference_s)
-    if request.get("wait_for_go", True) and not _wait_for_go(sys.stdin):
+    if request.get("wait_for_go", True) and not parent.wait_for_go():
         return 0
 
     budget = request["budget"]
@@ -385,4 +450,5 @@ def _accuracy_pass(spec: dict[str, Any], adapter: Any, sys_path: list[str]) -> d
 
 
 if __name__ == "__main__":
+    die_with_parent()
     sys.exit(main())
