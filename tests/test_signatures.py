@@ -361,3 +361,24 @@ def test_uint8_tflite_is_fed_uint8_and_real_images_are_quantised(pytester: pytes
                     "zero_point": 128}
     assert "input 'image': dynamic batch dimension unnamed measured at 1" in accuracy["notes"]
     assert by_test["test_images[litert]"]["environment"]["inputs"][0]["dtype"] == "uint8"
+
+
+def test_a_different_input_shape_is_not_comparable_with_the_baseline(project: pytest.Pytester) -> None:
+    test = """
+        import pytest
+
+        @pytest.mark.edgeperf(model="dynamic.onnx", frameworks="onnxruntime", input_shapes=[1, 3, {size}, {size}])
+        def test_detector(edgeperf):
+            edgeperf.measure()
+    """
+    project.makepyfile(test_dyn=test.format(size=32))
+    recorded = project.runpytest(*FAST, "--edgeperf-update-baselines", "--edgeperf-update-passes=1")
+    recorded.assert_outcomes(passed=1)
+    project.makepyfile(test_dyn=test.format(size=48))
+    out = project.path / "r.json"
+    result = project.runpytest(*FAST, f"--edgeperf-json={out}")
+    result.assert_outcomes(passed=1)  # another workload: never a regression
+    r = results(out)["test_detector[onnxruntime]"]
+    assert r["overall_verdict"] == "INCONCLUSIVE"
+    assert ("incomparable environment: inputs images 1x3x32x32 float32 -> images 1x3x48x48 float32"
+            in r["notes"])
