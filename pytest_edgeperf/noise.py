@@ -19,6 +19,7 @@ Pure functions over plain values: ``baseline.py`` keeps the history, ``verdict.p
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -155,6 +156,7 @@ def history_comparable(old_env: Mapping[str, Any], new_env: Mapping[str, Any]) -
         if str(old_env.get(key)) != str(new_env.get(key)):
             return False
     old_inputs, new_inputs = old_env.get("inputs"), new_env.get("inputs")
-    if old_inputs is not None and new_inputs is not None and str(old_inputs) != str(new_inputs):
+    if old_inputs is not None and new_inputs is not None and (
+            json.dumps(old_inputs, sort_keys=True) != json.dumps(new_inputs, sort_keys=True)):
         return False  # every input's shape and dtype (recordings from before it was kept have input_shape only)
     return budgets_comparable(old_env.get("min_time_s"), new_env.get("min_time_s"))
