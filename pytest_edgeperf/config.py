@@ -405,7 +405,8 @@ MARKER_HELP = (
     "warmup_s=None, min_fps=None, max_latency_ms=None, max_memory_mb=None, min_top1_pct=None, min_top5_pct=None, "
     "min_map50_pct=None, max_energy_per_inference_mj=None, tolerance=None, inputs=None, preprocess=None, "
     "accuracy=None, min_freq_ghz=None, counters=None, hotspots=None, sustained_s=None, min_speedup=None, "
-    "max_accuracy_drop_pct=None, processes=None): measure a model on this "
+    "max_accuracy_drop_pct=None, processes=None, input_shapes=None, input_dtypes=None, input_values=None): "
+    "measure a model on this "
     "device with each installed runtime; see the README"
 )
 
@@ -438,6 +439,10 @@ class MarkerSpec:
     min_speedup: float | None = None
     max_accuracy_drop_pct: float | None = None
     processes: int | None = None
+    #: a shape for a single-input model or {input name: shape}; resolves dynamic dimensions (frameworks/signature.py)
+    input_shapes: list[int] | dict[str, list[int]] | None = None
+    input_dtypes: dict[str, str] | None = None
+    input_values: dict[str, Any] | None = None
 
 
 _POSITIVE_INTS = ("threads", "min_samples", "processes")
@@ -550,6 +555,13 @@ def _marker_value(name: str, value: Any, bad: Any) -> Any:
             if "dataset" not in value:
                 raise bad(name, "needs a 'dataset' (a folder of class sub-folders, or a CSV)")
         return dict(value)
+    if name in INPUT_ARGUMENTS:
+        from .frameworks.signature import SignatureError
+
+        try:
+            return input_argument(name, value)
+        except SignatureError as exc:
+            raise bad(name, str(exc)) from None
     if name in ("counters", "hotspots"):
         if not isinstance(value, bool):
             raise bad(name, f"expected True or False, got {_short_repr(value)}")
@@ -563,6 +575,17 @@ def _check_marker_range(name: str, value: float, bad: Any) -> None:
     why = RANGES[option].violation(value) if option else None
     if why is not None:
         raise bad(name, why)
+
+
+#: the marker's and measure()'s arguments that resolve the model's inputs (frameworks/signature.py)
+INPUT_ARGUMENTS = ("input_shapes", "input_dtypes", "input_values")
+
+
+def input_argument(name: str, value: Any) -> Any:
+    """One of INPUT_ARGUMENTS, checked and made JSON-ready; a SignatureError says what is wrong in one line."""
+    from .frameworks import signature
+
+    return getattr(signature, f"normalize_{name}")(value)
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:

@@ -25,7 +25,8 @@ class DisabledRunError(Exception):
 def run_once(req: MeasureRequest, device_name: str, environment: dict[str, Any]) -> Result:
     """Load ``req``'s model through its adapter and run one inference on its first input; no figures recorded."""
     from .frameworks import ModelLoadError, get_adapter
-    from .worker import _real_inputs, random_input
+    from .frameworks.signature import SignatureError
+    from .worker import plan_inputs
 
     adapter = get_adapter(req.framework)
     try:
@@ -33,14 +34,11 @@ def run_once(req: MeasureRequest, device_name: str, environment: dict[str, Any])
     except ModelLoadError as exc:
         raise DisabledRunError(f"{req.framework} refused {req.model}: {_one_line(exc)}") from None
     inputs = req.inputs or {"kind": "random", "seed": 0}
+    request = {"input_shapes": req.input_shapes, "input_dtypes": req.input_dtypes, "input_values": req.input_values}
     try:
-        if inputs["kind"] == "random":
-            x = random_input(adapter.input_shape, adapter.input_dtype, int(inputs.get("seed", 0)))
-        else:
-            prepare, raw = _real_inputs(inputs, adapter, req.sys_path)
-            if not raw:
-                raise ValueError("no inputs")
-            x = prepare(raw[0])
+        plan, _prepare, _raw, x = plan_inputs(adapter, inputs, request, str(req.model), req.sys_path)
+    except SignatureError as exc:
+        raise DisabledRunError(f"{req.framework} on {req.model}: {exc}") from None
     except Exception as exc:  # a user's input function or dataset failed, as the worker would report it
         raise DisabledRunError(f"inputs for {req.model}: {_one_line(exc)}") from None
     try:
@@ -51,7 +49,8 @@ def run_once(req: MeasureRequest, device_name: str, environment: dict[str, Any])
                     status=STATUS_DISABLED, status_reason=DISABLED_REASON, quick=req.quick, threads=req.threads)
     result.environment = {**environment, "device": device_name, "runtime": req.framework,
                           "runtime_version": adapter.version(), "threads": req.threads,
-                          "model_file": req.model_file.name, "input_shape": list(adapter.input_shape),
+                          "model_file": req.model_file.name, "input_shape": list(plan.specs[0].concrete_shape()),
+                          "inputs": [t.to_json() for t in plan.specs],
                           "output_shape": list(np.shape(output))}
     result.notes.append(DISABLED_REASON)
     return result

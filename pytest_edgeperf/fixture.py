@@ -93,6 +93,8 @@ class EdgeperfFixture:
                 prepare: str | None = None,
                 accuracy: dict[str, Any] | None = None, min_samples: int | None = None,
                 min_time_s: float | None = None, max_time_s: float | None = None,
+                input_shapes: list[int] | dict[str, list[int]] | None = None,
+                input_dtypes: dict[str, str] | None = None, input_values: dict[str, Any] | None = None,
                 judge: bool = True) -> Result:
         """Measure ``model`` (default: the marker's) in this test's framework; returns the Result.
 
@@ -100,6 +102,9 @@ class EdgeperfFixture:
         ``inputs``: "random" (default), a dataset (folder or CSV, prepared with ``preprocess``), or
         "module:function" returning input arrays, which ``prepare`` ("module:function") turns into model inputs
         inside the timed window (so throughput includes preprocessing, as seed 001 measured it).
+        ``input_shapes`` (a shape, or ``{input name: shape}``) resolves dynamic dimensions; ``input_dtypes``
+        (``{name: dtype}``) and ``input_values`` (``{name: number or array}``) set what an input is fed. Each
+        replaces the marker's argument of the same name.
         """
         s = self._session.settings
         spec = self.spec
@@ -144,6 +149,8 @@ class EdgeperfFixture:
             processes = 1  # a sustained run is one continuous run: heating up is what it measures
         floor = spec.min_freq_ghz if spec.min_freq_ghz is not None else self._session.floor_ghz
         test_id = self.nodeid + (f"::{label}" if label else "")
+        signature = self._input_arguments(input_shapes=input_shapes, input_dtypes=input_dtypes,
+                                          input_values=input_values)
         req = MeasureRequest(
             test_id=test_id, framework=name, model=model_given, model_file=model_file, threads=threads,
             budget=budget, inputs=self._inputs(inputs or spec.inputs, preprocess or spec.preprocess, prepare),
@@ -153,6 +160,7 @@ class EdgeperfFixture:
             artifacts_dir=s.rootdir / ".edgeperf" / "hotspots" / _safe(test_id),
             processes=processes,
             reference_file=self._reference_file(name) if s.reference and not s.disabled else None,
+            **signature,
         )
         if s.disabled:  # --edgeperf-disable: one untimed inference in-process, no figures, nothing judged
             return self._run_disabled(req)
@@ -197,6 +205,22 @@ class EdgeperfFixture:
             raise EdgeperfFailure(str(exc)) from None
         self.results.append(result)  # the test's own list only: a disabled result is in no report
         return result
+
+    def _input_arguments(self, **given: Any) -> dict[str, Any]:
+        """measure()'s input_shapes / input_dtypes / input_values, checked, else the marker's."""
+        from .config import input_argument
+        from .frameworks.signature import SignatureError
+
+        out = {}
+        for name, value in given.items():
+            if value is None:
+                out[name] = getattr(self.spec, name)
+                continue
+            try:
+                out[name] = input_argument(name, value)
+            except SignatureError as exc:
+                raise EdgeperfFailure(f"measure() argument {name!r}: {exc}") from None
+        return out
 
     def _reference_file(self, framework: str) -> Path | None:
         """The machine-speed reference model (``zoo:tiny_cnn``) in this runtime's format; None if it cannot be built."""

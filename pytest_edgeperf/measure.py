@@ -63,6 +63,11 @@ class MeasureRequest:
     artifacts_dir: Path | None = None
     processes: int = 1  # worker processes sharing the budget (the verdict compares them, see verdict.py)
     reference_file: Path | None = None  # the machine-speed reference model for this runtime, or None
+    #: what resolves the model's inputs (frameworks/signature.py): a shape or {name: shape}, {name: dtype},
+    #: {name: value}; JSON-ready, checked by config.py
+    input_shapes: list[int] | dict[str, list[int]] | None = None
+    input_dtypes: dict[str, str] | None = None
+    input_values: dict[str, Any] | None = None
 
 
 @dataclass
@@ -168,6 +173,8 @@ class WorkerProcess:
             what = {"model_rejected": "the runtime refused the model", "inputs": "preparing the inputs failed",
                     "inference": "inference failed", "accuracy": "the accuracy pass failed",
                     "out_of_memory": f"out of memory {phase}"}.get(kind, kind)
+            if kind == "signature":  # the message names the input and what to give: nothing to add
+                raise WorkerError(f"{self.describe}: {message.get('message')}")
             text = f"{self.describe}: {what}: {message.get('message')}"
             if kind == "out_of_memory":
                 text += self._peak_text(", ")
@@ -604,6 +611,7 @@ def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, ind
         "inputs": req.inputs, "accuracy": req.accuracy if first else None, "sys_path": req.sys_path,
         "wait_for_go": True,
         "reference": {"model_file": str(req.reference_file)} if req.reference_file else None,
+        "input_shapes": req.input_shapes, "input_dtypes": req.input_dtypes, "input_values": req.input_values,
     }
     which = f" (process {index + 1} of {processes})" if processes > 1 else ""
     worker = WorkerProcess(request, describe)
@@ -682,7 +690,18 @@ def _combine_processes(result: Result, runs: list[_ProcessRun]) -> None:
     result.rss_after_load_mb = first.loaded["rss_after_load_mb"]
     result.first_inference_s = first.ready["first_inference_s"]
     result.environment["runtime_version"] = first.loaded["runtime_version"]
-    result.environment["input_shape"] = first.loaded["input_shape"]
+    # the inputs as measured (dynamic dims resolved): part of what a baseline is comparable with (verdict.py)
+    inputs = first.ready.get("inputs") or []
+    result.environment["inputs"] = inputs
+    if inputs:
+        result.environment["input_shape"] = inputs[0]["shape"]
+    signature = first.loaded.get("signature") or {}
+    result.environment["outputs"] = signature.get("outputs", [])
+    declared = {spec["name"]: spec["shape"] for spec in signature.get("inputs", [])}
+    if any(declared.get(spec["name"]) != spec["shape"] for spec in inputs):
+        result.environment["declared_inputs"] = signature.get("inputs", [])
+    for note in first.ready.get("notes") or []:
+        _add_note(result, note)
     result.environment["processes"] = len(runs)
     multi = len(runs) > 1
     samples = Samples()

@@ -25,9 +25,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pytest_edgeperf.frameworks.signature import InputPlan, TensorSpec
 
 
 def _read_status_mb(field: str) -> float | None:
@@ -101,6 +104,7 @@ def _sched_totals_s() -> tuple[float, float] | None:
 
 
 def random_input(shape: tuple[int, ...], dtype: np.dtype, seed: int) -> np.ndarray:
+    """One array of ``shape``: kept for scripts that time one static input (the worker uses ``generated_feed``)."""
     rng = np.random.default_rng(seed)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
@@ -129,7 +133,7 @@ def time_plain(run: Callable[[], Any], min_samples: int, min_time_s: float, max_
             return starts, durations
 
 
-def time_with_preprocessing(run_on: Callable[[np.ndarray], Any], prepare: Callable[[Any], np.ndarray],
+def time_with_preprocessing(run_on: Callable[[Any], Any], prepare: Callable[[Any], Any],
                             raw_inputs: list[Any], min_samples: int, min_time_s: float, max_time_s: float,
                             max_samples: int) -> tuple[list[float], list[float], list[float]]:
     """Seed 001's throughput: each sample is preprocessing of a real input plus the inference."""
@@ -291,9 +295,13 @@ def _run(proto: Protocol) -> int:
         return 3
     load_time_s = time.perf_counter() - t0
     rss_after = _read_status_mb("VmRSS")
+    try:
+        declared = {"inputs": [t.to_json() for t in adapter.inputs], "outputs": [t.to_json() for t in adapter.outputs]}
+    except Exception as exc:  # a runtime that cannot say its signature (OpenCV on a file nothing else reads)
+        proto.send("error", kind="model_rejected", message=_one_line(exc))
+        return 3
     proto.send("loaded", load_time_s=load_time_s, rss_before_load_mb=rss_before, rss_after_load_mb=rss_after,
-               runtime_version=adapter.version(), input_shape=list(adapter.input_shape),
-               input_layout=adapter.input_layout, input_dtype=str(adapter.input_dtype))
+               runtime_version=adapter.version(), signature=declared, input_layout=adapter.input_layout)
 
     reference, reference_error = None, None
     if request.get("reference"):
@@ -302,15 +310,14 @@ def _run(proto: Protocol) -> int:
         except Exception as exc:  # a broken reference costs the normalisation, never the measurement
             reference_error = _one_line(exc)
 
+    from pytest_edgeperf.frameworks.signature import SignatureError
+
     inputs = request.get("inputs") or {"kind": "random", "seed": 0}
-    prepare: Callable[[Any], np.ndarray] | None = None
-    raw_inputs: list[Any] = []
     try:
-        if inputs["kind"] == "random":
-            x = random_input(adapter.input_shape, adapter.input_dtype, int(inputs.get("seed", 0)))
-        else:
-            prepare, raw_inputs = _real_inputs(inputs, adapter, sys_path)
-            x = prepare(raw_inputs[0])
+        plan, prepare, raw_inputs, x = plan_inputs(adapter, inputs, request, "", sys_path)
+    except SignatureError as exc:
+        proto.send("error", kind="signature", message=str(exc))
+        return 4
     except Exception as exc:  # a user's input function or dataset failed: report it as such, one line
         proto.send("error", kind="inputs", message=_one_line(exc))
         return 4
@@ -328,7 +335,8 @@ def _run(proto: Protocol) -> int:
     except Exception as exc:
         proto.send("error", kind="inference", message=_one_line(exc))
         return 5
-    proto.send("ready", first_inference_s=first_inference_s)
+    proto.send("ready", first_inference_s=first_inference_s, inputs=[t.to_json() for t in plan.specs],
+               notes=plan.notes)
     if request.get("wait_for_go", True) and not parent.wait_for_go():
         return 0
 
@@ -376,7 +384,7 @@ def _run(proto: Protocol) -> int:
 
     if request.get("accuracy"):
         try:
-            accuracy = _accuracy_pass(request["accuracy"], adapter, sys_path)
+            accuracy = _accuracy_pass(request["accuracy"], adapter, plan, sys_path)
         except Exception as exc:
             proto.send("error", kind="accuracy", message=_one_line(exc))
             return 6
@@ -394,7 +402,10 @@ def _load_reference(framework: str, spec: dict[str, Any], threads: int) -> Refer
 
     ref = get_adapter(framework)
     ref.load(Path(spec["model_file"]), threads if ref.process_wide_threads else 1)
-    run = ref.make_runner(random_input(ref.input_shape, ref.input_dtype, 0))
+    from pytest_edgeperf.frameworks.signature import resolve_inputs
+
+    plan = resolve_inputs(ref.inputs, "the reference model")
+    run = ref.make_runner(generated_feed(plan, plan.specs, 0))
     for _ in range(int(spec.get("warmup_runs", 20))):
         run()
     return Reference(run, int(spec.get("block_runs", 5)), float(spec.get("every_s", 0.1)))
@@ -414,9 +425,54 @@ def _wait_pct(start: tuple[float, float] | None, end: tuple[float, float] | None
     return 100.0 * wait / (run + wait) if run + wait > 0 else None
 
 
-def _real_inputs(inputs: dict[str, Any], adapter: Any,
-                 sys_path: list[str]) -> tuple[Callable[[Any], np.ndarray], list[Any]]:
-    """Inputs that are prepared inside the timed window: images + a preprocessing spec, or a user's callable."""
+def plan_inputs(adapter: Any, inputs: dict[str, Any], request: dict[str, Any], model_name: str,
+                sys_path: list[str]) -> tuple[InputPlan, Callable[[Any], Any] | None, list[Any], Any]:
+    """Resolve the model's inputs (shapes, dtypes, values) and make the first feed: (plan, prepare, raw, feed).
+
+    One function for the worker and ``--edgeperf-disable``, so a disabled run feeds what a measured run would.
+    ``model_name`` is "" in the worker: the parent's message already names the runtime and the model.
+    """
+    from pytest_edgeperf.frameworks.signature import resolve_inputs
+
+    prepare: Callable[[Any], Any] | None = None
+    raw_inputs: list[Any] = []
+    plan = resolve_inputs(adapter.inputs, model_name, shapes=request.get("input_shapes"),
+                          dtypes=request.get("input_dtypes"), values=request.get("input_values"),
+                          open_ok=inputs["kind"] != "random")
+    if inputs["kind"] == "random":
+        x: Any = generated_feed(plan, plan.specs, int(inputs.get("seed", 0)))
+    else:
+        prepare, raw_inputs, x = _real_inputs(inputs, adapter, plan, model_name, sys_path)
+    adapter.set_input_shapes({spec.name: spec.concrete_shape() for spec in plan.specs})
+    return plan, prepare, raw_inputs, x
+
+
+def generated_feed(plan: InputPlan, specs: list[TensorSpec], seed: int) -> dict[str, np.ndarray]:
+    """Arrays for ``specs`` (resolved): the value given in ``input_values``, else generated by dtype; notes the
+    inputs that got a fixed default rather than random data (an int input fed zeros may not be what it means)."""
+    from pytest_edgeperf.frameworks.signature import default_note, generate_input
+
+    feed = {}
+    for spec in specs:
+        value = plan.values.get(spec.name)
+        feed[spec.name] = generate_input(spec, value, seed)
+        note = default_note(spec) if value is None else None
+        if note and note not in plan.notes:
+            plan.notes.append(note)
+    return feed
+
+
+def _real_inputs(inputs: dict[str, Any], adapter: Any, plan: InputPlan, model: str,
+                 sys_path: list[str]) -> tuple[Callable[[Any], Any], list[Any], Any]:
+    """Inputs that are prepared inside the timed window: images + a preprocessing spec, or a user's callable.
+
+    Returns ``(prepare, raw inputs, the first prepared feed)``: prepare runs once here, on the first raw input,
+    and that feed is checked against the model (names, shapes, dtypes) and closes its dynamic dimensions. The
+    inputs the feed does not give get their ``input_values`` or a generated array, the same every sample.
+    """
+    from pytest_edgeperf.frameworks.signature import SignatureError, check_feed, to_input_dtype
+
+    first_spec = plan.specs[0]
     if inputs["kind"] == "images":
         from pytest_edgeperf.datasets import load_image
         from pytest_edgeperf.preprocess import parse_preprocess, preprocess_image
@@ -424,29 +480,67 @@ def _real_inputs(inputs: dict[str, Any], adapter: Any,
         spec = parse_preprocess(inputs.get("preprocess") or {})
         raw = [load_image(Path(p)) for p in inputs["paths"]]
         layout = adapter.input_layout
+        where = "the preprocessed images"
 
         def prepare(img: Any) -> np.ndarray:
             x = preprocess_image(img, spec)
             if layout == "NCHW" and x.ndim == 4 and x.shape[-1] in (1, 3, 4):
                 x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-            return x
+            return to_input_dtype(x, first_spec)  # quantised with the model's scale and zero point
 
-        return prepare, raw
-    if inputs["kind"] == "callable":
+    elif inputs["kind"] == "callable":
         make = load_callable(inputs["ref"], sys_path)
-        produced = make(tuple(adapter.input_shape), str(adapter.input_dtype))
+        shapes = [tuple(d if isinstance(d, int) else None for d in s.shape) for s in plan.specs]
+        if len(plan.specs) == 1:
+            produced = make(shapes[0], str(first_spec.dtype))
+        else:
+            produced = make({s.name: shape for s, shape in zip(plan.specs, shapes, strict=True)},
+                            {s.name: str(s.dtype) for s in plan.specs})
         raw = list(produced) if isinstance(produced, (list, tuple)) else [produced]
+        if not raw:
+            raise SignatureError(f"{model}: the inputs callable {inputs['ref']} returned no inputs")
+        where = f"the inputs callable {inputs['ref']}"
         if inputs.get("prepare"):
-            return load_callable(inputs["prepare"], sys_path), raw
-        return (lambda a: a), raw
-    raise ValueError(f"unknown inputs kind {inputs['kind']!r}")
+            prepare = load_callable(inputs["prepare"], sys_path)
+            where = f"prepare {inputs['prepare']}"
+        else:
+            def prepare(a: Any) -> Any:
+                return a
+    else:
+        raise ValueError(f"unknown inputs kind {inputs['kind']!r}")
+
+    def by_name(produced: Any) -> dict[str, Any]:
+        if isinstance(produced, np.ndarray):
+            return {first_spec.name: produced}
+        if isinstance(produced, dict):
+            return produced
+        raise SignatureError(f"{model}: {where} gave a {type(produced).__name__}; give a numpy array (the first "
+                             f"input) or {{input name: array}}")
+
+    first = prepare(raw[0])
+    given = check_feed(by_name(first), plan, model, where)
+    if inputs["kind"] == "callable" and not inputs.get("prepare"):
+        for item in raw[1:]:  # no prepare step: every raw input is a feed, checked before timing
+            check_feed(by_name(item), plan, model, where)
+    fixed = generated_feed(plan, [s for s in plan.specs if s.name not in given], int(inputs.get("seed", 0)))
+    if not fixed:
+        return prepare, raw, first
+    inner = prepare
+
+    def prepare_with_fixed(item: Any) -> dict[str, Any]:
+        return {**fixed, **by_name(inner(item))}
+
+    return prepare_with_fixed, raw, {**fixed, **given}
 
 
-def _accuracy_pass(spec: dict[str, Any], adapter: Any, sys_path: list[str]) -> dict[str, Any]:
-    """MLPerf-style: accuracy over the whole evaluation set, in its own pass after the timed run."""
+def _accuracy_pass(spec: dict[str, Any], adapter: Any, plan: InputPlan, sys_path: list[str]) -> dict[str, Any]:
+    """MLPerf-style: accuracy over the whole evaluation set, in its own pass after the timed run.
+
+    The image goes to the first input; any other input gets what it got while timing.
+    """
     from pytest_edgeperf.evaluation import evaluate_from_spec
 
-    return evaluate_from_spec(spec, adapter, sys_path)
+    return evaluate_from_spec(spec, adapter, sys_path, fixed=generated_feed(plan, plan.specs[1:], 0))
 
 
 if __name__ == "__main__":
