@@ -88,7 +88,9 @@ class TimelineSampler:
             return None
         now, cpu_s = time.perf_counter(), float(times.user + times.system)
         ref = next((r for r in reversed(self._cpu_refs) if now - r[0] >= MIN_CPU_INTERVAL_S), None)
-        kept = [r for r in self._cpu_refs if ref is None or r[0] >= ref[0]][-7:]
+        kept = [r for r in self._cpu_refs if ref is None or r[0] >= ref[0]]
+        if len(kept) > 16:  # bounded; the oldest stays, so a value comes once it is MIN_CPU_INTERVAL_S old
+            kept = [kept[0], *kept[-15:]]
         self._cpu_refs = [*kept, (now, cpu_s)]
         if ref is None:
             return None

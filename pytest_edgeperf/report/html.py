@@ -42,7 +42,8 @@ h1 { font-size: 22px; margin: 0 0 4px 0; } h2 { font-size: 18px; margin-top: 32p
 table { border-collapse: collapse; margin: 8px 0 16px 0; font-size: 13px; }
 .scroll { overflow-x: auto; max-width: 100%; }
 th, td { border: 1px solid #ddd; padding: 3px 5px; text-align: right; white-space: nowrap; }
-table.results td.text { overflow-wrap: anywhere; min-width: 6em; } th { white-space: normal; }
+th { white-space: normal; } table.results td.text { white-space: nowrap; }
+table.results td:nth-child(1), table.results td:nth-child(4) { white-space: normal; overflow-wrap: anywhere; }
 th { background: #f3f3f3; } td.text, th.text { text-align: left; white-space: normal; }
 tr:nth-child(even) td { background: #fafafa; }
 .v { font-weight: 600; border-radius: 3px; padding: 1px 6px; }
@@ -263,10 +264,10 @@ def fom_note(results: list[dict[str, Any]]) -> str:
         return ""
     has_power = any((r.get("summary") or {}).get("power_mean_w") is not None for r in measured)
     why = ("no test measured power (--edgeperf-power-meter)" if not has_power
-           else "their tests lack a power reading or an accuracy metric")
-    where = "No suite has" if len(without) == len(suites) else f"{', '.join(without)}: no"
-    return (f"<p class='note'>{esc(where)} Figure-of-Merit chart (correct inferences per joule needs power and "
-            f"accuracy from the same test): {esc(why)}.</p>")
+           else "those tests lack a power reading or an accuracy metric")
+    where = "" if len(without) == len(suites) else f" for {', '.join(without)}"
+    return (f"<p class='note'>No Figure-of-Merit chart{esc(where)}: correct inferences per joule needs power and "
+            f"accuracy from the same test, and {esc(why)}.</p>")
 
 
 def _verdict_table(verdicts: list[dict[str, Any]]) -> str:
