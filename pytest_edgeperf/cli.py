@@ -1,9 +1,9 @@
 """The ``edgeperf`` command: merge results across devices, render reports, show/diff baselines, explain.
 
 Plain and scriptable for CI: output goes to stdout (or ``-o``), problems to stderr as one line naming the
-file. Exit codes: 0 ok, 1 a regression was found (``explain``, ``merge --fail-on-regression``), 2 bad
-input. Baseline files are read only through ``pytest_edgeperf.baseline`` so their validation lives in one
-place.
+file. Exit codes: 0 ok, 1 a test failed: a regression, a breached limit or gate, an error (``explain``,
+``merge --fail-on-regression``), 2 bad input. Baseline files are read only through ``pytest_edgeperf.baseline``
+so their validation lives in one place.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from pytest_edgeperf import __version__
 from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
 from pytest_edgeperf.history import cli as history_cli
 from pytest_edgeperf.history.db import HistoryError
+from pytest_edgeperf.report import outcome
 from pytest_edgeperf.report.html import write_html_report, write_merged_html_report, write_text_atomic
-from pytest_edgeperf.report.markdown import device_name, fmt_value, results_markdown, verdict_label
+from pytest_edgeperf.report.markdown import column_labels, device_name, fmt_value, results_markdown, verdict_label
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
@@ -111,14 +112,16 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if args.format == "html":
         if not args.output:
             raise InputError("merge --format html needs -o OUT.html")
-        write_merged_html_report(payloads, Path(args.output))
+        write_merged_html_report(payloads, Path(args.output), sources=list(args.files))
     else:
-        _emit(results_markdown(payloads), args.output)
-    regressions = [(device_name(p), r["test_id"]) for p in payloads for r in p["results"]
-                   if r.get("overall_verdict") == "REGRESSION"]
-    if args.fail_on_regression and regressions:
-        for device, test_id in regressions:
-            print(f"edgeperf: REGRESSION on {device}: {test_id}", file=sys.stderr)
+        _emit(results_markdown(payloads, sources=list(args.files)), args.output)
+    failing = [(column, r) for column, p in zip(column_labels(payloads, list(args.files)), payloads, strict=True)
+               for r in p["results"] if outcome.is_failing(r)]
+    if args.fail_on_regression and failing:
+        for column, r in failing:
+            why = outcome.reason(r)
+            print(f"edgeperf: {outcome.label(r)} on {column}: {r['test_id']}" + (f" ({why})" if why else ""),
+                  file=sys.stderr)
         return EXIT_REGRESSION
     return EXIT_OK
 
@@ -167,15 +170,27 @@ def _why(verdict: dict[str, Any]) -> str:
     return f"{verdict.get('verdict', '?')}: {metric}{moved}{figures}{tol}{evidence}{note}"
 
 
-def explain_text(result: dict[str, Any]) -> str:
+def explain_text(result: dict[str, Any], unavailable: list[str] | None = None) -> str:
+    """One test's verdict, limits, metric table and why; ``unavailable`` (the device's) is said once, by name."""
+    why = outcome.reason(result)
     lines = [f"{result['test_id']} [{result.get('framework', '?')}] on {result.get('device', '?')}: "
-             f"{verdict_label(result)}",
+             f"{verdict_label(result)}" + (f" ({why})" if why else ""),
              f"status: {result.get('status', '?')}"
              + (f" ({result['status_reason']})" if result.get("status_reason") else ""),
              f"samples: {result.get('valid_count', '?')} valid, {result.get('invalid_count', '?')} invalid"]
-    reasons = result.get("invalid_reasons") or {}
+    shape = (result.get("environment") or {}).get("input_shape")
+    if isinstance(shape, list) and shape:
+        lines.append("input shape: " + "x".join(map(str, shape)))
+    reasons = {k: v for k, v in (result.get("invalid_reasons") or {}).items() if v}
     if reasons:
         lines.append("invalid because: " + ", ".join(f"{k} x{v}" for k, v in reasons.items()))
+    limits = [c for c in result.get("limits") or [] if isinstance(c, dict)]
+    if limits:
+        rows = [[c.get("metric", ""), f"{c.get('op', '')} {fmt_value(c.get('limit'))}",
+                 "not measured" if c.get("measured") is None else fmt_value(c.get("measured")),
+                 c.get("verdict", "")] for c in limits]
+        lines += ["", tabulate(rows, headers=["limit on", "limit", "measured", "verdict"],
+                               disable_numparse=True), ""]
     verdicts = [v for v in result.get("verdicts") or [] if isinstance(v, dict)]
     if verdicts:
         rows = [[v.get("metric", ""), fmt_value(v.get("baseline")), fmt_value(v.get("current")),
@@ -184,21 +199,32 @@ def explain_text(result: dict[str, Any]) -> str:
                 for v in verdicts]
         lines += ["", tabulate(rows, headers=["metric", "baseline", "current", "change %", "p-value",
                                               "tolerance", "verdict"], disable_numparse=True), ""]
-        decisive = [v for v in verdicts if v.get("verdict") not in ("PASS", "")] or verdicts
-        lines += ["why:"] + [f"  {_why(v)}" for v in decisive]
+        decisive = [v for v in verdicts if v.get("verdict") not in ("PASS", "", "-", "NEW")]
+        if decisive:
+            lines += ["why:"] + [f"  {_why(v)}" for v in decisive]
+        elif any(v.get("verdict") == "NEW" for v in verdicts):
+            lines.append("why: no baseline for this test (record one with --edgeperf-update-baselines)")
+        else:
+            lines.append("why: every judged metric is within its tolerance")
     else:
         lines.append("no verdicts: no baseline was compared (record one with --edgeperf-update-baselines)")
+    device_level = list(unavailable or [])
     for note in result.get("notes") or []:
-        lines.append(f"note: {note}")
+        if not any(str(note).endswith(u) for u in device_level):  # also "not checked: <what is unavailable>"
+            lines.append(f"note: {note}")
+    if device_level:
+        names = ", ".join(dict.fromkeys(u.split(":", 1)[0].strip() for u in device_level))
+        lines.append(f"not measured on this device: {names}")
     return "\n".join(lines) + "\n"
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     payload = load_results(Path(args.results))
     matches = _find_results(payload, args.test_id, args.results)
-    sys.stdout.write("\n".join(explain_text(r) for r in matches))
-    regressed = any(r.get("overall_verdict") == "REGRESSION" for r in matches)
-    return EXIT_REGRESSION if regressed else EXIT_OK
+    device = payload.get("device") if isinstance(payload.get("device"), dict) else {}
+    unavailable = [str(u) for u in device.get("unavailable") or []]
+    sys.stdout.write("\n".join(explain_text(r, unavailable) for r in matches))
+    return EXIT_REGRESSION if any(outcome.is_failing(r) for r in matches) else EXIT_OK
 
 
 def cmd_baselines_show(args: argparse.Namespace) -> int:
@@ -263,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("files", nargs="+", help="results files written with --edgeperf-json")
     merge.add_argument("--format", choices=("markdown", "html"), default="markdown")
     merge.add_argument("-o", "--output", help="write here instead of stdout (required for html)")
-    merge.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any test regressed")
+    merge.add_argument("--fail-on-regression", action="store_true",
+                       help="exit 1 if any test failed: a regression, a breached limit or gate, an error")
     merge.set_defaults(func=cmd_merge)
 
     report = sub.add_parser("report", help="render one results file as a self-contained HTML report")
@@ -272,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--baselines", help="baselines root, to draw each test's baseline latency curve")
     report.set_defaults(func=cmd_report)
 
-    explain = sub.add_parser("explain", help="print one test's verdict table and why")
+    explain = sub.add_parser("explain", help="print one test's verdict table and why (exit 1 if it failed)")
     explain.add_argument("results")
     explain.add_argument("test_id", help="full node id, or a part of it that matches one test")
     explain.set_defaults(func=cmd_explain)

@@ -187,10 +187,8 @@ class EdgeperfFixture:
             if self._progress:
                 self._progress.clear()
         result.notes.extend(n for n in self._session.unavailable if n not in result.notes)
-        if s.update_baselines and s.update_passes > 1:
-            result.notes.append(f"update pass {self._session.update_pass} of {s.update_passes}")
         self.results.append(result)
-        self._session.results.append(result)
+        self._session.add_result(result)
         self._check_limits(result)
         if judge:
             self._judge(result, baseline)
@@ -271,6 +269,14 @@ class EdgeperfFixture:
         for extra, value in (("speedup_x", speedup), ("size_ratio", size_ratio), ("memory_ratio", memory_ratio)):
             if value is not None:
                 variant.add_metric(extra, value)
+        # the gates are the variant's limits: its reports say FAIL when one is breached
+        for metric, limit, op, value in (("speedup_x", min_speedup, ">=", speedup),
+                                         ("memory_ratio", max_memory_ratio, "<=", memory_ratio)):
+            if limit is not None:
+                variant.add_limit(metric, op, limit, value)
+        if max_accuracy_drop_pct is not None:
+            variant.add_limit(f"{accuracy_metric}_drop_pp", "<=", max_accuracy_drop_pct,
+                              drops.get(accuracy_metric))
         failures = []
         if min_speedup is not None and (speedup is None or speedup < min_speedup):
             failures.append(f"speed-up {_fmt(speedup, 'x')} < required {min_speedup:g}x")
@@ -304,11 +310,11 @@ class EdgeperfFixture:
             if limit is None:
                 continue
             value = values.get(metric)
+            if result.add_limit(metric, op, limit, value):  # kept on the result: every report shows FAIL
+                continue
             if value is None:
                 rows.append([metric, f"{op} {limit:g}", "not measured", "NOT MEASURED"])
-                continue
-            ok = value >= limit if op == ">=" else value <= limit
-            if not ok:
+            else:
                 rows.append([metric, f"{op} {limit:g}", f"{value:.4g}", "LIMIT EXCEEDED"])
         if rows and result.status == STATUS_OK:
             table = tabulate(rows, headers=["metric", "limit", "measured", "verdict"], tablefmt="simple")
@@ -326,6 +332,9 @@ class EdgeperfFixture:
                         max_cpu_wait_pct=s.max_cpu_wait_pct, noise_prior=self._session.store.noise_prior)
         verdict.apply_to(result)
         if verdict.flags:
+            if any(f.startswith("machine busy: in this run") for f in verdict.flags):
+                # the verdict's note says it with the limit and the consequence: one busy note, not two
+                result.notes[:] = [n for n in result.notes if not n.startswith("the machine was busy: ")]
             result.notes.extend(f for f in verdict.flags if f not in result.notes)
         if s.update_baselines or not verdict.failed:
             return

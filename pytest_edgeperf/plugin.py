@@ -25,6 +25,7 @@ DISABLED_HINT = ("--edgeperf-disable: measure() measured nothing (result.status 
                  "assertions on figures belong under `if not edgeperf.disabled:`")
 SPEC_KEY = pytest.StashKey[MarkerSpec]()
 SIGTERM_KEY = pytest.StashKey[signal.Handlers]()  # the SIGTERM handler to restore at unconfigure
+FIXTURE_KEY = pytest.StashKey[EdgeperfFixture]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -174,8 +175,9 @@ def edgeperf(request: pytest.FixtureRequest, framework: str) -> EdgeperfFixture:
     """Runs measurements: ``result = edgeperf.measure()``; limits and baselines are checked on the test itself."""
     s = _session(request.config)
     spec = request.node.stash.get(SPEC_KEY, None) or MarkerSpec()
-    return EdgeperfFixture(request, s, spec, framework,
-                           Progress(request.config, enabled=s.settings.progress))
+    fixture = EdgeperfFixture(request, s, spec, framework, Progress(request.config, enabled=s.settings.progress))
+    request.node.stash[FIXTURE_KEY] = fixture  # the report hook settles its results with the test's outcome
+    return fixture
 
 
 # ---- running and reporting ----------------------------------------------------------------------------------
@@ -199,21 +201,37 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, None
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
-    """Like pytest-memray: a limit or regression fails the test's own report, with a table that explains it."""
+    """Like pytest-memray: a limit or regression fails the test's own report, with a table that explains it.
+
+    Then every measurement of the test learns the outcome (report/outcome.py), so no report says NEW or PASS for
+    a test that failed, and its key figures become JUnit properties (``--junitxml``).
+    """
     outcome = yield
     report = outcome.get_result()
     if call.when != "call":
         return
+    s = item.config.stash.get(SESSION_KEY, None)
     if call.excinfo is not None and call.excinfo.errisinstance(EdgeperfFailure):
         report.longrepr = f"[edgeperf] {call.excinfo.value}"
-        return
-    s = item.config.stash.get(SESSION_KEY, None)
-    if s is None:
-        return
-    if s.settings.disabled:
+    elif s is not None and not s.settings.disabled:
+        _fail_on_breaches(item, report, s)
+    if s is not None and s.settings.disabled:  # nothing was measured: no verdict, no JUnit figures
         if report.failed and SPEC_KEY in item.stash:
             report.sections.append(("edgeperf", DISABLED_HINT))
         return
+    fixture = item.stash.get(FIXTURE_KEY, None)
+    if fixture is None or not fixture.results:
+        return
+    from .report.junit import record_properties
+    from .report.outcome import settle
+
+    failure = _first_line(report.longreprtext) if report.failed else ""
+    for result in fixture.results:
+        settle(result, report.outcome, failure)
+    record_properties(item.user_properties, item.nodeid, fixture.results)
+
+
+def _fail_on_breaches(item: pytest.Item, report: pytest.TestReport, s: EdgeperfSession) -> None:
     breaches = s.breaches.get(item.nodeid)
     if not breaches and report.outcome == "passed" and s.settings.update_baselines:
         _record_baselines(item, report, s)
@@ -226,6 +244,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if breach.table:
             parts.append(breach.table)
     report.longrepr = "\n".join(parts)
+
+
+def _first_line(text: str) -> str:
+    """The line of a failure that says what failed: the assertion or error, not the source around it."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    chosen = next((ln[1:].strip() for ln in lines if ln.startswith("E ")), lines[0] if lines else "")
+    return chosen[:200]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """An update pass that a later pass repeats runs its tests without reporting them.
+
+    Each test is then reported once, from the last pass it ran in, so pytest counts the tests it collected
+    (9 collected, 9 passed; one JUnit testcase each) rather than one outcome per pass. A test the next pass will not
+    repeat (it failed, was skipped or recorded nothing) is reported from this pass.
+    """
+    s = item.config.stash.get(SESSION_KEY, None)
+    if s is None or not s.silent_pass:
+        return None
+    from _pytest.runner import runtestprotocol
+
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    if item.nodeid in s.recorded_nodeids and not any(r.failed for r in reports):
+        return True  # the next pass runs it again and reports it
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -250,10 +298,16 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if session.config.option.collectonly:
         return True
     items = list(session.items)
-    for number in range(1, s.settings.update_passes + 1):
+    passes = s.settings.update_passes
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for number in range(1, passes + 1):
         s.update_pass = number
+        s.silent_pass = number < passes
         if number > 1:
             items = [item for item in items if item.nodeid in s.recorded_nodeids]
+        if reporter is not None:
+            reporter.write_sep("-", f"edgeperf: update pass {number} of {passes}, {len(items)} test(s)"
+                               + (" (reported after the last pass)" if number < passes else ""))
         for i, item in enumerate(items):
             nextitem = items[i + 1] if i + 1 < len(items) else None
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
@@ -266,7 +320,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
 def _record_baselines(item: pytest.Item, report: pytest.TestReport, s: EdgeperfSession) -> None:
     """--edgeperf-update-baselines: a test that passed stores its results (a failed one never does)."""
-    fixture = getattr(item, "funcargs", {}).get("edgeperf")
+    fixture = item.stash.get(FIXTURE_KEY, None)
     if fixture is None or not fixture.results:
         return
     from .baseline import BaselineError

@@ -21,6 +21,11 @@ STATUS_INCONCLUSIVE = "inconclusive"  # measured, but too few valid samples (thr
 STATUS_ERROR = "error"  # the worker crashed, hung or the runtime refused the model
 STATUS_DISABLED = "disabled"  # --edgeperf-disable: the model ran once in-process; nothing measured, no figures
 
+# Result.limits[i]["verdict"] values; LIMIT_FAIL is also the Result.verdict of a breached limit.
+LIMIT_PASS = "PASS"
+LIMIT_FAIL = "FAIL"
+LIMIT_NOT_MEASURED = "NOT_MEASURED"
+
 
 @dataclass
 class TimelinePoint:
@@ -124,7 +129,15 @@ class Result:
     counters: dict[str, Any] = field(default_factory=dict)  # see pytest_edgeperf.counters
     extra_metrics: dict[str, float] = field(default_factory=dict)  # added by a test: result.add_metric(...)
     verdicts: list[dict[str, Any]] = field(default_factory=list)
-    overall_verdict: str = ""
+    overall_verdict: str = ""  # against the baseline only (NEW, PASS, REGRESSION, ...): see ``verdict``
+    # every absolute limit or variant gate checked on this measurement: {"metric", "op", "limit", "measured",
+    # "verdict"} with verdict PASS, FAIL or NOT_MEASURED (a limit on a figure that was not measured fails too)
+    limits: list[dict[str, Any]] = field(default_factory=list)
+    test_outcome: str = ""  # the pytest outcome of the test that measured it: passed, failed or skipped
+    # what every report shows: the baseline verdict, the limits and the test's own outcome agreed
+    # (report/outcome.py); FAIL for a breached limit, so no report says NEW for a test that failed
+    verdict: str = ""
+    verdict_reason: str = ""
 
     # --- summaries derived from raw values -------------------------------------------------------------
     @property
@@ -173,6 +186,26 @@ class Result:
             if lat.size >= MIN_PROCESS_SAMPLES:
                 out.append((_fast_half_ms(lat), _fast_half_ms(ref)))
         return [(a, b) for a, b in out if a is not None]
+
+    def add_limit(self, metric: str, op: str, limit: float, measured: float | None) -> bool:
+        """Record one limit check (``op`` is ">=" or "<="); True when it holds. Unmeasured never holds."""
+        if measured is None:
+            verdict = LIMIT_NOT_MEASURED
+        else:
+            verdict = LIMIT_PASS if (measured >= limit if op == ">=" else measured <= limit) else LIMIT_FAIL
+        self.limits = [c for c in self.limits if c.get("metric") != metric]  # a re-check replaces the last one
+        self.limits.append({"metric": metric, "op": op, "limit": float(limit),
+                            "measured": None if measured is None else float(measured), "verdict": verdict})
+        return verdict == LIMIT_PASS
+
+    def failed_limits(self) -> list[dict[str, Any]]:
+        return [c for c in self.limits if c.get("verdict") != LIMIT_PASS]
+
+    @property
+    def input_shape(self) -> list[int] | None:
+        """The model input's shape as the worker fed it (dynamic dimensions resolved), None if unknown."""
+        shape = self.environment.get("input_shape")
+        return [int(v) for v in shape] if isinstance(shape, list | tuple) and shape else None
 
     def add_metric(self, name: str, value: float) -> None:
         """Record a test's own figure; it joins the table, the JSON and (with a known direction) the verdict."""
@@ -240,6 +273,8 @@ class Result:
         data["summary"] = self.metric_values()
         data["valid_count"] = self.valid_count
         data["invalid_count"] = self.invalid_count
+        if not self.verdict:  # not settled by a test outcome (e.g. an interrupted run): limits still count
+            data["verdict"] = LIMIT_FAIL if self.failed_limits() else self.overall_verdict
         return data
 
     @classmethod

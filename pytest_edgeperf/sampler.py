@@ -22,6 +22,10 @@ from pytest_edgeperf.result import Samples, TimelinePoint
 #: fraction of the time: the sampler's cost on the measurement stays bounded whatever a call costs on this
 #: board. File readings (cpufreq, the sysfs throttle word) are cheap and taken at every tick.
 COMMAND_BUDGET = 0.03
+#: CPU use is measured over at least this long. The kernel counts a process's CPU time in clock ticks (10 ms at
+#: USER_HZ 100): over the 1-2 ms between the last tick and the closing point one tick read as 600% on a 2-core
+#: machine (and no tick as 0%). Over 40 ms a tick is at most 25% of one core.
+MIN_CPU_INTERVAL_S = 0.04
 
 REASON_CLOCK = "clock below floor"
 REASON_THROTTLED = "throttled"
@@ -30,8 +34,10 @@ REASON_THROTTLED = "throttled"
 class TimelineSampler:
     """A daemon thread that reads the device ``rate_hz`` times a second until ``stop()``.
 
-    ``cpu_percent`` is the CPU use of process ``pid`` since the previous point (100 = one core; None without
-    a pid or once the process is gone). ``power_w`` comes from ``power_reader`` when given (power helper).
+    ``cpu_percent`` is the CPU use of process ``pid`` up to this point, since the latest earlier point at least
+    ``MIN_CPU_INTERVAL_S`` before it (usually the previous one): 100 = one core, at most the usable cores x 100;
+    None without a pid, once the process is gone, or in the first ``MIN_CPU_INTERVAL_S``. ``power_w`` comes from
+    ``power_reader`` when given (power helper).
     A point is taken at ``start()`` and at ``stop()`` so the timeline brackets the timed window.
 
     Temperature is read at most every ``temp_period_s`` (other points have ``temp_c=None``): the SoC temperature
@@ -68,16 +74,27 @@ class TimelineSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proc: psutil.Process | None = None
+        self._cpu_refs: list[tuple[float, float]] = []  # (perf_counter, process CPU seconds) of recent points
+        self._cores = 1
 
     # --- one reading -------------------------------------------------------------------------------------
     def _cpu_percent(self) -> float | None:
         if self._proc is None:
             return None
         try:
-            return float(self._proc.cpu_percent(interval=None))
+            times = self._proc.cpu_times()
         except (psutil.Error, OSError):
             self._proc = None  # the worker is gone: stop asking
             return None
+        now, cpu_s = time.perf_counter(), float(times.user + times.system)
+        ref = next((r for r in reversed(self._cpu_refs) if now - r[0] >= MIN_CPU_INTERVAL_S), None)
+        kept = [r for r in self._cpu_refs if ref is None or r[0] >= ref[0]]
+        if len(kept) > 16:  # bounded; the oldest stays, so a value comes once it is MIN_CPU_INTERVAL_S old
+            kept = [kept[0], *kept[-15:]]
+        self._cpu_refs = [*kept, (now, cpu_s)]
+        if ref is None:
+            return None
+        return min(100.0 * (cpu_s - ref[1]) / (now - ref[0]), 100.0 * self._cores)
 
     def _guarded(self, fn: Callable[[], float | int | None]) -> float | int | None:
         try:
@@ -145,7 +162,8 @@ class TimelineSampler:
         if self.pid is not None:
             try:
                 self._proc = psutil.Process(self.pid)
-                self._proc.cpu_percent(interval=None)  # primes the counter: the first call always says 0.0
+                self._cores = _usable_cores(self._proc)
+                self._cpu_percent()  # the reference the first value is measured from
             except (psutil.Error, OSError):
                 self._proc = None
         self.sample_once(first=True)
@@ -168,6 +186,14 @@ class TimelineSampler:
             self._thread.join()
             self.sample_once(force=True)
         return self.points
+
+
+def _usable_cores(proc: psutil.Process) -> int:
+    """The cores the process may run on (its affinity), the most CPU it can use: cores x 100%."""
+    try:
+        return max(1, len(proc.cpu_affinity()))
+    except (AttributeError, psutil.Error, OSError):  # no affinity on this platform
+        return max(1, psutil.cpu_count() or 1)
 
 
 def invalidate_samples(

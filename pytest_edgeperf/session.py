@@ -75,6 +75,8 @@ class EdgeperfSession:
         self.update_pass = 1
         self.tests_ran = False  # the run loop started (not --collect-only / --fixtures): result files are written
         self.report_error = ""  # a result file that could not be written, said in the summary
+        self.silent_pass = False  # an update pass that a later pass repeats: its tests are not reported
+        self._result_pass: dict[int, int] = {}  # id(result) -> the update pass that measured it
         self.power_meter: Any = self._open_power_meter()
         from .measure import device_lock_path, host_environment
 
@@ -172,6 +174,18 @@ class EdgeperfSession:
             self.worker_change_lines.append(data["baseline_changes"])
         self.baseline_skipped.extend(data.get("baseline_skipped", []))
         self.baseline_errors.extend(data.get("baseline_errors", []))
+
+    def add_result(self, result: Result) -> None:
+        """Keep a measurement for the reports; a later update pass replaces the test's earlier-pass results.
+
+        Every pass records its own baseline history; the reports show each test once, as its last pass measured it.
+        """
+        if self.update_pass > 1:
+            earlier = {id(r) for r in self.results if r.test_id == result.test_id
+                       and self._result_pass.get(id(r), 1) < self.update_pass}
+            self.results = [r for r in self.results if id(r) not in earlier]
+        self._result_pass[id(result)] = self.update_pass
+        self.results.append(result)
 
     def add_breach(self, nodeid: str, breach: Breach) -> None:
         self.breaches.setdefault(nodeid, []).append(breach)

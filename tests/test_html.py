@@ -217,7 +217,8 @@ def test_missing_sensors_and_error_results_render() -> None:
     assert "ERROR" in text
     assert "no timeline readings" not in text  # the latency panel still draws for `quiet`
     empty = [a for t, a in doc.tags if t == "svg" and "empty" in a.get("class", "")]
-    assert len(empty) == 1  # suite test_q: no FoM without power; fps bars still drawn
+    assert empty == []  # suite test_q: no empty FoM box without power (one line says why); fps bars still drawn
+    assert "No Figure-of-Merit chart for suites/test_q.py" in text
 
 
 def test_merged_report_has_cross_device_table() -> None:

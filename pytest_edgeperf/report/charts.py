@@ -20,6 +20,7 @@ FONT = "font-family='system-ui, -apple-system, Segoe UI, Roboto, sans-serif'"
 WIDTH = 900
 LEFT = 78
 RIGHT = 24
+LOG_BAR_RATIO = 20.0  # bar charts whose largest value exceeds the smallest by this get a log axis
 MAX_POINTS = 600  # a sustained run has ~10^4 samples; the SVG stays small by binning beyond this
 
 
@@ -317,9 +318,19 @@ def bar_chart_svg(groups: Sequence[str], series: Sequence[str], values: dict[tup
         message = empty_message or f"no {y_label} values in these results"
         return empty_svg(title, message, css_class="chart bars empty")
     height, top, bottom = 300, 48, 236
-    y_ticks = nice_ticks(0.0, max(present) * 1.08, 5)  # headroom for the value labels
-    ys = _Scale(0.0, y_ticks[-1], bottom, top)
-    parts = _svg_open(height, title, "chart bars")
+    # A linear axis hides a 3 fps bar next to a 3000 fps one: beyond a 10x spread the axis is logarithmic
+    # (bars start at the decade below the smallest value) and says so; every bar also carries its value.
+    log = min(present) > 0 and max(present) / min(present) > LOG_BAR_RATIO
+    if log:
+        y_ticks = log_ticks(10.0 ** math.floor(math.log10(min(present))), max(present) * 1.5)
+        if len(y_ticks) > 7:  # more than two decades: one tick per decade keeps the labels apart
+            y_ticks = [v for v in y_ticks if math.log10(v).is_integer()] + [y_ticks[-1]]
+            y_ticks = sorted(set(y_ticks))
+        y_label += " — log scale"
+    else:
+        y_ticks = nice_ticks(0.0, max(present) * 1.08, 5)  # headroom for the value labels
+    ys = _Scale(y_ticks[0], y_ticks[-1], bottom, top, log=log)
+    parts = _svg_open(height, title, "chart bars" + (" log" if log else ""))
     _legend(parts, [(s, PALETTE[i % len(PALETTE)], "solid") for i, s in enumerate(series)], 34)
     _y_axis(parts, ys, y_ticks, LEFT, WIDTH - RIGHT)
     parts.append(f"<text transform='translate(16 {(top + bottom) / 2:.0f}) rotate(-90)' text-anchor='middle' "

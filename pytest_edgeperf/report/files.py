@@ -48,8 +48,7 @@ def benchmark_payload(session: Any) -> dict[str, Any]:
         benchmarks.append({
             "group": r.model, "name": name, "fullname": r.test_id, "params": {"framework": r.framework},
             "param": r.framework,
-            "extra_info": {k: v for k, v in r.metric_values().items()} | {"device": r.device,
-                                                                           "verdict": r.overall_verdict},
+            "extra_info": _extra_info(r),
             "options": {"timer": "perf_counter", "disable_gc": True, "warmup": True, "min_rounds": len(lat)},
             "stats": {"min": float(lat.min()), "max": float(lat.max()), "mean": mean, "stddev": stddev,
                       "rounds": int(lat.size), "median": median, "iqr": iqr, "q1": q1, "q3": q3,
@@ -75,6 +74,21 @@ def benchmark_payload(session: Any) -> dict[str, Any]:
         "datetime": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         "version": "4.0.0",
     }
+
+
+def _extra_info(result: Any) -> dict[str, Any]:
+    """Every metric, plus the verdict as the test's outcome has it (FAIL with the breached limit)."""
+    from .outcome import describe_limit, verdict_of
+
+    info: dict[str, Any] = dict(result.metric_values())
+    info.update(device=result.device, verdict=verdict_of(result), baseline_verdict=result.overall_verdict)
+    if result.verdict_reason:
+        info["verdict_reason"] = result.verdict_reason
+    if result.failed_limits():
+        info["failed_limits"] = "; ".join(describe_limit(c) for c in result.failed_limits())
+    if result.input_shape:
+        info["input_shape"] = "x".join(map(str, result.input_shape))
+    return info
 
 
 def write_output_files(session: Any) -> None:

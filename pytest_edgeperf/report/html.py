@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edgeperf.fileio import atomic_write_text
-from pytest_edgeperf.report import charts
+from pytest_edgeperf.report import charts, outcome
 from pytest_edgeperf.report.charts import PALETTE, Distribution, Panel, esc
 from pytest_edgeperf.report.markdown import cross_device_rows, device_name, fmt_value, verdict_label
 
@@ -41,15 +41,19 @@ h1 { font-size: 22px; margin: 0 0 4px 0; } h2 { font-size: 18px; margin-top: 32p
 .meta { color: #555; margin: 2px 0; }
 table { border-collapse: collapse; margin: 8px 0 16px 0; font-size: 13px; }
 .scroll { overflow-x: auto; max-width: 100%; }
-th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: right; white-space: nowrap; }
+th, td { border: 1px solid #ddd; padding: 3px 5px; text-align: right; white-space: nowrap; }
+th { white-space: normal; } table.results td.text { white-space: nowrap; }
+table.results td:nth-child(1), table.results td:nth-child(4) { white-space: normal; overflow-wrap: anywhere; }
 th { background: #f3f3f3; } td.text, th.text { text-align: left; white-space: normal; }
 tr:nth-child(even) td { background: #fafafa; }
 .v { font-weight: 600; border-radius: 3px; padding: 1px 6px; }
 .v-PASS { background: #d9f2e0; color: #14532d; } .v-REGRESSION { background: #fbd5d5; color: #7f1d1d; }
 .v-IMPROVED { background: #dbeafe; color: #1e3a8a; } .v-INCONCLUSIVE { background: #fef3c7; color: #78350f; }
 .v-NEW { background: #eee; color: #333; } .v-ERROR { background: #7f1d1d; color: #fff; }
+.v-FAIL { background: #b91c1c; color: #fff; } .v-NO_BASELINE { background: #fbd5d5; color: #7f1d1d; }
 section.test { border: 1px solid #e3e3e3; border-radius: 6px; padding: 4px 16px 12px 16px; margin: 18px 0; }
-.warn { color: #7f1d1d; } .note { color: #555; font-size: 13px; }
+.warn { color: #7f1d1d; } .note { color: #555; font-size: 13px; } .reason { margin: 4px 0; font-weight: 600; }
+details.info { color: #555; margin: 2px 0; } details.info summary { cursor: pointer; }
 ul.note { margin: 4px 0; padding-left: 20px; } details.note { margin: 6px 0; }
 svg.chart { display: block; margin: 10px 0; max-width: 100%; height: auto; }
 a { color: #0b5cad; }
@@ -57,7 +61,8 @@ a { color: #0b5cad; }
 
 
 def _verdict_html(label: str) -> str:
-    cls = label if label in ("PASS", "REGRESSION", "IMPROVED", "INCONCLUSIVE", "NEW", "ERROR") else "none"
+    known = ("PASS", "REGRESSION", "IMPROVED", "INCONCLUSIVE", "NEW", "ERROR", "FAIL", "NO_BASELINE")
+    cls = label if label in known else "none"
     return f"<span class='v v-{cls}'>{esc(label)}</span>"
 
 
@@ -118,11 +123,16 @@ def timeline_chart(result: dict[str, Any], title: str) -> str:
     t0 = _time_origin(result)
     points = [p for p in result.get("timeline") or [] if isinstance(p, dict) and p.get("t_s") is not None]
     panels = []
+    cores = (result.get("environment") or {}).get("cpu_count")
+    cpu_label = "worker CPU (% of one core" + (f"; {cores} cores = {int(cores) * 100}%)" if cores else ")")
     for key, label, colour in (("freq_ghz", "ARM clock (GHz)", PALETTE[0]),
                                ("temp_c", "SoC temperature (°C)", PALETTE[5]),
-                               ("cpu_percent", "CPU utilisation (%)", PALETTE[2]),
+                               ("cpu_percent", cpu_label, PALETTE[2]),
                                ("power_w", "power (W)", PALETTE[3])):
         series = [(float(p["t_s"]) - t0, float(p[key])) for p in points if p.get(key) is not None]
+        if key == "cpu_percent" and isinstance(cores, int) and cores > 0:
+            # results from before the sampler's fix hold tick-rounding artefacts above what the cores can give
+            series = [(x, y) for x, y in series if y <= cores * 100.0 + 1e-6]
         panels.append(Panel(label, series, colour))
     samples = result.get("samples") or {}
     starts = samples.get("start_s") or []
@@ -176,10 +186,18 @@ def latency_chart(result: dict[str, Any], baseline: dict[str, Any] | None, title
 
 
 # --- sections ------------------------------------------------------------------------------------------
+def shape_text(result: dict[str, Any]) -> str:
+    """The input shape the worker fed (``1x3x224x224``), '–' when the result does not say."""
+    shape = (result.get("environment") or {}).get("input_shape")
+    return "x".join(map(str, shape)) if isinstance(shape, list) and shape else "–"
+
+
 def _results_table(results: list[dict[str, Any]], prefix: str) -> str:
-    # The verdict goes up front: on a narrow screen the metric columns scroll, the verdict must not.
-    headers = ["test", "framework", "verdict", "model", "status", "valid / all"]
-    headers += [h for _, h in TABLE_COLUMNS]
+    # The verdict goes up front: on a narrow screen the metric columns scroll, the verdict must not. A metric no
+    # result has (power on a host without a meter) gets no column: the page header says what was not measured.
+    columns = [(key, header) for key, header in TABLE_COLUMNS
+               if any((r.get("summary") or {}).get(key) is not None for r in results)]
+    headers = ["test", "framework", "verdict", "model", "input", "valid / all"] + [h for _, h in columns]
     rows = []
     for index, result in enumerate(results):
         summary = result.get("summary") or {}
@@ -188,10 +206,14 @@ def _results_table(results: list[dict[str, Any]], prefix: str) -> str:
         test_id = str(result.get("test_id", "?"))
         short = test_id.split("::", 1)[-1]  # the suite heading and the title carry the module
         link = f"<a href='#{esc(result_anchor(prefix, index))}' title='{esc(test_id)}'>{esc(short)}</a>"
-        rows.append([link, esc(result.get("framework", "")), _verdict_html(verdict_label(result)),
-                     esc(result.get("model", "")), esc(result.get("status", "")), esc(counts)]
-                    + [esc(fmt_value(summary.get(key))) for key, _ in TABLE_COLUMNS])
-    return _table(headers, rows, text_columns=5, css_class="results")
+        verdict = _verdict_html(verdict_label(result))
+        why = outcome.reason(result)
+        if why:
+            verdict = f"<span title='{esc(why)}'>{verdict}</span>"
+        rows.append([link, esc(result.get("framework", "")), verdict, esc(result.get("model", "")),
+                     esc(shape_text(result)), esc(counts)]
+                    + [esc(fmt_value(summary.get(key))) for key, _ in columns])
+    return _table(headers, rows, text_columns=4, css_class="results")
 
 
 def _suite_charts(results: list[dict[str, Any]], heading_level: int = 2) -> str:
@@ -225,11 +247,27 @@ def _suite_charts(results: list[dict[str, Any]], heading_level: int = 2) -> str:
         out.append(f"<h{heading_level}>Suite {esc(suite)}</h{heading_level}>")
         fps_title = f"Throughput per model and framework — {suite}"
         out.append(charts.bar_chart_svg(groups, frameworks, fps, fps_title, "fps (inferences / s)"))
-        fom_title = f"Figure of Merit ({fom_key.removeprefix('fom_').removesuffix('_per_j')}) — {suite}"
-        out.append(charts.bar_chart_svg(groups, frameworks, fom, fom_title, "correct inferences / J",
-                                        "no FoM: it needs both a power reading (--edgeperf-power-meter) and an "
-                                        "accuracy metric for the same test"))
+        if fom:  # without power there is no FoM: no empty box per suite, one line says why (fom_note)
+            fom_title = f"Figure of Merit ({fom_key.removeprefix('fom_').removesuffix('_per_j')}) — {suite}"
+            out.append(charts.bar_chart_svg(groups, frameworks, fom, fom_title, "correct inferences / J"))
     return "\n".join(out)
+
+
+def fom_note(results: list[dict[str, Any]]) -> str:
+    """Said once per report: why some or all suites have no Figure-of-Merit chart."""
+    measured = [r for r in results if r.get("status") != "error"]
+    suites = list(dict.fromkeys(suite_of(str(r.get("test_id", ""))) for r in measured))
+    with_fom = {suite_of(str(r.get("test_id", ""))) for r in measured
+                if any((r.get("summary") or {}).get(k) is not None for k in FOM_KEYS)}
+    without = [s for s in suites if s not in with_fom]
+    if not without:
+        return ""
+    has_power = any((r.get("summary") or {}).get("power_mean_w") is not None for r in measured)
+    why = ("no test measured power (--edgeperf-power-meter)" if not has_power
+           else "those tests lack a power reading or an accuracy metric")
+    where = "" if len(without) == len(suites) else f" for {', '.join(without)}"
+    return (f"<p class='note'>No Figure-of-Merit chart{esc(where)}: correct inferences per joule needs power and "
+            f"accuracy from the same test, and {esc(why)}.</p>")
 
 
 def _verdict_table(verdicts: list[dict[str, Any]]) -> str:
@@ -246,6 +284,13 @@ def _verdict_table(verdicts: list[dict[str, Any]]) -> str:
                      esc("–" if tolerance is None else tolerance),
                      _verdict_html(str(v.get("verdict", ""))), esc(v.get("note", ""))])
     return _table(headers, rows, text_columns=1, css_class="verdicts")
+
+
+def _limits_table(limits: list[dict[str, Any]]) -> str:
+    rows = [[esc(c.get("metric", "")), esc(f"{c.get('op', '')} {fmt_value(c.get('limit'))}"),
+             esc("not measured" if c.get("measured") is None else fmt_value(c.get("measured"))),
+             _verdict_html("PASS" if c.get("verdict") == "PASS" else "FAIL")] for c in limits]
+    return _table(["limit on", "limit", "measured", "verdict"], rows, text_columns=1, css_class="limits")
 
 
 def _notes_html(notes: list[str], page_level: set[str]) -> str:
@@ -267,13 +312,21 @@ def _test_section(result: dict[str, Any], anchor: str, baselines: dict[str, dict
            f"<h3>{esc(test_id)} [{esc(framework)}] {_verdict_html(verdict_label(result))}</h3>",
            f"<p class='meta'>model {esc(result.get('model', '?'))} · "
            f"device {esc(result.get('device', '?'))} · "
+           f"input {esc(shape_text(result))} · "
            f"{esc(result.get('threads', '?'))} thread(s) · status {esc(result.get('status', '?'))}"
            + (f" — {esc(result['status_reason'])}" if result.get("status_reason") else "") + "</p>"]
+    why = outcome.reason(result)
+    if why:
+        css = "reason warn" if outcome.is_failing(result) else "reason"
+        out.append(f"<p class='{css}'>{esc(verdict_label(result))}: {esc(why)}</p>")
     reasons = {k: v for k, v in (result.get("invalid_reasons") or {}).items() if v}
     if reasons:
         text = ", ".join(f"{k}: {v}" for k, v in reasons.items())
         out.append(f"<p class='warn'>Invalid samples (excluded from every figure): {esc(text)}</p>")
     out.append(_notes_html(result.get("notes") or [], page_level or set()))
+    limits = [c for c in result.get("limits") or [] if isinstance(c, dict)]
+    if limits:
+        out.append(_limits_table(limits))
     if result.get("verdicts"):
         out.append(_verdict_table(result["verdicts"]))
     if result.get("status") != "error":
@@ -298,10 +351,12 @@ def _device_header(payload: dict[str, Any]) -> str:
         stamp = _dt.datetime.fromtimestamp(created, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         out.append(f"<p class='meta'>Recorded {esc(stamp)} by {esc(payload.get('tool', '?'))} "
                    f"{esc(payload.get('version', ''))}</p>")
-    unavailable = device.get("unavailable") or []
-    if unavailable:
-        text = "; ".join(map(str, unavailable))
-        out.append(f"<p class='warn'>Unavailable on this device: {esc(text)}</p>")
+    unavailable = [str(u) for u in device.get("unavailable") or []]
+    if unavailable:  # an ordinary host has no such sensors: information, not an error
+        names = ", ".join(dict.fromkeys(u.split(":", 1)[0].strip() for u in unavailable))
+        items = "".join(f"<li>{esc(u)}</li>" for u in unavailable)
+        out.append(f"<details class='info unavailable'><summary>Not measured on this device: {esc(names)}"
+                   f"</summary><ul class='note'>{items}</ul></details>")
     return "\n".join(out)
 
 
@@ -310,7 +365,8 @@ def _device_body(payload: dict[str, Any], baselines: dict[str, dict] | None, pre
     results = _results(payload)
     if not results:
         return "<p>No results.</p>"
-    out = [f"<h{level}>Results</h{level}>", _results_table(results, prefix), _suite_charts(results, level)]
+    out = [f"<h{level}>Results</h{level}>", _results_table(results, prefix), fom_note(results),
+           _suite_charts(results, level)]
     out.append(f"<h{level}>Per test</h{level}>")
     device = payload.get("device") or {}
     page_level = {str(u) for u in device.get("unavailable") or []}
@@ -331,16 +387,19 @@ def render_html(payload: dict[str, Any], baselines: dict[str, dict] | None = Non
     return _page(title, body)
 
 
-def render_merged_html(payloads: list[dict[str, Any]]) -> str:
-    """Several devices' runs: the cross-device table first, then each device's own report."""
-    devices, headers, rows = cross_device_rows(payloads)
+def render_merged_html(payloads: list[dict[str, Any]], sources: list[str] | None = None) -> str:
+    """Several devices' runs: the cross-device table first, then each file's own report.
+
+    ``sources`` (the files' names) tell two runs of one device apart, as in ``edgeperf merge``.
+    """
+    devices, headers, rows = cross_device_rows(payloads, sources)
     title = f"pytest-edgeperf results — {', '.join(devices) or 'no devices'}"
     verdict_columns = {i for i, h in enumerate(headers) if h.endswith(" verdict")}
     html_rows = [[_verdict_html(c) if i in verdict_columns else esc(c) for i, c in enumerate(row)]
                  for row in rows]
     out = [f"<h1>{esc(title)}</h1>", "<h2>Across devices</h2>", _table(headers, html_rows, text_columns=2)]
-    for index, payload in enumerate(payloads):
-        out.append(f"<h2>Device {esc(device_name(payload))}</h2>")
+    for index, (payload, column) in enumerate(zip(payloads, devices, strict=True)):
+        out.append(f"<h2>Device {esc(column)}</h2>")
         out.append(_device_header(payload))
         out.append(_device_body(payload, None, f"d{index}", level=3))
     return _page(title, "\n".join(out))
@@ -358,6 +417,6 @@ def write_html_report(payload: dict, path: Path, baselines: dict[str, dict] | No
     write_text_atomic(Path(path), render_html(payload, baselines))
 
 
-def write_merged_html_report(payloads: list[dict], path: Path) -> None:
+def write_merged_html_report(payloads: list[dict], path: Path, sources: list[str] | None = None) -> None:
     """Write the cross-device report (``edgeperf merge --format html``)."""
-    write_text_atomic(Path(path), render_merged_html(payloads))
+    write_text_atomic(Path(path), render_merged_html(payloads, sources))

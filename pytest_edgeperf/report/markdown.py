@@ -8,9 +8,12 @@ regressed on a Pi 3 but not on a Pi 5. The input is the results JSON the plugin 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
+
+from . import outcome
 
 PER_DEVICE_COLUMNS = ("fps", "p90 ms", "mem MB", "verdict")
 
@@ -46,43 +49,65 @@ def fmt_value(value: Any, digits: int = 3) -> str:
 
 
 def verdict_label(result: dict[str, Any]) -> str:
-    """The verdict a reader needs: the overall verdict, or the status when the test did not measure."""
-    status = str(result.get("status") or "")
-    if status == "error":
-        return "ERROR"
-    verdict = str(result.get("overall_verdict") or "")
-    if verdict:
-        return verdict
-    return "INCONCLUSIVE" if status == "inconclusive" else "–"
+    """The verdict a reader needs, agreed with the test's outcome (report/outcome.py): FAIL for a breached limit."""
+    return outcome.label(result)
 
 
 def row_key(result: dict[str, Any]) -> tuple[str, str]:
     return str(result.get("test_id", "?")), str(result.get("framework", "?"))
 
 
-def cross_device_rows(payloads: list[dict[str, Any]]) -> tuple[list[str], list[str], list[list[str]]]:
-    """(devices, headers, rows); rows in first-seen order, a blank '–' where a device lacks that test."""
-    devices: list[str] = []
-    by_device: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
-    order: list[tuple[str, str]] = []
+def column_labels(payloads: list[dict[str, Any]], sources: list[str] | None = None) -> list[str]:
+    """One column group per file: the device's name, with the file's name when two files are the same device.
+
+    ``edgeperf merge a.json b.json`` of one device used to show only the last file's rows; now each file has its
+    own columns, so a test measured in both shows both side by side and one measured in either is not lost.
+    """
+    names = [device_name(p) for p in payloads]
+    given = list(sources) if sources is not None else [f"#{i + 1}" for i in range(len(payloads))]
+    labels = []
+    for index, name in enumerate(names):
+        if names.count(name) == 1:
+            labels.append(name)
+            continue
+        same = [i for i, n in enumerate(names) if n == name]
+        stems = [Path(given[i]).stem for i in same]
+        source = Path(given[index]).stem if len(set(stems)) == len(stems) else given[index]
+        if [given[i] for i in same].count(given[index]) > 1:  # the same file twice
+            source += f" #{same.index(index) + 1}"
+        labels.append(f"{name} ({source})")
+    return labels
+
+
+def cross_device_rows(payloads: list[dict[str, Any]], sources: list[str] | None = None
+                      ) -> tuple[list[str], list[str], list[list[str]]]:
+    """(column groups, headers, rows); rows in first-seen order, a blank '–' where a file lacks that test.
+
+    A test measured twice in one file (update passes of an old file, two unlabelled measurements) keeps both rows:
+    the second is shown as ``test (#2)``.
+    """
+    labels = column_labels(payloads, sources)
+    by_column: list[dict[tuple[str, str, int], dict[str, Any]]] = []
+    order: list[tuple[str, str, int]] = []
     for payload in payloads:
-        name = device_name(payload)
-        if name not in by_device:
-            devices.append(name)
-            by_device[name] = {}
+        cells: dict[tuple[str, str, int], dict[str, Any]] = {}
+        seen: dict[tuple[str, str], int] = {}
         for result in payload.get("results") or []:
             if not isinstance(result, dict):
                 continue
-            key = row_key(result)
+            test_id, framework = row_key(result)
+            seen[(test_id, framework)] = seen.get((test_id, framework), 0) + 1
+            key = (test_id, framework, seen[(test_id, framework)])
             if key not in order:
                 order.append(key)
-            by_device[name][key] = result
-    headers = ["test", "framework"] + [f"{d} {c}" for d in devices for c in PER_DEVICE_COLUMNS]
+            cells[key] = result
+        by_column.append(cells)
+    headers = ["test", "framework"] + [f"{label} {c}" for label in labels for c in PER_DEVICE_COLUMNS]
     rows: list[list[str]] = []
     for key in order:
-        row = [key[0], key[1]]
-        for name in devices:
-            result = by_device[name].get(key)
+        row = [key[0] if key[2] == 1 else f"{key[0]} (#{key[2]})", key[1]]
+        for cells in by_column:
+            result = cells.get(key)
             if result is None:
                 row += ["–"] * len(PER_DEVICE_COLUMNS)
                 continue
@@ -90,7 +115,7 @@ def cross_device_rows(payloads: list[dict[str, Any]]) -> tuple[list[str], list[s
             row += [fmt_value(summary.get("fps")), fmt_value(summary.get("latency_p90_ms")),
                     fmt_value(summary.get("peak_memory_mb")), verdict_label(result)]
         rows.append(row)
-    return devices, headers, rows
+    return labels, headers, rows
 
 
 def _md_cell(text: str) -> str:
@@ -98,9 +123,9 @@ def _md_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def results_markdown(payloads: list[dict[str, Any]]) -> str:
+def results_markdown(payloads: list[dict[str, Any]], sources: list[str] | None = None) -> str:
     """One markdown section: the cross-device table plus a count line, ready for ``$GITHUB_STEP_SUMMARY``."""
-    devices, headers, rows = cross_device_rows(payloads)
+    devices, headers, rows = cross_device_rows(payloads, sources)
     lines = ["## pytest-edgeperf results", ""]
     if not rows:
         lines.append(f"No results in {len(payloads)} file(s).")
@@ -113,7 +138,7 @@ def results_markdown(payloads: list[dict[str, Any]]) -> str:
     for row in rows:
         cells = [_md_cell(c) for c in row]
         for index in range(5, len(cells), len(PER_DEVICE_COLUMNS)):
-            if row[index] in ("REGRESSION", "ERROR"):
+            if row[index] in outcome.FAILING:
                 cells[index] = f"**{cells[index]}**"
         marked.append(cells)
     lines.append(f"Devices: {', '.join(devices)}. " + ", ".join(
