@@ -339,6 +339,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     if s.report_error:
         terminalreporter.write_line(f"edgeperf: {s.report_error}", red=True, bold=True)
+    if s.history_line:  # recorded in pytest_sessionfinish, which runs before this summary
+        terminalreporter.write_line(s.history_line)
     if s.settings.disabled:
         if s.tests_ran:
             terminalreporter.write_line(
@@ -375,10 +377,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .history.record import record_session
         from .report.files import results_payload
 
-        line = record_session(s.settings.history_url, s.settings.rootdir, results_payload(s))
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(line)
+        s.history_line = record_session(s.settings.history_url, s.settings.rootdir, results_payload(s))
 
 
 @pytest.hookimpl(optionalhook=True)

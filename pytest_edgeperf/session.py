@@ -75,6 +75,7 @@ class EdgeperfSession:
         self.update_pass = 1
         self.tests_ran = False  # the run loop started (not --collect-only / --fixtures): result files are written
         self.report_error = ""  # a result file that could not be written, said in the summary
+        self.history_line = ""  # what --edgeperf-history did with this run (recorded, or why not), said in the summary
         self.silent_pass = False  # an update pass that a later pass repeats: its tests are not reported
         self._result_pass: dict[int, int] = {}  # id(result) -> the update pass that measured it
         self.power_meter: Any = self._open_power_meter()
