@@ -22,9 +22,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pytest_edgeperf.frameworks.base import FrameworkAdapter
 
 
 def _read_status_mb(field: str) -> float | None:
@@ -212,11 +215,15 @@ def _wait_for_go(stream: TextIO) -> bool:
 def main() -> int:
     proto = Protocol()
     request = json.loads(sys.stdin.readline())
-    from pytest_edgeperf.frameworks import ModelLoadError, get_adapter
+    from pytest_edgeperf.frameworks import ModelLoadError
 
     sys_path = request.get("sys_path", [])
     threads = int(request["threads"])
-    adapter = get_adapter(request["framework"])
+    try:
+        adapter = _make_adapter(request, sys_path)
+    except Exception as exc:  # a third-party adapter that does not import or construct: one line, like a bad model
+        proto.send("error", kind="adapter", message=_one_line(exc))
+        return 3
     rss_before = _read_status_mb("VmRSS")
     t0 = time.perf_counter()
     try:
@@ -233,7 +240,7 @@ def main() -> int:
     reference, reference_error = None, None
     if request.get("reference"):
         try:
-            reference = _load_reference(request["framework"], request["reference"], threads)
+            reference = _load_reference(type(adapter), request["reference"], threads)
         except Exception as exc:  # a broken reference costs the normalisation, never the measurement
             reference_error = _one_line(exc)
 
@@ -319,15 +326,30 @@ def main() -> int:
     return 0
 
 
-def _load_reference(framework: str, spec: dict[str, Any], threads: int) -> Reference:
+def _make_adapter(request: dict[str, Any], sys_path: list[str]) -> FrameworkAdapter:
+    """The runtime's adapter, imported from the ``module:QualName`` (or ``file.py:QualName``) the parent sent.
+
+    Built-in and third-party adapters come the same way, so one added through the hook (even from a conftest.py,
+    found through ``sys_path``) runs here like a built-in one; a request without the path names a built-in.
+    """
+    from pytest_edgeperf.frameworks import FrameworkAdapter, get_adapter
+
+    ref = request.get("adapter")
+    if not ref:
+        return get_adapter(request["framework"])
+    cls = load_callable(ref, sys_path)
+    if not (isinstance(cls, type) and issubclass(cls, FrameworkAdapter)):
+        raise TypeError(f"{ref} is not a FrameworkAdapter subclass")
+    return cls()
+
+
+def _load_reference(adapter_cls: type[FrameworkAdapter], spec: dict[str, Any], threads: int) -> Reference:
     """The reference model in the same runtime, on one thread, warmed up like the model.
 
     A runtime whose thread count is process-wide (OpenCV) runs the reference on the model's thread count: one
     thread there would make the measured model single-threaded too.
     """
-    from pytest_edgeperf.frameworks import get_adapter
-
-    ref = get_adapter(framework)
+    ref = adapter_cls()
     ref.load(Path(spec["model_file"]), threads if ref.process_wide_threads else 1)
     run = ref.make_runner(random_input(ref.input_shape, ref.input_dtype, 0))
     for _ in range(int(spec.get("warmup_runs", 20))):

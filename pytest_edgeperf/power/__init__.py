@@ -10,7 +10,7 @@ Typical use (the plugin does this around each timed window)::
 """
 
 from pytest_edgeperf.power.base import VALID_FORMS, MeterError, PowerMeter, PowerSpecError
-from pytest_edgeperf.power.factory import parse_meter_spec
+from pytest_edgeperf.power.factory import MeterSpec, parse_meter_spec
 from pytest_edgeperf.power.sampler import PowerSampler, measure_idle_w
 from pytest_edgeperf.power.summary import FOM_KEYS, combine_power, summarize_power, time_weighted_mean_w
 from pytest_edgeperf.power.trace import PowerTrace
@@ -19,6 +19,7 @@ __all__ = [
     "FOM_KEYS",
     "VALID_FORMS",
     "MeterError",
+    "MeterSpec",
     "PowerMeter",
     "PowerSampler",
     "PowerSpecError",

@@ -33,22 +33,75 @@ Spec grammar (case-insensitive kind; whitespace around the spec is ignored)::
 
 Relative paths (``file=``, ``csv:``) are relative to the current directory. A bad spec, or a valid spec whose
 device is missing, raises a one-line :class:`PowerSpecError` (a ``ValueError``) naming the spec.
+
+More kinds come from plugins through the ``pytest_edgeperf_add_power_meters`` hook (``hookspec.py``): ``{kind:
+factory}``, merged by :func:`with_added_kinds` and passed to :func:`parse_meter_spec` as ``added``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_edgeperf.power.base import (
     MeterError,
     PowerMeter,
+    PowerSpecError,
     Runner,
     missing_error,
     parse_key_values,
     spec_error,
 )
+
+#: the kinds this module builds itself; a plugin cannot replace one
+BUILTIN_KINDS = ("none", "hwmon", "pmic", "rapl", "scpi", "csv")
+HOOK = "pytest_edgeperf_add_power_meters"
+_KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class MeterSpec:
+    """What a plugin's meter factory is given: the spec as the user wrote it (name it in errors), the text after
+    ``kind:``, the root of the device's file tree (a fake tree in tests) and the command runner to use."""
+
+    spec: str
+    arg: str
+    root: Path
+    runner: Runner
+
+
+#: a plugin's meter factory: a meter for the spec (None: no meter), or ``PowerSpecError`` for a spec it refuses
+MeterFactory = Callable[[MeterSpec], PowerMeter | None]
+
+
+class InvalidMeterKindError(ValueError):
+    """What ``pytest_edgeperf_add_power_meters`` returned is unusable; the message names the hook and the kind."""
+
+
+def with_added_kinds(answers: Iterable[Mapping[str, MeterFactory] | None]) -> dict[str, MeterFactory]:
+    """The kinds the hook's implementations add, merged; a built-in kind, a clash or a non-callable is an error."""
+    out: dict[str, MeterFactory] = {}
+    for answer in answers:
+        if answer is None:
+            continue
+        if not isinstance(answer, Mapping):
+            raise InvalidMeterKindError(f"{HOOK} must return a dict {{kind: factory}}, not {answer!r}")
+        for kind, factory in answer.items():
+            if not isinstance(kind, str) or not _KIND.match(kind):
+                raise InvalidMeterKindError(f"{HOOK}: meter kind {kind!r} is not a lowercase name "
+                                            "(a letter, then letters, digits, '_', '-')")
+            if kind in BUILTIN_KINDS:
+                raise InvalidMeterKindError(f"{HOOK}: {kind!r} is a built-in meter kind")
+            if not callable(factory):
+                raise InvalidMeterKindError(f"{HOOK}: the factory for {kind!r} is not callable: {factory!r}")
+            if kind in out and out[kind] is not factory:
+                raise InvalidMeterKindError(f"{HOOK}: two factories for meter kind {kind!r}")
+            out[kind] = factory
+    return out
 
 
 def parse_meter_spec(
@@ -57,11 +110,13 @@ def parse_meter_spec(
     root: Path | str = "/",
     runner: Runner | None = None,
     vcgencmd: str = "vcgencmd",
+    added: Mapping[str, MeterFactory] | None = None,
 ) -> PowerMeter | None:
     """Build the meter a spec names (None for ``none``), checking that its device answers once.
 
     ``root`` roots the sysfs discovery (``<root>/sys/class/...``) so tests can pass a fake tree; ``runner``
-    runs ``vcgencmd`` (defaults to ``pytest_edgeperf.device.runner.CommandRunner``).
+    runs ``vcgencmd`` (defaults to ``pytest_edgeperf.device.runner.CommandRunner``); ``added`` holds the kinds
+    plugins added (:func:`with_added_kinds`).
     """
     raw = spec
     spec = (spec or "").strip()
@@ -72,6 +127,8 @@ def parse_meter_spec(
     arg = arg.strip()
     root = Path(root)
 
+    if added and kind in added:
+        return _build_added(raw, added[kind], MeterSpec(raw, arg, root, runner or _default_runner()))
     if kind == "none":
         if arg:
             raise spec_error(raw, "'none' takes no argument")
@@ -139,7 +196,24 @@ def parse_meter_spec(
         except MeterError as exc:
             raise missing_error(raw, str(exc)) from None
         return meter
+    if added:
+        raise spec_error(raw, f"unknown meter kind {kind!r} (added by plugins: {', '.join(sorted(added))})")
     raise spec_error(raw, f"unknown meter kind {kind!r}")
+
+
+def _build_added(spec: str, factory: MeterFactory, request: MeterSpec) -> PowerMeter | None:
+    """A plugin's meter, checked like a built-in one: a PowerMeter that answers once (unless it reads a log later)."""
+    try:
+        meter = factory(request)
+    except MeterError as exc:
+        raise missing_error(spec, str(exc)) from None
+    if meter is None:
+        return None
+    if not isinstance(meter, PowerMeter):
+        raise PowerSpecError(f"power meter spec {spec!r}: the plugin's factory returned {meter!r}, not a PowerMeter")
+    if not meter.reads_after_run:
+        _probe(spec, meter)
+    return meter
 
 
 def _parse_calibration(spec: str, arg: str) -> tuple[float, float]:
