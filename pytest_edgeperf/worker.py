@@ -343,13 +343,16 @@ def _make_adapter(request: dict[str, Any], sys_path: list[str]) -> FrameworkAdap
     return cls()
 
 
-def _load_reference(adapter_cls: type[FrameworkAdapter], spec: dict[str, Any], threads: int) -> Reference:
-    """The reference model in the same runtime, on one thread, warmed up like the model.
+def _load_reference(runtime: str | type[FrameworkAdapter], spec: dict[str, Any], threads: int) -> Reference:
+    """The reference model in the same runtime (a built-in's name, or the measured adapter's class), on one thread,
+    warmed up like the model.
 
     A runtime whose thread count is process-wide (OpenCV) runs the reference on the model's thread count: one
     thread there would make the measured model single-threaded too.
     """
-    ref = adapter_cls()
+    from pytest_edgeperf.frameworks import get_adapter
+
+    ref = runtime() if isinstance(runtime, type) else get_adapter(runtime)
     ref.load(Path(spec["model_file"]), threads if ref.process_wide_threads else 1)
     run = ref.make_runner(random_input(ref.input_shape, ref.input_dtype, 0))
     for _ in range(int(spec.get("warmup_runs", 20))):
