@@ -329,13 +329,13 @@ def main() -> int:
 def _make_adapter(request: dict[str, Any], sys_path: list[str]) -> FrameworkAdapter:
     """The runtime's adapter, imported from the ``module:QualName`` (or ``file.py:QualName``) the parent sent.
 
-    Built-in and third-party adapters come the same way, so one added through the hook (even from a conftest.py,
-    found through ``sys_path``) runs here like a built-in one; a request without the path names a built-in.
+    So one added through the hook (even from a conftest.py, found through ``sys_path``) runs here like a built-in
+    one. A built-in is made by its name, as before: no user directory goes in front of ``sys.path`` for it.
     """
-    from pytest_edgeperf.frameworks import FrameworkAdapter, get_adapter
+    from pytest_edgeperf.frameworks import FRAMEWORKS, FrameworkAdapter, get_adapter
 
     ref = request.get("adapter")
-    if not ref:
+    if not ref or request["framework"] in FRAMEWORKS:  # plugins cannot take a built-in's name
         return get_adapter(request["framework"])
     cls = load_callable(ref, sys_path)
     if not (isinstance(cls, type) and issubclass(cls, FrameworkAdapter)):
