@@ -113,15 +113,18 @@ def test_runtime_from_a_conftest_is_measured_recorded_and_judged(pytester: pytes
     entry = json.loads(baseline_file.read_text())["entries"]["test_matmul[fakert]"]
     assert entry["environment"]["runtime"] == "fakert" and entry["environment"]["runtime_version"] == "1.0"
 
-    # the next run is judged against that baseline, and a new runtime version is flagged like a built-in's
+    # the next run is judged against that baseline, and a new runtime version is flagged like a built-in's (the
+    # timing verdict itself is not asserted: a microsecond matmul on a shared machine may honestly regress)
     monkeypatch.setenv("FAKERT_VERSION", "2.0")
     cmp = pytester.runpytest(*COMMON, f"--edgeperf-json={out}", "-k", "fakert")
-    cmp.assert_outcomes(passed=1, deselected=3)
+    outcomes = cmp.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 1 and outcomes["deselected"] == 3
     (result,) = results_of(out)
     assert result["environment"]["runtime_version"] == "2.0"
     fps = next(v for v in result["verdicts"] if v["metric"] == "fps")
-    assert fps["baseline"] == entry["metrics"]["fps"]
-    assert "runtime version changed since baseline" in cmp.stdout.str()
+    assert fps["baseline"] == entry["metrics"]["fps"] and fps["verdict"]
+    assert result["overall_verdict"] not in ("", "NEW", "NO_BASELINE")
+    assert any(n.startswith("runtime version changed since baseline (1.0") for n in result["notes"]), result["notes"]
 
 
 def test_marker_names_the_added_runtime_and_its_aliases_stay_unknown(pytester: pytest.Pytester) -> None:
