@@ -178,8 +178,6 @@ def loop_cost_ns(n: int = 200_000, repeats: int = 7) -> dict[str, float]:
     calls the ONNX Runtime adapter's own ``make_runner`` closure (here on a stand-in session whose ``run`` does
     nothing), which adds a Python frame and the ``[0]``. Median sample of 7 interleaved repeats of ``n`` calls.
     """
-    from types import SimpleNamespace
-
     from pytest_edgeperf.frameworks.onnxruntime_adapter import OnnxRuntimeAdapter
     from pytest_edgeperf.worker import time_plain
 
@@ -191,8 +189,8 @@ def loop_cost_ns(n: int = 200_000, repeats: int = 7) -> dict[str, float]:
 
     sess, feed = NoopSession(), {"x": np.zeros(1, dtype=np.float32)}
     adapter = OnnxRuntimeAdapter()
-    adapter._session, adapter._input = sess, SimpleNamespace(name="x")
-    runner = adapter.make_runner(feed["x"])
+    adapter._session = sess
+    runner = adapter.make_runner(feed)
 
     def bare_loop() -> float:
         perf, lat = time.perf_counter, []

@@ -16,7 +16,10 @@ from typing import Any
 
 from tabulate import tabulate
 
+from pytest_edgeperf import __version__
 from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
+from pytest_edgeperf.history import cli as history_cli
+from pytest_edgeperf.history.db import HistoryError
 from pytest_edgeperf.report.html import write_html_report, write_merged_html_report, write_text_atomic
 from pytest_edgeperf.report.markdown import device_name, fmt_value, results_markdown, verdict_label
 
@@ -253,6 +256,7 @@ def cmd_baselines_diff(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeperf", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s (pytest-edgeperf) {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     merge = sub.add_parser("merge", help="merge results JSON files of several devices into one table")
@@ -286,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--format", default="github", help="tabulate format (default: github markdown)")
     diff.add_argument("--allow-missing-old", action="store_true", help="treat a missing OLD as empty")
     diff.set_defaults(func=cmd_baselines_diff)
+
+    history_cli.add_parser(sub)
     return parser
 
 
@@ -294,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (InputError, BaselineError) as exc:
+    except (InputError, BaselineError, HistoryError) as exc:
         print(f"edgeperf: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # e.g. -o into a directory that cannot be written

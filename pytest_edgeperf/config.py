@@ -42,6 +42,8 @@ BUSY_CPU_WAIT_PCT = 10.0
 #: passes of the session --edgeperf-update-baselines makes: each measured test is recorded once per pass, minutes
 #: apart, so fresh baselines already hold two runs to learn the run-to-run noise from (noise.py)
 DEFAULT_UPDATE_PASSES = 2
+#: seconds a measurement waits for the device lock (another pytest measuring on this device) before it fails
+DEFAULT_LOCK_TIMEOUT_S = 600.0
 QUICK_BUDGET = Budget(min_samples=10, min_time_s=0.2, max_time_s=5.0, warmup_s=0.05, warmup_runs=2)
 
 
@@ -71,9 +73,11 @@ class Settings:
     reference: bool = True
     max_cpu_wait_pct: float = BUSY_CPU_WAIT_PCT
     worker_timeout_s: float = 300.0
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     json_path: Path | None = None
     benchmark_json_path: Path | None = None
     html_path: Path | None = None
+    history_url: str | None = None
     baselines_dir: Path = Path("baselines")
     update_baselines: bool = False
     update_passes: int = DEFAULT_UPDATE_PASSES
@@ -87,6 +91,7 @@ class Settings:
     sustained_s: float | None = None
     cache_dir: Path = Path.home() / ".cache" / "pytest-edgeperf"
     progress: bool = True
+    disabled: bool = False  # --edgeperf-disable: marked tests run their bodies; nothing is timed, judged or written
 
 
 #: (option, ini key or None, type, help) — plugin.py registers these; defaults come from Settings.
@@ -120,9 +125,15 @@ OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("no-reference", None, "bool",
      "do not time the machine-speed reference model between samples (timing is then compared uncorrected)"),
     ("worker-timeout", None, "float", "seconds a worker may take to load and warm up before it is killed"),
+    ("lock-timeout", "edgeperf_lock_timeout", "float",
+     f"seconds a measurement waits for the device lock held by another pytest on this device before it fails, "
+     f"naming the holder's pid (default {DEFAULT_LOCK_TIMEOUT_S:g}; 0 fails at once)"),
     ("json", None, "path", "write every result, raw samples and environment to this JSON file"),
     ("benchmark-json", None, "path", "write pytest-benchmark compatible JSON (for github-action-benchmark, Bencher)"),
     ("html", None, "path", "write a self-contained HTML report"),
+    ("history", "edgeperf_history", "str",
+     "record the run in the results history: a file path, sqlite:///PATH or postgresql://... (an unreachable one "
+     "is a warning; `edgeperf history` reads it)"),
     ("baselines", "edgeperf_baselines", "path", "baselines directory (default <rootdir>/baselines)"),
     ("update-baselines", None, "bool", "record the current results as the new baselines"),
     ("update-passes", "edgeperf_update_passes", "int",
@@ -140,7 +151,88 @@ OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("sustained", None, "float", "run sustained tests for this many seconds (seed 004 used 360)"),
     ("cache-dir", None, "path", "where generated models are cached"),
     ("no-progress", None, "bool", "no live progress lines"),
+    ("disable", None, "bool",
+     "run marked tests' bodies once without measuring (like --benchmark-disable): measure() loads the model and "
+     "runs one inference in-process and returns a result marked 'disabled' with no figures; no workers, "
+     "baselines or report files"),
 ]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric option accepts: ``low`` to ``high`` (``low`` itself excluded when ``low_open``).
+
+    ``zero_off``: 0 is accepted too, as the option's "off" value (``--edgeperf-sample-hz=0``), below a ``low``
+    that keeps the rest away from absurdly small values (a rate of 1e-300 Hz overflows the sampler's period).
+    """
+
+    low: float
+    high: float
+    low_open: bool = False
+    zero_off: bool = False
+
+    def describe(self) -> str:
+        text = f"{_num(self.low)} {'<' if self.low_open else '<='} x <= {_num(self.high)}"
+        return f"x = 0 (off) or {text}" if self.zero_off else text
+
+    def violation(self, value: float) -> str | None:
+        """Why ``value`` is out of range ("must be <= 64 (range 0 < x <= 64), got 100"), or None if it is not."""
+        if self.zero_off and value == 0:
+            return None
+        if value < self.low or (self.low_open and value == self.low):
+            op = ">" if self.low_open else ">="
+            return f"must be {op} {_num(self.low)} (range {self.describe()}), got {_num(value)}"
+        if value > self.high:
+            return f"must be <= {_num(self.high)} (range {self.describe()}), got {_num(value)}"
+        return None
+
+    def check(self, value: float, where: str) -> None:
+        """Raise a one-line ``pytest.UsageError`` naming ``where`` (the flag or the ini key) when out of range."""
+        why = self.violation(value)
+        if why is not None:
+            raise pytest.UsageError(f"{where} {why}")
+
+
+DAY_S = 86_400.0
+#: every int/float option's accepted range; checked where the value is read (flag or ini key) and shown in the
+#: help. A numeric option without an entry here fails tests/test_options.py.
+RANGES: dict[str, Range] = {
+    "min-freq": Range(0, 10, low_open=True),  # GHz
+    "max-temp": Range(0, 150, low_open=True),  # Celsius
+    "guard-timeout": Range(0, DAY_S, low_open=True),
+    "guard-hold": Range(0, 3600),
+    "sample-hz": Range(0.01, 1000, zero_off=True),
+    "sensor-budget": Range(0, 1, low_open=True),  # a fraction of the time
+    "max-attempts": Range(0, 100, low_open=True),
+    "min-samples": Range(0, DEFAULT_BUDGET.max_samples, low_open=True),
+    "min-time": Range(0, DAY_S),
+    "max-time": Range(0, DAY_S, low_open=True),
+    "threads": Range(0, 1024, low_open=True),
+    "processes": Range(0, 64, low_open=True),
+    "max-cpu-wait": Range(0, 100),  # percent
+    "worker-timeout": Range(0, DAY_S, low_open=True),
+    "lock-timeout": Range(0, DAY_S),
+    "update-passes": Range(0, 20, low_open=True),
+    "power-hz": Range(0.01, 1000),
+    "idle-time": Range(0, 3600),
+    "sustained": Range(0, DAY_S, low_open=True),
+}
+#: marker arguments that are the same quantity as an option take that option's range
+MARKER_RANGES: dict[str, str] = {"threads": "threads", "min_samples": "min-samples", "processes": "processes",
+                                 "min_time_s": "min-time", "max_time_s": "max-time", "min_freq_ghz": "min-freq",
+                                 "sustained_s": "sustained"}
+
+
+def option_help(name: str, help_text: str) -> str:
+    """An option's help with its accepted range (plain text: the caller escapes ``%`` for argparse)."""
+    rng = RANGES.get(name)
+    return f"{help_text} [range {rng.describe()}]" if rng is not None else help_text
+
+
+def _num(value: float) -> str:
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return str(int(value))
+    return f"{value:g}"
 
 
 def _convert(kind: str, raw: Any, where: str) -> Any:
@@ -166,17 +258,20 @@ def _convert(kind: str, raw: Any, where: str) -> Any:
 
 
 def settings_from_config(config: pytest.Config) -> Settings:
-    """Read every option (command line, then ini) and validate it."""
+    """Read every option (command line, then ini) and validate it; errors name the flag or the ini key given."""
     values: dict[str, Any] = {}
+    where: dict[str, str] = {}  # option name -> how the user gave it: "--edgeperf-NAME" or "ini option KEY"
     for name, ini, kind, _help in OPTIONS:
         dest = "edgeperf_" + name.replace("-", "_")
         raw = config.getoption(dest, default=None)
-        where = f"--edgeperf-{name}"
+        where[name] = f"--edgeperf-{name}"
         if (raw is None or raw is False) and ini:
             ini_raw = config.getini(ini)
             if ini_raw not in (None, "", []):
-                raw, where = ini_raw, f"ini {ini}"
-        values[name] = _convert(kind, raw, where)
+                raw, where[name] = ini_raw, f"ini option {ini}"
+        values[name] = _convert(kind, raw, where[name])
+        if values[name] is not None and name in RANGES:
+            RANGES[name].check(values[name], where[name])
 
     rootdir = Path(str(config.rootpath))
     s = Settings(rootdir=rootdir)
@@ -187,80 +282,110 @@ def settings_from_config(config: pytest.Config) -> Settings:
         s.root = values["root"]
     if values["vcgencmd"]:
         s.vcgencmd = values["vcgencmd"]
-    s.min_freq_ghz = _positive(values["min-freq"], "--edgeperf-min-freq")
+    s.min_freq_ghz = values["min-freq"]
     s.max_temp_c = values["max-temp"]
     s.guard_enabled = not values["no-guard"]
     if values["guard-timeout"] is not None:
-        s.guard_timeout_s = float(_positive(values["guard-timeout"], "--edgeperf-guard-timeout"))
+        s.guard_timeout_s = float(values["guard-timeout"])
     if values["guard-hold"] is not None:
-        s.guard_hold_s = _non_negative(values["guard-hold"], "--edgeperf-guard-hold")
+        s.guard_hold_s = float(values["guard-hold"])
     if s.guard_enabled and s.guard_hold_s > s.guard_timeout_s:
         raise pytest.UsageError(
-            f"--edgeperf-guard-hold ({s.guard_hold_s:g} s) must not exceed --edgeperf-guard-timeout "
+            f"{where['guard-hold']} ({s.guard_hold_s:g} s) must not exceed {where['guard-timeout']} "
             f"({s.guard_timeout_s:g} s): the clock could never be seen holding its floor in time")
     s.guard_fail = bool(values["guard-fail"])
     if values["sample-hz"] is not None:
-        s.sample_hz = _non_negative(values["sample-hz"], "--edgeperf-sample-hz")
+        s.sample_hz = float(values["sample-hz"])
     if values["sensor-budget"] is not None:
-        budget_fraction = _positive(values["sensor-budget"], "--edgeperf-sensor-budget")
-        if budget_fraction > 1:
-            raise pytest.UsageError(f"--edgeperf-sensor-budget is a fraction (0-1], got {budget_fraction}")
-        s.sensor_budget = budget_fraction
+        s.sensor_budget = float(values["sensor-budget"])
     if values["max-attempts"] is not None:
-        s.max_attempts = int(_positive(values["max-attempts"], "--edgeperf-max-attempts"))
+        s.max_attempts = int(values["max-attempts"])
     s.quick = bool(values["quick"])
     budget = QUICK_BUDGET if s.quick else DEFAULT_BUDGET
     if values["min-samples"] is not None:
-        budget = replace(budget, min_samples=int(_positive(values["min-samples"], "--edgeperf-min-samples")))
+        budget = replace(budget, min_samples=int(values["min-samples"]))
     if values["min-time"] is not None:
-        budget = replace(budget, min_time_s=_non_negative(values["min-time"], "--edgeperf-min-time"))
+        budget = replace(budget, min_time_s=float(values["min-time"]))
     if values["max-time"] is not None:
-        budget = replace(budget, max_time_s=_positive(values["max-time"], "--edgeperf-max-time"))
+        budget = replace(budget, max_time_s=float(values["max-time"]))
     if budget.max_time_s < budget.min_time_s:
         raise pytest.UsageError(
-            f"--edgeperf-max-time ({budget.max_time_s} s) is below the minimum time ({budget.min_time_s} s)"
+            f"{where['max-time']} ({budget.max_time_s} s) is below the minimum time ({budget.min_time_s} s)"
         )
     s.budget = budget
     if values["threads"] is not None:
-        s.threads = int(_positive(values["threads"], "--edgeperf-threads"))
+        s.threads = int(values["threads"])
     s.processes = 1 if s.quick else DEFAULT_PROCESSES
     if values["processes"] is not None:
-        s.processes = int(_positive(values["processes"], "--edgeperf-processes"))
+        s.processes = int(values["processes"])
     s.reference = not values["no-reference"]
     if values["max-cpu-wait"] is not None:
-        wait = _non_negative(values["max-cpu-wait"], "--edgeperf-max-cpu-wait")
-        if wait > 100:
-            raise pytest.UsageError(f"--edgeperf-max-cpu-wait is a percentage (0-100), got {wait:g}")
-        s.max_cpu_wait_pct = wait
+        s.max_cpu_wait_pct = float(values["max-cpu-wait"])
     if values["worker-timeout"] is not None:
-        s.worker_timeout_s = _positive(values["worker-timeout"], "--edgeperf-worker-timeout")
+        s.worker_timeout_s = float(values["worker-timeout"])
+    if values["lock-timeout"] is not None:
+        s.lock_timeout_s = float(values["lock-timeout"])
     s.json_path = values["json"]
     s.benchmark_json_path = values["benchmark-json"]
     s.html_path = values["html"]
+    s.history_url = values["history"]
+    check_report_paths({f"--edgeperf-{name}": values[name] for name in REPORT_OPTIONS})
     baselines = values["baselines"] or Path("baselines")
     s.baselines_dir = baselines if baselines.is_absolute() else rootdir / baselines
     s.update_baselines = bool(values["update-baselines"])
     if values["update-passes"] is not None:
-        s.update_passes = int(_positive(values["update-passes"], "--edgeperf-update-passes"))
+        s.update_passes = int(values["update-passes"])
     s.strict = bool(values["strict"])
     if values["tolerance"]:
-        s.tolerances = parse_tolerance_option(values["tolerance"], "--edgeperf-tolerance")
+        s.tolerances = parse_tolerance_option(values["tolerance"], where["tolerance"])
     if values["power-meter"]:
         s.power_meter = values["power-meter"].strip()
     if values["power-hz"] is not None:
-        s.power_hz = _positive(values["power-hz"], "--edgeperf-power-hz")
+        s.power_hz = float(values["power-hz"])
     if values["idle-time"] is not None:
-        s.idle_s = _non_negative(values["idle-time"], "--edgeperf-idle-time")
+        s.idle_s = float(values["idle-time"])
     s.counters = bool(values["counters"])
     s.hotspots = bool(values["hotspots"])
     if values["sustained"] is not None:
-        s.sustained_s = _positive(values["sustained"], "--edgeperf-sustained")
+        s.sustained_s = float(values["sustained"])
     if values["cache-dir"]:
         s.cache_dir = values["cache-dir"]
     elif os.environ.get("EDGEPERF_CACHE"):
         s.cache_dir = Path(os.environ["EDGEPERF_CACHE"])
     s.progress = not values["no-progress"]
+    s.disabled = bool(values["disable"])
+    if s.disabled and s.update_baselines:
+        raise pytest.UsageError("--edgeperf-disable measures nothing, so --edgeperf-update-baselines has nothing to "
+                                "record: use one or the other")
     return s
+
+
+#: the options that name a result file written at the end of the run
+REPORT_OPTIONS = ("json", "benchmark-json", "html")
+
+
+def check_report_paths(paths: dict[str, Path | None]) -> None:
+    """Refuse a report path that cannot be written, before any test runs (not after the last one).
+
+    The parent directory must exist (it is never created: a typo in a directory name should not pass silently)
+    and be writable, the path must not be a directory, and two options must not name the same file.
+    """
+    seen: dict[Path, str] = {}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        if path.is_dir():
+            raise pytest.UsageError(f"{option}: {path} is a directory; give a file name, e.g. {path / 'report'}")
+        parent = path.parent
+        if not parent.is_dir():
+            what = "is not a directory" if parent.exists() else "does not exist (it is not created)"
+            raise pytest.UsageError(f"{option}: cannot write {path}: directory {parent} {what}")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise pytest.UsageError(f"{option}: cannot write {path}: directory {parent} is not writable")
+        key = Path(os.path.abspath(path))
+        if key in seen:
+            raise pytest.UsageError(f"{option} and {seen[key]} name the same file {path}")
+        seen[key] = option
 
 
 def parse_tolerance_option(spec: str | dict[str, Any], where: str) -> dict[str, float]:
@@ -273,18 +398,6 @@ def parse_tolerance_option(spec: str | dict[str, Any], where: str) -> dict[str, 
         raise pytest.UsageError(f"{where}: {exc}") from None
 
 
-def _positive(value: float | None, where: str) -> float | None:
-    if value is not None and value <= 0:
-        raise pytest.UsageError(f"{where} must be > 0, got {value}")
-    return value
-
-
-def _non_negative(value: float, where: str) -> float:
-    if value < 0:
-        raise pytest.UsageError(f"{where} must be >= 0, got {value}")
-    return value
-
-
 # ---- the marker ------------------------------------------------------------------------------------------------
 
 MARKER_HELP = (
@@ -292,7 +405,8 @@ MARKER_HELP = (
     "warmup_s=None, min_fps=None, max_latency_ms=None, max_memory_mb=None, min_top1_pct=None, min_top5_pct=None, "
     "min_map50_pct=None, max_energy_per_inference_mj=None, tolerance=None, inputs=None, preprocess=None, "
     "accuracy=None, min_freq_ghz=None, counters=None, hotspots=None, sustained_s=None, min_speedup=None, "
-    "max_accuracy_drop_pct=None, processes=None): measure a model on this "
+    "max_accuracy_drop_pct=None, processes=None, input_shapes=None, input_dtypes=None, input_values=None): "
+    "measure a model on this "
     "device with each installed runtime; see the README"
 )
 
@@ -325,6 +439,10 @@ class MarkerSpec:
     min_speedup: float | None = None
     max_accuracy_drop_pct: float | None = None
     processes: int | None = None
+    #: a shape for a single-input model or {input name: shape}; resolves dynamic dimensions (frameworks/signature.py)
+    input_shapes: list[int] | dict[str, list[int]] | None = None
+    input_dtypes: dict[str, str] | None = None
+    input_values: dict[str, Any] | None = None
 
 
 _POSITIVE_INTS = ("threads", "min_samples", "processes")
@@ -388,6 +506,7 @@ def _marker_value(name: str, value: Any, bad: Any) -> Any:
         # numbers.Integral also admits numpy integers (np.int64 from a parametrize over np.arange)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
             raise bad(name, f"expected a positive integer, got {_short_repr(value)}")
+        _check_marker_range(name, int(value), bad)
         return int(value)
     if name in _POSITIVE_FLOATS + _NON_NEGATIVE_FLOATS + _PERCENTS:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -404,6 +523,7 @@ def _marker_value(name: str, value: Any, bad: Any) -> Any:
             raise bad(name, f"must be >= 0, got {value!r}")
         if name in _PERCENTS and not 0 <= number <= 100:
             raise bad(name, f"is a percentage (0-100), got {value!r}")
+        _check_marker_range(name, number, bad)
         return number
     if name == "tolerance":
         if not isinstance(value, (str, dict)):
@@ -435,11 +555,37 @@ def _marker_value(name: str, value: Any, bad: Any) -> Any:
             if "dataset" not in value:
                 raise bad(name, "needs a 'dataset' (a folder of class sub-folders, or a CSV)")
         return dict(value)
+    if name in INPUT_ARGUMENTS:
+        from .frameworks.signature import SignatureError
+
+        try:
+            return input_argument(name, value)
+        except SignatureError as exc:
+            raise bad(name, str(exc)) from None
     if name in ("counters", "hotspots"):
         if not isinstance(value, bool):
             raise bad(name, f"expected True or False, got {_short_repr(value)}")
         return value
     raise bad(name, "unknown argument")  # unreachable: names were checked against MarkerSpec's fields
+
+
+def _check_marker_range(name: str, value: float, bad: Any) -> None:
+    """A marker argument that is an option's quantity (processes, threads, ...) takes that option's range."""
+    option = MARKER_RANGES.get(name)
+    why = RANGES[option].violation(value) if option else None
+    if why is not None:
+        raise bad(name, why)
+
+
+#: the marker's and measure()'s arguments that resolve the model's inputs (frameworks/signature.py)
+INPUT_ARGUMENTS = ("input_shapes", "input_dtypes", "input_values")
+
+
+def input_argument(name: str, value: Any) -> Any:
+    """One of INPUT_ARGUMENTS, checked and made JSON-ready; a SignatureError says what is wrong in one line."""
+    from .frameworks import signature
+
+    return getattr(signature, f"normalize_{name}")(value)
 
 
 def _short_repr(value: Any, limit: int = 60) -> str:

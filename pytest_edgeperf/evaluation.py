@@ -6,6 +6,7 @@ preprocessing the marker declared, so accuracy comes from the same runtime, thre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +19,27 @@ def _to_layout(x: np.ndarray, layout: str) -> np.ndarray:
     return x
 
 
-def evaluate_from_spec(spec: dict[str, Any], adapter: Any, sys_path: list[str]) -> dict[str, Any]:
-    """``spec``: task, dataset (folder of class sub-folders, or CSV), preprocess, decode ('module:function')."""
+def evaluate_from_spec(spec: dict[str, Any], adapter: Any, sys_path: list[str],
+                       fixed: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """``spec``: task, dataset (folder of class sub-folders, or CSV), preprocess, decode ('module:function').
+
+    The image goes to the model's first input, quantised with its scale and zero point when the input is
+    uint8/int8 (TFLite); ``fixed`` feeds the other inputs. A quantised first output is dequantised.
+    """
     from .accuracy import evaluate_classifier, evaluate_detector
     from .datasets import ClassificationDataset, DetectionDataset
+    from .frameworks.signature import dequantize, to_input_dtype
     from .preprocess import parse_preprocess
     from .worker import load_callable
 
     pre = parse_preprocess(spec.get("preprocess") or {})
     layout = adapter.input_layout
-    dtype = adapter.input_dtype
+    first, output = adapter.inputs[0], adapter.outputs[0]
+    others = dict(fixed or {})
 
     def predict(x: np.ndarray) -> np.ndarray:
-        out = np.asarray(adapter.run(_to_layout(x, layout).astype(dtype, copy=False)))
+        feed = {**others, first.name: to_input_dtype(_to_layout(x, layout), first)}
+        out = dequantize(np.asarray(adapter.run(feed)), output)
         if layout == "NCHW" and out.ndim == 4:  # feature maps back to NHWC, the evaluators' layout
             out = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
         return out

@@ -17,6 +17,7 @@ import pytest
 from tabulate import tabulate
 
 from .config import Budget, MarkerSpec
+from .fileio import LockError
 from .measure import DeviceNotReady, Instruments, MeasureRequest, WorkerError, run_measurement
 from .result import STATUS_OK, Result
 from .session import Breach, EdgeperfSession
@@ -78,6 +79,11 @@ class EdgeperfFixture:
         return self._session.settings.sustained_s
 
     @property
+    def disabled(self) -> bool:
+        """True under --edgeperf-disable: ``measure()`` returns results without figures (status 'disabled')."""
+        return self._session.settings.disabled
+
+    @property
     def cache_dir(self) -> Path:
         return self._session.settings.cache_dir
 
@@ -87,6 +93,8 @@ class EdgeperfFixture:
                 prepare: str | None = None,
                 accuracy: dict[str, Any] | None = None, min_samples: int | None = None,
                 min_time_s: float | None = None, max_time_s: float | None = None,
+                input_shapes: list[int] | dict[str, list[int]] | None = None,
+                input_dtypes: dict[str, str] | None = None, input_values: dict[str, Any] | None = None,
                 judge: bool = True) -> Result:
         """Measure ``model`` (default: the marker's) in this test's framework; returns the Result.
 
@@ -94,6 +102,9 @@ class EdgeperfFixture:
         ``inputs``: "random" (default), a dataset (folder or CSV, prepared with ``preprocess``), or
         "module:function" returning input arrays, which ``prepare`` ("module:function") turns into model inputs
         inside the timed window (so throughput includes preprocessing, as seed 001 measured it).
+        ``input_shapes`` (a shape, or ``{input name: shape}``) resolves dynamic dimensions; ``input_dtypes``
+        (``{name: dtype}``) and ``input_values`` (``{name: number or array}``) set what an input is fed. Each
+        replaces the marker's argument of the same name.
         """
         s = self._session.settings
         spec = self.spec
@@ -138,6 +149,8 @@ class EdgeperfFixture:
             processes = 1  # a sustained run is one continuous run: heating up is what it measures
         floor = spec.min_freq_ghz if spec.min_freq_ghz is not None else self._session.floor_ghz
         test_id = self.nodeid + (f"::{label}" if label else "")
+        signature = self._input_arguments(input_shapes=input_shapes, input_dtypes=input_dtypes,
+                                          input_values=input_values)
         req = MeasureRequest(
             test_id=test_id, framework=name, model=model_given, model_file=model_file, threads=threads,
             budget=budget, inputs=self._inputs(inputs or spec.inputs, preprocess or spec.preprocess, prepare),
@@ -145,8 +158,12 @@ class EdgeperfFixture:
             counters=bool(spec.counters if spec.counters is not None else s.counters),
             hotspots=bool(spec.hotspots if spec.hotspots is not None else s.hotspots),
             artifacts_dir=s.rootdir / ".edgeperf" / "hotspots" / _safe(test_id),
-            processes=processes, reference_file=self._reference_file(name) if s.reference else None,
+            processes=processes,
+            reference_file=self._reference_file(name) if s.reference and not s.disabled else None,
+            **signature,
         )
+        if s.disabled:  # --edgeperf-disable: one untimed inference in-process, no figures, nothing judged
+            return self._run_disabled(req)
         baseline = self._lookup_baseline(test_id) if judge else None
         inst = Instruments(
             device_name=self._session.profile.name, readers=self._session.readers, floor_ghz=floor,
@@ -155,11 +172,11 @@ class EdgeperfFixture:
             power_meter=self._session.power_meter, power_hz=s.power_hz, idle_s=s.idle_s,
             max_attempts=s.max_attempts, min_valid_fraction=s.min_valid_fraction,
             worker_timeout_s=s.worker_timeout_s, environment=dict(self._session.environment),
-            lock_path=self._session.lock_path,
+            lock_path=self._session.lock_path, lock_timeout_s=s.lock_timeout_s, lock_announce=self._announce,
         )
         try:
             result = run_measurement(req, inst, self._progress)
-        except WorkerError as exc:
+        except (WorkerError, LockError) as exc:
             raise EdgeperfFailure(str(exc)) from None
         except DeviceNotReady as exc:
             message = str(exc)  # the guard's own line: "device not ready after 120 s: ..."
@@ -178,6 +195,32 @@ class EdgeperfFixture:
         if judge:
             self._judge(result, baseline)
         return result
+
+    def _run_disabled(self, req: MeasureRequest) -> Result:
+        from .disabled import DisabledRunError, run_once
+
+        try:
+            result = run_once(req, self._session.profile.name, dict(self._session.environment))
+        except DisabledRunError as exc:
+            raise EdgeperfFailure(str(exc)) from None
+        self.results.append(result)  # the test's own list only: a disabled result is in no report
+        return result
+
+    def _input_arguments(self, **given: Any) -> dict[str, Any]:
+        """measure()'s input_shapes / input_dtypes / input_values, checked, else the marker's."""
+        from .config import input_argument
+        from .frameworks.signature import SignatureError
+
+        out = {}
+        for name, value in given.items():
+            if value is None:
+                out[name] = getattr(self.spec, name)
+                continue
+            try:
+                out[name] = input_argument(name, value)
+            except SignatureError as exc:
+                raise EdgeperfFailure(f"measure() argument {name!r}: {exc}") from None
+        return out
 
     def _reference_file(self, framework: str) -> Path | None:
         """The machine-speed reference model (``zoo:tiny_cnn``) in this runtime's format; None if it cannot be built."""
@@ -212,6 +255,9 @@ class EdgeperfFixture:
 
         Gates not given here come from the marker (``min_speedup``, ``max_accuracy_drop_pct``).
         """
+        size_ratio = variant_size / parent_size if variant_size and parent_size else None
+        if self._session.settings.disabled:  # nothing was measured: only the file sizes compare, nothing gates
+            return Comparison(variant, parent, None, None, size_ratio, {})
         if min_speedup is None:
             min_speedup = self.spec.min_speedup
         if max_accuracy_drop_pct is None:
@@ -219,7 +265,6 @@ class EdgeperfFixture:
         speedup = (variant.fps / parent.fps) if variant.fps and parent.fps else None
         memory_ratio = (variant.peak_rss_mb / parent.peak_rss_mb
                         if variant.peak_rss_mb and parent.peak_rss_mb else None)
-        size_ratio = variant_size / parent_size if variant_size and parent_size else None
         drops = {k: parent.accuracy[k] - variant.accuracy[k] for k in parent.accuracy
                  if k in variant.accuracy and k.endswith("_pct")}
         comparison = Comparison(variant, parent, speedup, memory_ratio, size_ratio, drops)
@@ -352,6 +397,11 @@ class EdgeperfFixture:
         except DatasetError as exc:
             raise EdgeperfFailure(f"accuracy dataset: {exc}") from None
         return out
+
+    def _announce(self, message: str) -> None:
+        announce = getattr(self._progress, "announce", None)
+        if announce is not None:
+            announce(message)
 
     def _sys_path(self) -> list[str]:
         paths = [str(self._session.settings.rootdir)]

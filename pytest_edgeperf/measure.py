@@ -13,7 +13,6 @@ the result is INCONCLUSIVE (never a regression).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -29,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import BUSY_CPU_WAIT_PCT, Budget
-from .fileio import file_sha256
+from .config import BUSY_CPU_WAIT_PCT, DEFAULT_LOCK_TIMEOUT_S, Budget
+from .fileio import LockTimeout, exclusive_lock, file_sha256, private_directory
 from .result import STATUS_INCONCLUSIVE, STATUS_OK, Result, Samples, TimelinePoint
 
 Progress = Callable[[str], None]
@@ -64,6 +63,11 @@ class MeasureRequest:
     artifacts_dir: Path | None = None
     processes: int = 1  # worker processes sharing the budget (the verdict compares them, see verdict.py)
     reference_file: Path | None = None  # the machine-speed reference model for this runtime, or None
+    #: what resolves the model's inputs (frameworks/signature.py): a shape or {name: shape}, {name: dtype},
+    #: {name: value}; JSON-ready, checked by config.py
+    input_shapes: list[int] | dict[str, list[int]] | None = None
+    input_dtypes: dict[str, str] | None = None
+    input_values: dict[str, Any] | None = None
 
 
 @dataclass
@@ -84,22 +88,31 @@ class Instruments:
     worker_timeout_s: float = 300.0
     environment: dict[str, Any] = field(default_factory=dict)
     lock_path: Path | None = None
+    lock_timeout_s: float | None = DEFAULT_LOCK_TIMEOUT_S
+    lock_announce: Progress | None = None  # says, even in a CI log, that the device lock is busy and who holds it
 
 
 # ---- the worker process ----------------------------------------------------------------------------------------
 
 
 class WorkerProcess:
-    """A running ``pytest_edgeperf.worker`` with a reader thread, so every wait has a deadline (a hang is a kill)."""
+    """A running ``pytest_edgeperf.worker`` with a reader thread, so every wait has a deadline (a hang is a kill).
+
+    The worker runs in its own process group (a kill takes whatever it started) and dies with pytest: it asks the
+    kernel for SIGKILL when its parent goes (Linux), and kills itself when its stdin pipe from us closes (anywhere).
+    """
 
     def __init__(self, request: dict[str, Any], describe: str) -> None:
         self.describe = describe
         self.phase = "starting"
+        self.peak_rss_mb: float | None = None  # the highest VmHWM seen while it ran (or that it reported)
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in close()
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         package_parent = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+        env[PARENT_PID_ENV] = str(os.getpid())  # the worker checks it still has this parent (worker.die_with_parent)
+        self._oom_kills_at_start = oom_kill_count()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pytest_edgeperf.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
@@ -134,30 +147,41 @@ class WorkerProcess:
         self.phase = phase
         start = time.monotonic()
         deadline = start + timeout_s
+        next_tick = start + 1.0
+        self._sample_memory()
         try:
             while True:
                 try:
-                    message = self._events.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                    message = self._events.get(timeout=max(0.0, min(0.25, deadline - time.monotonic())))
                     break
                 except queue.Empty:
                     if time.monotonic() >= deadline:
                         raise
-                    if tick is not None:
+                    self._sample_memory()
+                    if tick is not None and time.monotonic() >= next_tick:
+                        next_tick += 1.0
                         tick(time.monotonic() - start)
         except queue.Empty:
-            self.kill()
-            raise WorkerError(
-                f"{self.describe}: worker hung {phase} (no answer within {timeout_s:.0f} s); killed"
-            ) from None
+            raise WorkerError(self._hang_message(timeout_s)) from None
         if message is None:
             raise WorkerError(self._crash_message())
         if message.get("event") == "error":
+            if isinstance(message.get("peak_rss_mb"), (int, float)):
+                self.peak_rss_mb = max(self.peak_rss_mb or 0.0, float(message["peak_rss_mb"]))
             self.wait_exit()
             kind = message.get("kind")
             what = {"adapter": "the runtime's adapter could not be built",
                     "model_rejected": "the runtime refused the model", "inputs": "preparing the inputs failed",
-                    "inference": "inference failed", "accuracy": "the accuracy pass failed"}.get(kind, kind)
-            raise WorkerError(f"{self.describe}: {what}: {message.get('message')}")
+                    "inference": "inference failed", "accuracy": "the accuracy pass failed",
+                    "out_of_memory": f"out of memory {phase}"}.get(kind, kind)
+            if kind == "signature":  # the message names the input and what to give: nothing to add
+                raise WorkerError(f"{self.describe}: {message.get('message')}")
+            text = f"{self.describe}: {what}: {message.get('message')}"
+            if kind == "out_of_memory":
+                text += self._peak_text(", ")
+            elif str(message.get("message", "")).startswith("MemoryError"):
+                text += f" (out of memory{self._peak_text(', ')})"
+            raise WorkerError(text)
         if message.get("event") != event:
             self.kill()
             raise WorkerError(f"{self.describe}: protocol error, expected {event!r}, got {message.get('event')!r}")
@@ -169,20 +193,40 @@ class WorkerProcess:
         self.proc.stdin.flush()
 
     def wait_exit(self, timeout_s: float = 10.0) -> int | None:
+        """Close the worker's stdin (it exits on that, wherever it is) and reap it; kill it if it lingers."""
         with contextlib.suppress(OSError):
             if self.proc.stdin:
                 self.proc.stdin.close()
+        code = self._reap(timeout_s)
+        if code is None:
+            self.kill()
+            code = self.proc.returncode
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL the worker's process group (only while the worker is unreaped: its pid cannot be reused)."""
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self._reap(5.0)
+
+    def _reap(self, timeout_s: float) -> int | None:
+        """The worker's exit code once it has exited (waiting at most ``timeout_s``), else None."""
         try:
             return self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.kill()
-            return self.proc.returncode
+            return None
 
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            self.proc.wait(timeout=5)
+    def _sample_memory(self) -> None:
+        """Keep the worker's peak RSS (VmHWM) while it lives: after a SIGKILL nothing else can tell it.
+
+        (``wait4``'s ru_maxrss cannot: on Linux it includes the RSS of pytest itself, which the child was forked
+        from.)
+        """
+        if self.proc.returncode is None:
+            hwm = _status_kb(self.proc.pid).get("VmHWM")
+            if hwm:
+                self.peak_rss_mb = max(self.peak_rss_mb or 0.0, hwm / 1024.0)
 
     def stderr_tail(self, lines: int = 3) -> str:
         self._stderr.seek(0)
@@ -190,23 +234,134 @@ class WorkerProcess:
         keep = [ln.strip() for ln in text if ln.strip()][-lines:]
         return " | ".join(keep)
 
+    def _peak_text(self, sep: str, seen: str = "") -> str:
+        return f"{sep}peak RSS {seen}{self.peak_rss_mb:.0f} MB" if self.peak_rss_mb else ""
+
+    def _hang_message(self, timeout_s: float) -> str:
+        """No answer in time: killed; said as "possibly out of memory" when the worker was at a memory limit."""
+        self._sample_memory()
+        pressure = memory_pressure(self.proc.pid)
+        self.kill()
+        if pressure is None:
+            return f"{self.describe}: worker hung {self.phase} (no answer within {timeout_s:.0f} s); killed"
+        return (f"{self.describe}: worker stalled {self.phase}, possibly out of memory ({pressure}"
+                f"{self._peak_text(', ')}): no answer within {timeout_s:.0f} s; killed")
+
     def _crash_message(self) -> str:
-        code = self.wait_exit(timeout_s=5.0)
+        # the protocol stream closed: the worker is exiting, let it finish (closing stdin first would race its exit)
+        code = self._reap(5.0)
+        if code is None:
+            code = self.wait_exit(timeout_s=0.0)
+        tail = self.stderr_tail()
         if code is not None and code < 0:
             try:
                 sig = signal.Signals(-code).name
             except ValueError:
                 sig = f"signal {-code}"
-            hint = " (killed: out of memory?)" if sig == "SIGKILL" else ""
-            how = f"crashed with {sig}{hint}"
+            if sig == "SIGKILL":
+                oom = (self._oom_kills_at_start is not None
+                       and (oom_kill_count() or 0) > self._oom_kills_at_start)
+                how = ("killed by the kernel's out-of-memory killer (SIGKILL)" if oom
+                       else "killed (SIGKILL)")
+                how += f" {self.phase}"
+                if not oom:
+                    how += ", possibly out of memory"
+                how += self._peak_text(", ", "at least ")  # sampled while it ran: the end may have been higher
+            else:
+                how = f"crashed with {sig} {self.phase}"
+        elif "MemoryError" in tail:
+            how = f"ran out of memory {self.phase} (MemoryError{self._peak_text(', ', 'at least ')})"
         else:
-            how = f"exited with status {code}"
-        tail = self.stderr_tail()
-        return f"{self.describe}: worker {how} {self.phase}" + (f"; stderr: {tail}" if tail else "")
+            how = f"exited with status {code} {self.phase}"
+        return f"{self.describe}: worker {how}" + (f"; stderr: {tail}" if tail else "")
 
     def close(self) -> None:
         self.wait_exit()
         self._stderr.close()
+
+
+#: the environment variable that tells a worker which pid its parent (pytest) has
+PARENT_PID_ENV = "EDGEPERF_PARENT_PID"
+
+
+def oom_kill_count() -> int | None:
+    """How many processes the kernel's OOM killer has killed since boot (``/proc/vmstat``), or None."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/vmstat").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+    return None
+
+
+def _status_kb(pid: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            parts = value.split()
+            if key.startswith("Vm") and len(parts) == 2 and parts[0].isdigit():
+                out[key] = int(parts[0])
+    return out
+
+
+def _cgroup_memory_mb(pid: int) -> tuple[float, float] | None:
+    """(used, limit) of the process's memory cgroup in MB (v2 memory.current/max, v1 usage/limit), or None."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, rel = line.split(":", 2)
+        if controllers == "":  # cgroup v2
+            base, names = Path("/sys/fs/cgroup") / rel.lstrip("/"), ("memory.current", "memory.max")
+        elif "memory" in controllers.split(","):
+            base, names = (Path("/sys/fs/cgroup/memory") / rel.lstrip("/"),
+                           ("memory.usage_in_bytes", "memory.limit_in_bytes"))
+        else:
+            continue
+        try:
+            used, limit = (int((base / n).read_text().strip()) for n in names)
+        except (OSError, ValueError):  # "max": no limit
+            continue
+        if limit < 1 << 60:
+            return used / 2**20, limit / 2**20
+    return None
+
+
+def memory_pressure(pid: int) -> str | None:
+    """Why a live worker may be stuck on memory rather than hung, as a phrase for the message, or None.
+
+    Read before the worker is killed: it is near its address-space limit (RLIMIT_AS), its cgroup's limit, the
+    machine has almost no memory left, or part of it was swapped out (a worker that just started does not
+    swap unless memory is short). Linux only (``/proc``); elsewhere a stuck worker is reported as hung.
+    """
+    vm = _status_kb(pid)
+    if not vm:
+        return None
+    rss_mb, size_mb, swap_mb = vm.get("VmRSS", 0) / 1024, vm.get("VmSize", 0) / 1024, vm.get("VmSwap", 0) / 1024
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max address space"):
+                soft = line.split()[3]
+                if soft.isdigit():
+                    limit_mb = int(soft) / 2**20
+                    if limit_mb - size_mb < max(64.0, 0.1 * limit_mb):
+                        return (f"{max(limit_mb - size_mb, 0):.0f} MB left under its address-space limit of "
+                                f"{limit_mb:.0f} MB")
+    cgroup = _cgroup_memory_mb(pid)
+    if cgroup is not None and cgroup[0] >= 0.9 * cgroup[1]:
+        return f"its memory cgroup at {cgroup[0]:.0f} of {cgroup[1]:.0f} MB"
+    meminfo: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            meminfo[key] = int(value.split()[0])
+    total, available = meminfo.get("MemTotal"), meminfo.get("MemAvailable")
+    if total and available is not None and available < 0.05 * total:
+        return f"the machine at {available / 1024:.0f} MB available of {total / 1024:.0f} MB"
+    if swap_mb >= max(16.0, 0.1 * rss_mb):
+        return f"{swap_mb:.0f} MB of its {rss_mb + swap_mb:.0f} MB swapped out"
+    return None
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
@@ -240,24 +395,34 @@ def host_environment(rootdir: Path) -> dict[str, Any]:
     }
 
 
+def device_lock_path(device: str) -> Path:
+    """``$TMPDIR/pytest-edgeperf-<uid>/<device>.lock``: per user, in a directory no other user can write to.
+
+    (Two users measuring on one board are therefore not serialised; run a board's CI jobs as one user.)
+    """
+    return Path(tempfile.gettempdir()) / f"pytest-edgeperf-{os.getuid()}" / f"{device}.lock"
+
+
 @contextlib.contextmanager
-def device_lock(path: Path | None, progress: Progress | None) -> Iterator[None]:
-    """One measurement at a time per device, across processes (pytest-xdist workers, two CI jobs on one board)."""
+def device_lock(path: Path | None, progress: Progress | None, timeout_s: float | None = None,
+                announce: Progress | None = None) -> Iterator[None]:
+    """One measurement at a time per device, across processes (pytest-xdist workers, two CI jobs on one board).
+
+    A busy lock is announced (``announce``, a line even in a CI log; else the progress line) with the holder's pid,
+    and after ``timeout_s`` the measurement fails naming the holder (fileio.LockTimeout); a lock directory or file
+    another user could have planted is refused (fileio.LockError).
+    """
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if progress:
-                progress("waiting for the device: another process is measuring on it")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
+    private_directory(path.parent)
+    try:
+        with exclusive_lock(path, "the device lock", timeout_s=timeout_s, on_wait=announce or progress,
+                            owner_only=True, mode=0o600):
             yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    except LockTimeout as exc:
+        raise LockTimeout(f"{exc}; another pytest is measuring on this device (--edgeperf-lock-timeout to wait "
+                          f"longer)", exc.holder_pid) from None
 
 
 class _Running:
@@ -302,7 +467,7 @@ def run_measurement(req: MeasureRequest, inst: Instruments, progress: Progress |
                           "min_time_s": float(req.budget.min_time_s)}
     describe = f"{req.framework} on {req.model}"
     why = ""
-    with device_lock(inst.lock_path, progress):
+    with device_lock(inst.lock_path, progress, inst.lock_timeout_s, inst.lock_announce):
         for attempt in range(1, inst.max_attempts + 1):
             try:
                 _one_attempt(req, inst, result, describe, progress)
@@ -450,6 +615,7 @@ def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, ind
         "inputs": req.inputs, "accuracy": req.accuracy if first else None, "sys_path": req.sys_path,
         "wait_for_go": True,
         "reference": {"model_file": str(req.reference_file)} if req.reference_file else None,
+        "input_shapes": req.input_shapes, "input_dtypes": req.input_dtypes, "input_values": req.input_values,
     }
     which = f" (process {index + 1} of {processes})" if processes > 1 else ""
     worker = WorkerProcess(request, describe)
@@ -505,6 +671,9 @@ def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, ind
                 progress(f"{req.test_id}: accuracy pass")
             acc = worker.expect("accuracy", inst.worker_timeout_s + 600, "during the accuracy pass")
             result.accuracy = {k: v for k, v in acc.items() if k != "event" and isinstance(v, (int, float))}
+    except BaseException:  # Ctrl-C, SIGTERM (plugin.py) or any failure here: the worker goes now, not after a wait
+        worker.kill()
+        raise
     finally:
         for instrument in (sampler, counters, hotspots):
             if instrument is not None:
@@ -525,7 +694,18 @@ def _combine_processes(result: Result, runs: list[_ProcessRun]) -> None:
     result.rss_after_load_mb = first.loaded["rss_after_load_mb"]
     result.first_inference_s = first.ready["first_inference_s"]
     result.environment["runtime_version"] = first.loaded["runtime_version"]
-    result.environment["input_shape"] = first.loaded["input_shape"]
+    # the inputs as measured (dynamic dims resolved): part of what a baseline is comparable with (verdict.py)
+    inputs = first.ready.get("inputs") or []
+    result.environment["inputs"] = inputs
+    if inputs:
+        result.environment["input_shape"] = inputs[0]["shape"]
+    signature = first.loaded.get("signature") or {}
+    result.environment["outputs"] = signature.get("outputs", [])
+    declared = {spec["name"]: spec["shape"] for spec in signature.get("inputs", [])}
+    if any(declared.get(spec["name"]) != spec["shape"] for spec in inputs):
+        result.environment["declared_inputs"] = signature.get("inputs", [])
+    for note in first.ready.get("notes") or []:
+        _add_note(result, note)
     result.environment["processes"] = len(runs)
     multi = len(runs) > 1
     samples = Samples()

@@ -19,6 +19,7 @@ Pure functions over plain values: ``baseline.py`` keeps the history, ``verdict.p
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,8 +43,8 @@ PROCESS_TRIM = 0.2
 #: history (a 1 s run warms up less than a 10 s one)
 BUDGET_RATIO = 2.0
 #: environment keys that must match for an earlier recording to join an entry's history: a different model, runtime,
-#: runtime version, thread count or machine starts the history afresh
-HISTORY_KEYS = ("device", "runtime", "threads", "runtime_version", "model_sha256", "hostname", "cpu")
+#: runtime version, thread count, input shape or machine starts the history afresh
+HISTORY_KEYS = ("device", "runtime", "threads", "runtime_version", "model_sha256", "hostname", "cpu", "input_shape")
 
 ProcessPairs = Sequence[tuple[float, float | None]]  # per worker process: (fast-half mean ms, reference ms or None)
 
@@ -154,4 +155,8 @@ def history_comparable(old_env: Mapping[str, Any], new_env: Mapping[str, Any]) -
     for key in HISTORY_KEYS:
         if str(old_env.get(key)) != str(new_env.get(key)):
             return False
+    old_inputs, new_inputs = old_env.get("inputs"), new_env.get("inputs")
+    if old_inputs is not None and new_inputs is not None and (
+            json.dumps(old_inputs, sort_keys=True) != json.dumps(new_inputs, sort_keys=True)):
+        return False  # every input's shape and dtype (recordings from before it was kept have input_shape only)
     return budgets_comparable(old_env.get("min_time_s"), new_env.get("min_time_s"))

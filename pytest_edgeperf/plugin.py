@@ -8,18 +8,24 @@ hooks (what other plugins may add) in ``hookspec``.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
 
-from .config import MARKER_HELP, OPTIONS, MarkerSpec, parse_marker, settings_from_config
+from .config import MARKER_HELP, OPTIONS, MarkerSpec, option_help, parse_marker, settings_from_config
 from .fixture import EdgeperfFailure, EdgeperfFixture
 from .report.progress import Progress
 from .session import DeviceInfo, EdgeperfSession, NullPowerMeter
 
 SESSION_KEY = pytest.StashKey[EdgeperfSession]()
+#: said beside a marked test that failed under --edgeperf-disable: its assertions may be on figures never measured
+DISABLED_HINT = ("--edgeperf-disable: measure() measured nothing (result.status == 'disabled', no figures); "
+                 "assertions on figures belong under `if not edgeperf.disabled:`")
 SPEC_KEY = pytest.StashKey[MarkerSpec]()
+SIGTERM_KEY = pytest.StashKey[signal.Handlers]()  # the SIGTERM handler to restore at unconfigure
 RUNTIMES_HOOK_KEY = pytest.StashKey[Callable[[], list[Any]]]()
 
 
@@ -34,13 +40,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("edgeperf", "edge-device inference performance (pytest-edgeperf)")
     for name, ini, kind, help_text in OPTIONS:
         dest = "edgeperf_" + name.replace("-", "_")
+        text = option_help(name, help_text)
+        flag_help = text.replace("%", "%%")  # argparse %-formats option help ("this % of" crashed pytest --help)
         if kind == "bool":
-            group.addoption(f"--edgeperf-{name}", action="store_true", default=None, dest=dest, help=help_text)
+            group.addoption(f"--edgeperf-{name}", action="store_true", default=None, dest=dest, help=flag_help)
         else:
             group.addoption(f"--edgeperf-{name}", action="store", default=None, dest=dest,
-                            metavar=kind.upper(), help=help_text)
+                            metavar=kind.upper(), help=flag_help)
         if ini:
-            parser.addini(ini, help=help_text, default="")
+            parser.addini(ini, help=text, default="")  # ini help is printed as is
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.stash[SESSION_KEY] = EdgeperfSession(settings_from_config(config), profiles=profiles,
                                                 meter_kinds=meter_kinds, update_machine_info=update_machine_info)
+    _sigterm_as_interrupt(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -79,6 +88,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.close()
+    previous = config.stash.get(SIGTERM_KEY, None)
+    if previous is not None and signal.getsignal(signal.SIGTERM) is _raise_interrupt:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"{signal.Signals(signum).name} received")
+
+
+def _sigterm_as_interrupt(config: pytest.Config) -> None:
+    """SIGTERM (a CI job cancelled, ``kill``) stops the session like Ctrl-C: the running worker is killed at once
+    and the session ends with its summary, instead of pytest dying and the worker running on.
+
+    Only where nobody chose another handler (SIG_DFL), and only in the main thread (where handlers can be set).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    config.stash[SIGTERM_KEY] = signal.SIG_DFL
+    signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def _session(config: pytest.Config) -> EdgeperfSession:
@@ -225,6 +255,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     s = item.config.stash.get(SESSION_KEY, None)
     if s is None:
         return
+    if s.settings.disabled:
+        if report.failed and SPEC_KEY in item.stash:
+            report.sections.append(("edgeperf", DISABLED_HINT))
+        return
     breaches = s.breaches.get(item.nodeid)
     if not breaches and report.outcome == "passed" and s.settings.update_baselines:
         _record_baselines(item, report, s)
@@ -248,6 +282,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     its workers own the loop, and one pass is made (said in the summary).
     """
     s = session.config.stash.get(SESSION_KEY, None)
+    if s is not None and not session.config.option.collectonly:
+        s.tests_ran = True  # --collect-only and --fixtures never run tests, and write no result files
     if s is None or not s.settings.update_baselines or s.settings.update_passes <= 1:
         return None
     if hasattr(session.config, "workerinput") or getattr(session.config.option, "dist", "no") != "no":
@@ -292,6 +328,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     s = config.stash.get(SESSION_KEY, None)
     if s is None:
         return
+    if s.report_error:
+        terminalreporter.write_line(f"edgeperf: {s.report_error}", red=True, bold=True)
+    if s.settings.disabled:
+        if s.tests_ran:
+            terminalreporter.write_line(
+                "edgeperf: measurement disabled (--edgeperf-disable): marked tests ran their bodies and each "
+                "measure() one inference in-process; nothing was timed, judged, recorded or written")
+        return
     from .report.terminal import write_summary
 
     write_summary(terminalreporter, s)
@@ -306,9 +350,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workeroutput is not None:
         workeroutput["edgeperf"] = json.dumps(s.handoff())
         return
+    if not s.tests_ran or s.settings.disabled:
+        return  # --collect-only, --fixtures, --edgeperf-disable: an existing report is left as it is
     from .report.files import write_output_files
 
-    write_output_files(s)
+    try:
+        write_output_files(s)
+    except OSError as exc:  # paths were checked at startup; this is a disk filling up or a directory removed
+        paths = ", ".join(str(p) for p in (s.settings.json_path, s.settings.benchmark_json_path,
+                                           s.settings.html_path) if p is not None)
+        s.report_error = f"could not write the result files ({paths}): {exc.strerror or exc}"
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if s.settings.history_url and s.results:
+        from .history.record import record_session
+        from .report.files import results_payload
+
+        line = record_session(s.settings.history_url, s.settings.rootdir, results_payload(s))
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -19,6 +19,7 @@ RESULT_SCHEMA_VERSION = 1
 STATUS_OK = "ok"  # enough valid samples, numbers are trustworthy
 STATUS_INCONCLUSIVE = "inconclusive"  # measured, but too few valid samples (throttling, noise): never a regression
 STATUS_ERROR = "error"  # the worker crashed, hung or the runtime refused the model
+STATUS_DISABLED = "disabled"  # --edgeperf-disable: the model ran once in-process; nothing measured, no figures
 
 
 @dataclass

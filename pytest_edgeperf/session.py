@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -89,9 +87,12 @@ class EdgeperfSession:
         self.baseline_skipped: list[str] = []
         self.recorded_nodeids: set[str] = set()  # tests that recorded a baseline: the ones a next update pass repeats
         self.update_pass = 1
+        self.tests_ran = False  # the run loop started (not --collect-only / --fixtures): result files are written
+        self.report_error = ""  # a result file that could not be written, said in the summary
         self.power_meter: Any = self._open_power_meter()
-        self.lock_path = Path(tempfile.gettempdir()) / f"pytest-edgeperf-{self.profile.name}.lock"
-        from .measure import host_environment
+        from .measure import device_lock_path, host_environment
+
+        self.lock_path = device_lock_path(self.profile.name)
 
         self.environment = host_environment(settings.rootdir)
         if update_machine_info is not None:

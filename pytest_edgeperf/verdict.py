@@ -77,8 +77,10 @@ MIN_TIMING_SAMPLES = 10
 MIN_TAIL_SAMPLES = 64
 # The change that decides a timing regression is that of the mean of the faster half of the latencies
 # (stats.fast_half_mean): interference adds time mostly to the slow half, more work moves every sample.
-# Environment keys that make two runs incomparable when they differ.
-INCOMPARABLE_KEYS = ("device", "runtime", "threads")
+# Environment keys that make two runs incomparable when they differ: a different input shape or dtype is another
+# workload (INCONCLUSIVE with a note), never a regression. "inputs" (name, shape, dtype of each input as measured)
+# is compared only where both sides have it; older baselines have "input_shape" (the first input) alone.
+INCOMPARABLE_KEYS = ("device", "runtime", "threads", "input_shape", "inputs")
 # Keys whose change is worth a flag but does not stop the comparison.
 FLAGGED_KEYS = ("runtime_version", "model_sha256")
 #: for the ``host`` profile (any Linux machine), what identifies the machine whose timing a baseline holds
@@ -302,12 +304,29 @@ class TestVerdict:
 def _environment_differences(
     current: Mapping[str, Any], baseline: Mapping[str, Any], keys: tuple[str, ...]
 ) -> list[str]:
-    diffs = []
+    diffs: dict[str, str] = {}
     for key in keys:
         a, b = baseline.get(key), current.get(key)
+        if key == "inputs":
+            a, b = _input_signature(a), _input_signature(b)
         if a is not None and b is not None and str(a) != str(b):
-            diffs.append(f"{key} {a} -> {b}")
-    return diffs
+            diffs[key] = f"{key} {a} -> {b}"
+    if "inputs" in diffs:
+        diffs.pop("input_shape", None)  # the full signature says it already
+    return list(diffs.values())
+
+
+def _input_signature(inputs: Any) -> str | None:
+    """``name 1x3x224x224 float32; ...``: the measured inputs in a form a note can show (quantisation left out)."""
+    if not isinstance(inputs, list) or not inputs:
+        return None
+    parts = []
+    for spec in inputs:
+        if not isinstance(spec, Mapping):
+            return str(inputs)
+        shape = "x".join(str(d) for d in spec.get("shape") or []) or "scalar"
+        parts.append(f"{spec.get('name')} {shape} {spec.get('dtype')}")
+    return "; ".join(parts)
 
 
 def _overall(verdicts: list[str]) -> str:

@@ -12,13 +12,16 @@ is paused during it (as pyperf does), and summaries are computed by the parent f
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import importlib.util
 import json
 import os
+import queue
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +31,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from pytest_edgeperf.frameworks.base import FrameworkAdapter
+    from pytest_edgeperf.frameworks.signature import InputPlan, TensorSpec
 
 
 def _read_status_mb(field: str) -> float | None:
@@ -53,6 +57,8 @@ class Protocol:
         sys.stdout = sys.stderr
 
     def send(self, event: str, **fields: Any) -> None:
+        if event == "error":  # the parent says "out of memory, peak RSS X MB" when a MemoryError was the cause
+            fields.setdefault("peak_rss_mb", _read_status_mb("VmHWM"))
         self._out.write(json.dumps({"event": event, **fields}) + "\n")
         self._out.flush()
 
@@ -99,6 +105,7 @@ def _sched_totals_s() -> tuple[float, float] | None:
 
 
 def random_input(shape: tuple[int, ...], dtype: np.dtype, seed: int) -> np.ndarray:
+    """One array of ``shape``: kept for scripts that time one static input (the worker uses ``generated_feed``)."""
     rng = np.random.default_rng(seed)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
@@ -127,7 +134,7 @@ def time_plain(run: Callable[[], Any], min_samples: int, min_time_s: float, max_
             return starts, durations
 
 
-def time_with_preprocessing(run_on: Callable[[np.ndarray], Any], prepare: Callable[[Any], np.ndarray],
+def time_with_preprocessing(run_on: Callable[[Any], Any], prepare: Callable[[Any], Any],
                             raw_inputs: list[Any], min_samples: int, min_time_s: float, max_time_s: float,
                             max_samples: int) -> tuple[list[float], list[float], list[float]]:
     """Seed 001's throughput: each sample is preprocessing of a real input plus the inference."""
@@ -205,22 +212,84 @@ def time_interleaved(timer: Callable[..., tuple[list[float], ...]], reference: R
         reference.block()
 
 
-def _wait_for_go(stream: TextIO) -> bool:
-    line = stream.readline()
-    if not line:
-        return False
-    return json.loads(line).get("cmd") == "go"
+#: PR_SET_PDEATHSIG from <linux/prctl.h>: the signal the kernel sends a process when its parent dies
+_PR_SET_PDEATHSIG = 1
+#: the parent's pid (measure.PARENT_PID_ENV; not imported: the worker imports nothing of the parent side)
+_PARENT_PID_ENV = "EDGEPERF_PARENT_PID"
+
+
+def die_with_parent() -> None:
+    """Make sure this worker never outlives pytest, even when pytest is killed with SIGKILL.
+
+    On Linux the kernel is asked to SIGKILL us when the parent dies (``prctl(PR_SET_PDEATHSIG)``). The parent may
+    already have died before that call: if our parent is no longer the pid it gave us, we leave at once. The
+    portable fallback is ``ParentPipe``: our stdin closes when the parent goes.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    expected = os.environ.get(_PARENT_PID_ENV, "")
+    if expected.isdigit() and os.getppid() != int(expected):
+        _leave()
+
+
+def _leave() -> None:
+    """Go now, with whatever this process group started (the worker leads its own group: measure.WorkerProcess)."""
+    if os.getpgrp() == os.getpid():
+        import signal
+
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
+
+
+class ParentPipe:
+    """The parent's commands on stdin, read by a thread that sleeps in ``read`` (it costs the timing loop nothing).
+
+    End of file means the parent is gone (killed, interrupted) or done with us: the worker then leaves at once,
+    wherever its main thread is, even inside a hung runtime call that releases the GIL.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._watch, name="edgeperf-parent-pipe", daemon=True).start()
+
+    def _watch(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in self._stream:
+                self._lines.put(line)
+        _leave()
+
+    def wait_for_go(self) -> bool:
+        return json.loads(self._lines.get()).get("cmd") == "go"
 
 
 def main() -> int:
+    """Run the protocol; a MemoryError anywhere (a runtime allocating during load) is reported as such."""
     proto = Protocol()
+    try:
+        return _run(proto)
+    except MemoryError as exc:
+        with contextlib.suppress(BaseException):  # with no memory left even this may fail: then the exit code says it
+            proto.send("error", kind="out_of_memory", message=_one_line(exc))
+        return 7
+
+
+def _run(proto: Protocol) -> int:
     request = json.loads(sys.stdin.readline())
+    parent = ParentPipe(sys.stdin)
     from pytest_edgeperf.frameworks import ModelLoadError
 
     sys_path = request.get("sys_path", [])
     threads = int(request["threads"])
     try:
         adapter = _make_adapter(request, sys_path)
+    except MemoryError:
+        raise
     except Exception as exc:  # a third-party adapter that does not import or construct: one line, like a bad model
         proto.send("error", kind="adapter", message=_one_line(exc))
         return 3
@@ -233,9 +302,13 @@ def main() -> int:
         return 3
     load_time_s = time.perf_counter() - t0
     rss_after = _read_status_mb("VmRSS")
+    try:
+        declared = {"inputs": [t.to_json() for t in adapter.inputs], "outputs": [t.to_json() for t in adapter.outputs]}
+    except Exception as exc:  # a runtime that cannot say its signature (OpenCV on a file nothing else reads)
+        proto.send("error", kind="model_rejected", message=_one_line(exc))
+        return 3
     proto.send("loaded", load_time_s=load_time_s, rss_before_load_mb=rss_before, rss_after_load_mb=rss_after,
-               runtime_version=adapter.version(), input_shape=list(adapter.input_shape),
-               input_layout=adapter.input_layout, input_dtype=str(adapter.input_dtype))
+               runtime_version=adapter.version(), signature=declared, input_layout=adapter.input_layout)
 
     reference, reference_error = None, None
     if request.get("reference"):
@@ -244,15 +317,14 @@ def main() -> int:
         except Exception as exc:  # a broken reference costs the normalisation, never the measurement
             reference_error = _one_line(exc)
 
+    from pytest_edgeperf.frameworks.signature import SignatureError
+
     inputs = request.get("inputs") or {"kind": "random", "seed": 0}
-    prepare: Callable[[Any], np.ndarray] | None = None
-    raw_inputs: list[Any] = []
     try:
-        if inputs["kind"] == "random":
-            x = random_input(adapter.input_shape, adapter.input_dtype, int(inputs.get("seed", 0)))
-        else:
-            prepare, raw_inputs = _real_inputs(inputs, adapter, sys_path)
-            x = prepare(raw_inputs[0])
+        plan, prepare, raw_inputs, x = plan_inputs(adapter, inputs, request, "", sys_path)
+    except SignatureError as exc:
+        proto.send("error", kind="signature", message=str(exc))
+        return 4
     except Exception as exc:  # a user's input function or dataset failed: report it as such, one line
         proto.send("error", kind="inputs", message=_one_line(exc))
         return 4
@@ -270,8 +342,9 @@ def main() -> int:
     except Exception as exc:
         proto.send("error", kind="inference", message=_one_line(exc))
         return 5
-    proto.send("ready", first_inference_s=first_inference_s)
-    if request.get("wait_for_go", True) and not _wait_for_go(sys.stdin):
+    proto.send("ready", first_inference_s=first_inference_s, inputs=[t.to_json() for t in plan.specs],
+               notes=plan.notes)
+    if request.get("wait_for_go", True) and not parent.wait_for_go():
         return 0
 
     budget = request["budget"]
@@ -318,7 +391,7 @@ def main() -> int:
 
     if request.get("accuracy"):
         try:
-            accuracy = _accuracy_pass(request["accuracy"], adapter, sys_path)
+            accuracy = _accuracy_pass(request["accuracy"], adapter, plan, sys_path)
         except Exception as exc:
             proto.send("error", kind="accuracy", message=_one_line(exc))
             return 6
@@ -354,7 +427,10 @@ def _load_reference(runtime: str | type[FrameworkAdapter], spec: dict[str, Any],
 
     ref = runtime() if isinstance(runtime, type) else get_adapter(runtime)
     ref.load(Path(spec["model_file"]), threads if ref.process_wide_threads else 1)
-    run = ref.make_runner(random_input(ref.input_shape, ref.input_dtype, 0))
+    from pytest_edgeperf.frameworks.signature import resolve_inputs
+
+    plan = resolve_inputs(ref.inputs, "the reference model")
+    run = ref.make_runner(generated_feed(plan, plan.specs, 0))
     for _ in range(int(spec.get("warmup_runs", 20))):
         run()
     return Reference(run, int(spec.get("block_runs", 5)), float(spec.get("every_s", 0.1)))
@@ -374,9 +450,54 @@ def _wait_pct(start: tuple[float, float] | None, end: tuple[float, float] | None
     return 100.0 * wait / (run + wait) if run + wait > 0 else None
 
 
-def _real_inputs(inputs: dict[str, Any], adapter: Any,
-                 sys_path: list[str]) -> tuple[Callable[[Any], np.ndarray], list[Any]]:
-    """Inputs that are prepared inside the timed window: images + a preprocessing spec, or a user's callable."""
+def plan_inputs(adapter: Any, inputs: dict[str, Any], request: dict[str, Any], model_name: str,
+                sys_path: list[str]) -> tuple[InputPlan, Callable[[Any], Any] | None, list[Any], Any]:
+    """Resolve the model's inputs (shapes, dtypes, values) and make the first feed: (plan, prepare, raw, feed).
+
+    One function for the worker and ``--edgeperf-disable``, so a disabled run feeds what a measured run would.
+    ``model_name`` is "" in the worker: the parent's message already names the runtime and the model.
+    """
+    from pytest_edgeperf.frameworks.signature import resolve_inputs
+
+    prepare: Callable[[Any], Any] | None = None
+    raw_inputs: list[Any] = []
+    plan = resolve_inputs(adapter.inputs, model_name, shapes=request.get("input_shapes"),
+                          dtypes=request.get("input_dtypes"), values=request.get("input_values"),
+                          open_ok=inputs["kind"] != "random")
+    if inputs["kind"] == "random":
+        x: Any = generated_feed(plan, plan.specs, int(inputs.get("seed", 0)))
+    else:
+        prepare, raw_inputs, x = _real_inputs(inputs, adapter, plan, model_name, sys_path)
+    adapter.set_input_shapes({spec.name: spec.concrete_shape() for spec in plan.specs})
+    return plan, prepare, raw_inputs, x
+
+
+def generated_feed(plan: InputPlan, specs: list[TensorSpec], seed: int) -> dict[str, np.ndarray]:
+    """Arrays for ``specs`` (resolved): the value given in ``input_values``, else generated by dtype; notes the
+    inputs that got a fixed default rather than random data (an int input fed zeros may not be what it means)."""
+    from pytest_edgeperf.frameworks.signature import default_note, generate_input
+
+    feed = {}
+    for spec in specs:
+        value = plan.values.get(spec.name)
+        feed[spec.name] = generate_input(spec, value, seed)
+        note = default_note(spec) if value is None else None
+        if note and note not in plan.notes:
+            plan.notes.append(note)
+    return feed
+
+
+def _real_inputs(inputs: dict[str, Any], adapter: Any, plan: InputPlan, model: str,
+                 sys_path: list[str]) -> tuple[Callable[[Any], Any], list[Any], Any]:
+    """Inputs that are prepared inside the timed window: images + a preprocessing spec, or a user's callable.
+
+    Returns ``(prepare, raw inputs, the first prepared feed)``: prepare runs once here, on the first raw input,
+    and that feed is checked against the model (names, shapes, dtypes) and closes its dynamic dimensions. The
+    inputs the feed does not give get their ``input_values`` or a generated array, the same every sample.
+    """
+    from pytest_edgeperf.frameworks.signature import SignatureError, check_feed, to_input_dtype
+
+    first_spec = plan.specs[0]
     if inputs["kind"] == "images":
         from pytest_edgeperf.datasets import load_image
         from pytest_edgeperf.preprocess import parse_preprocess, preprocess_image
@@ -384,30 +505,69 @@ def _real_inputs(inputs: dict[str, Any], adapter: Any,
         spec = parse_preprocess(inputs.get("preprocess") or {})
         raw = [load_image(Path(p)) for p in inputs["paths"]]
         layout = adapter.input_layout
+        where = "the preprocessed images"
 
         def prepare(img: Any) -> np.ndarray:
             x = preprocess_image(img, spec)
             if layout == "NCHW" and x.ndim == 4 and x.shape[-1] in (1, 3, 4):
                 x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-            return x
+            return to_input_dtype(x, first_spec)  # quantised with the model's scale and zero point
 
-        return prepare, raw
-    if inputs["kind"] == "callable":
+    elif inputs["kind"] == "callable":
         make = load_callable(inputs["ref"], sys_path)
-        produced = make(tuple(adapter.input_shape), str(adapter.input_dtype))
+        shapes = [tuple(d if isinstance(d, int) else None for d in s.shape) for s in plan.specs]
+        if len(plan.specs) == 1:
+            produced = make(shapes[0], str(first_spec.dtype))
+        else:
+            produced = make({s.name: shape for s, shape in zip(plan.specs, shapes, strict=True)},
+                            {s.name: str(s.dtype) for s in plan.specs})
         raw = list(produced) if isinstance(produced, (list, tuple)) else [produced]
+        if not raw:
+            raise SignatureError(f"{model}: the inputs callable {inputs['ref']} returned no inputs")
+        where = f"the inputs callable {inputs['ref']}"
         if inputs.get("prepare"):
-            return load_callable(inputs["prepare"], sys_path), raw
-        return (lambda a: a), raw
-    raise ValueError(f"unknown inputs kind {inputs['kind']!r}")
+            prepare = load_callable(inputs["prepare"], sys_path)
+            where = f"prepare {inputs['prepare']}"
+        else:
+            def prepare(a: Any) -> Any:
+                return a
+    else:
+        raise ValueError(f"unknown inputs kind {inputs['kind']!r}")
+
+    def by_name(produced: Any) -> dict[str, Any]:
+        if isinstance(produced, np.ndarray):
+            return {first_spec.name: produced}
+        if isinstance(produced, dict):
+            return produced
+        raise SignatureError(f"{model}: {where} gave a {type(produced).__name__}; give a numpy array (the first "
+                             f"input) or {{input name: array}}")
+
+    first = prepare(raw[0])
+    given = check_feed(by_name(first), plan, model, where)
+    if inputs["kind"] == "callable" and not inputs.get("prepare"):
+        for item in raw[1:]:  # no prepare step: every raw input is a feed, checked before timing
+            check_feed(by_name(item), plan, model, where)
+    fixed = generated_feed(plan, [s for s in plan.specs if s.name not in given], int(inputs.get("seed", 0)))
+    if not fixed:
+        return prepare, raw, first
+    inner = prepare
+
+    def prepare_with_fixed(item: Any) -> dict[str, Any]:
+        return {**fixed, **by_name(inner(item))}
+
+    return prepare_with_fixed, raw, {**fixed, **given}
 
 
-def _accuracy_pass(spec: dict[str, Any], adapter: Any, sys_path: list[str]) -> dict[str, Any]:
-    """MLPerf-style: accuracy over the whole evaluation set, in its own pass after the timed run."""
+def _accuracy_pass(spec: dict[str, Any], adapter: Any, plan: InputPlan, sys_path: list[str]) -> dict[str, Any]:
+    """MLPerf-style: accuracy over the whole evaluation set, in its own pass after the timed run.
+
+    The image goes to the first input; any other input gets what it got while timing.
+    """
     from pytest_edgeperf.evaluation import evaluate_from_spec
 
-    return evaluate_from_spec(spec, adapter, sys_path)
+    return evaluate_from_spec(spec, adapter, sys_path, fixed=generated_feed(plan, plan.specs[1:], 0))
 
 
 if __name__ == "__main__":
+    die_with_parent()
     sys.exit(main())

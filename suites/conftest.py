@@ -16,6 +16,29 @@ import numpy as np
 import pytest
 
 SUITES = Path(__file__).resolve().parent
+#: the plugin's fixtures: a test that asks for one cannot run when the plugin is disabled
+PLUGIN_FIXTURES = frozenset({"edgeperf", "framework", "model_cache", "pi_device", "thermal_guard", "power_meter"})
+
+
+def _plugin_active(config: pytest.Config) -> bool:
+    manager = config.pluginmanager
+    return manager.has_plugin("edgeperf") or manager.has_plugin("pytest_edgeperf.plugin")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``-p no:edgeperf`` register the marker ourselves, so --strict-markers still collects the suites."""
+    if not _plugin_active(config):
+        config.addinivalue_line("markers", "edgeperf: measured by pytest-edgeperf (disabled: -p no:edgeperf)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``-p no:edgeperf`` the measured tests skip with the reason instead of erroring on missing fixtures."""
+    if _plugin_active(config):
+        return
+    skip = pytest.mark.skip(reason="pytest-edgeperf is disabled (-p no:edgeperf)")
+    for item in items:
+        if item.get_closest_marker("edgeperf") or PLUGIN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(skip)
 
 
 @dataclass(frozen=True)

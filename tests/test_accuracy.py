@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+
+pytest.importorskip("cv2", reason="needs OpenCV (pip install -e '.[dev]')")
+pytest.importorskip("hypothesis", reason="property tests need hypothesis (pip install -e '.[dev]')")
+
+import cv2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+
+pytest.importorskip("cv2", reason="needs OpenCV (pip install -e '.[dev]')")
+
+import cv2
 
 from pytest_edgeperf.datasets import ClassificationDataset, DatasetError, DetectionDataset, load_image
 

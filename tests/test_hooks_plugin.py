@@ -31,6 +31,7 @@ import os
 import numpy as np
 
 from pytest_edgeperf.frameworks.base import FrameworkAdapter, ModelLoadError
+from pytest_edgeperf.frameworks.signature import TensorSpec
 
 
 class MatmulAdapter(FrameworkAdapter):
@@ -52,11 +53,15 @@ class MatmulAdapter(FrameworkAdapter):
         return os.environ.get("FAKERT_VERSION", "1.0")
 
     @property
-    def input_shape(self):
-        return (1, self._w.shape[0])
+    def inputs(self):
+        return [TensorSpec("x", (1, self._w.shape[0]), "float32")]
 
-    def make_runner(self, x):
-        w = self._w
+    @property
+    def outputs(self):
+        return [TensorSpec("y", (1, self._w.shape[1]), "float32")]
+
+    def make_runner(self, feed):
+        x, w = self.as_feed(feed)["x"], self._w
 
         def run_once():
             return x @ w
@@ -286,7 +291,7 @@ def test_profile_meter_and_machine_info_from_a_conftest(pytester: pytest.Pyteste
      "*pytest_edgeperf_add_runtimes: conftest.Onnx is called 'onnxruntime', a built-in runtime's name*"),
     ("from pytest_edgeperf.frameworks.base import FrameworkAdapter\n\nclass Half(FrameworkAdapter):\n"
      "    name = 'half'\n\ndef pytest_edgeperf_add_runtimes():\n    return [Half]\n",
-     "*pytest_edgeperf_add_runtimes: conftest.Half does not implement input_shape, load, make_runner, version*"),
+     "*pytest_edgeperf_add_runtimes: conftest.Half does not implement inputs, load, make_runner, outputs, version*"),
     ("def pytest_edgeperf_add_power_meters():\n    return {'hwmon': print}\n",
      "*pytest_edgeperf_add_power_meters: 'hwmon' is a built-in meter kind*"),
     ("def pytest_edgeperf_add_device_profiles():\n    return ['pi9']\n",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytest.importorskip("cv2", reason="needs OpenCV (pip install -e '.[dev]')")
+
 from pytest_edgeperf.preprocess import (
     PreprocessError,
     PreprocessSpec,

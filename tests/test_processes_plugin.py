@@ -94,7 +94,7 @@ def test_no_reference_option(project: pytest.Pytester) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--edgeperf-processes=0"], "--edgeperf-processes must be > 0"),
     (["--edgeperf-processes=two"], "--edgeperf-processes: expected int, got 'two'"),
-    (["--edgeperf-max-cpu-wait=150"], "--edgeperf-max-cpu-wait is a percentage (0-100), got 150"),
+    (["--edgeperf-max-cpu-wait=150"], "--edgeperf-max-cpu-wait must be <= 100 (range 0 <= x <= 100), got 150"),
     (["--edgeperf-max-cpu-wait=-1"], "--edgeperf-max-cpu-wait must be >= 0"),
 ])
 def test_bad_process_count_is_one_line_usage_error(pytester: pytest.Pytester, args: list[str], message: str) -> None:

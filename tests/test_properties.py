@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+pytest.importorskip("hypothesis", reason="property tests need hypothesis (pip install -e '.[dev]')")
+
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -87,9 +90,9 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "model": st.sampled_from(["tiny.onnx", "models/squeezenet1_1", "zoo:mobilenet_v1", "/abs/m.tflite"]),
     "frameworks": st.sampled_from(sorted(FRAMEWORKS) + sorted(ALIASES))
     | st.lists(st.sampled_from(sorted(FRAMEWORKS) + sorted(ALIASES)), min_size=1, max_size=4),
-    "threads": _pos_int(),
+    "threads": st.integers(min_value=1, max_value=1024),  # the option ranges (config.RANGES) bound these too
     "min_samples": _pos_int(),
-    "min_time_s": _non_neg_float(),
+    "min_time_s": st.floats(min_value=0, max_value=86_000, allow_nan=False) | st.integers(0, 86_000),
     "warmup_s": _non_neg_float(),
     "min_fps": _pos_float(),
     "max_latency_ms": _pos_float(),
@@ -98,8 +101,8 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "min_top5_pct": _pct(),
     "min_map50_pct": _pct(),
     "max_energy_per_inference_mj": _pos_float(),
-    "min_freq_ghz": _pos_float(),
-    "sustained_s": _pos_float(),
+    "min_freq_ghz": st.floats(min_value=1e-6, max_value=10, allow_nan=False) | st.integers(1, 10),
+    "sustained_s": st.floats(min_value=1e-6, max_value=86_400, allow_nan=False) | st.integers(1, 86_400),
     "inputs": st.sampled_from(["random", "data/val", "data/val.csv", "inputs:frames"]),
     "preprocess": st.fixed_dictionaries({}, optional={"size": st.integers(1, 512), "crop": st.integers(1, 512),
                                                       "mean": st.lists(st.floats(0, 255), min_size=3, max_size=3),

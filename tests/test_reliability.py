@@ -69,7 +69,7 @@ def test_model(edgeperf):
 
 @pytest.fixture(autouse=True)
 def private_device_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Give this test's inner runs their own device lock (``$TMPDIR/pytest-edgeperf-<device>.lock``).
+    """Give this test's inner runs their own device lock (``$TMPDIR/pytest-edgeperf-<uid>/<device>.lock``).
 
     The lock is per machine on purpose; here it would make these tests queue behind every other measuring
     pytest on the machine, which proves nothing about the fault under test.
@@ -465,9 +465,12 @@ def test_worker_faults_cost_one_test_each_and_the_session_goes_on(project: pytes
 
     assert reason("segv").startswith(prefix + "worker crashed with SIGSEGV while timing")
     assert reason("raise") == prefix + "inference failed: RuntimeError: the runtime lost its accelerator"
-    assert reason("oomkill").startswith(prefix + "worker crashed with SIGKILL (killed: out of memory?) during warm-up")
+    assert re.fullmatch(re.escape(prefix) + r"worker killed \(SIGKILL\) during warm-up, possibly out of memory, "
+                        r"peak RSS at least \d+ MB", reason("oomkill")), reason("oomkill")
     assert reason("rlimit_load").startswith(prefix + "preparing the inputs failed: MemoryError: Unable to allocate")
     assert reason("rlimit_timing").startswith(prefix + "inference failed: MemoryError: Unable to allocate")
+    for case in ("rlimit_load", "rlimit_timing"):  # the worker's own VmHWM, reported with its MemoryError
+        assert re.search(r" \(out of memory, peak RSS \d+ MB\)$", reason(case)), reason(case)
     assert_no_traceback(result)
     # only the healthy measurement is reported and stored
     data = json.loads(out.read_text())

@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 import pytest
+
+pytest.importorskip("hypothesis", reason="property tests need hypothesis (pip install -e '.[dev]')")
+
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 import importlib.util
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .signature import TensorSpec
+
+#: what ``make_runner`` and ``run`` take: ``{input name: array}``, or one array for the first input
+Feed = Mapping[str, np.ndarray] | np.ndarray
 
 
 class ModelLoadError(Exception):
@@ -21,7 +26,7 @@ class ModelLoadError(Exception):
 
 
 class FrameworkAdapter(ABC):
-    """Load one model with an explicit thread count and run batch-1 inferences on it."""
+    """Load one model with an explicit thread count, say its signature, and run inferences on it, inputs by name."""
 
     name: str = ""
     #: file extensions this runtime loads, in order of preference
@@ -77,28 +82,52 @@ class FrameworkAdapter(ABC):
 
     @property
     @abstractmethod
+    def inputs(self) -> list[TensorSpec]:
+        """Every model input as the runtime declares it: dynamic dims as their name or None (after ``load``)."""
+
+    @property
+    @abstractmethod
+    def outputs(self) -> list[TensorSpec]:
+        """Every model output as the runtime declares it (after ``load``)."""
+
+    def set_input_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Prepare the runtime for these concrete input shapes (LiteRT resizes its tensors); before ``make_runner``."""
+        self._shapes = {name: tuple(shape) for name, shape in shapes.items()}
+
+    @abstractmethod
+    def make_runner(self, feed: Feed) -> Callable[[], Any]:
+        """A closure that runs one inference on ``feed`` (``{input name: array}``, or one array for the first
+        input) and returns the first output: the timing loop calls only this, nothing else."""
+
+    def run(self, feed: Feed) -> np.ndarray:
+        """One inference on ``feed``, returning the first output (used for accuracy, not for timing)."""
+        return np.asarray(self.make_runner(feed)())
+
+    def as_feed(self, feed: Feed) -> dict[str, np.ndarray]:
+        """``{input name: array}``; a bare array goes to the first input."""
+        if isinstance(feed, np.ndarray):
+            return {self.inputs[0].name: feed}
+        return dict(feed)
+
+    # ---- the first input, for code written when models had one ------------------------------------------------
+    @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of the (single) model input with batch 1."""
+        """The first input's shape as set by ``set_input_shapes``, else as declared (a dynamic dim is an error)."""
+        first = self.inputs[0]
+        shapes = getattr(self, "_shapes", {})
+        return tuple(shapes[first.name]) if first.name in shapes else first.concrete_shape()
 
     @property
     def input_layout(self) -> str:
-        """'NCHW' or 'NHWC': where the channel axis of a 4-D image input is."""
-        shape = self.input_shape
+        """'NCHW' or 'NHWC': where the channel axis of a 4-D image input is (dynamic dims count as not 1/3/4)."""
+        shape = self.inputs[0].shape
         if len(shape) == 4 and shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4):
             return "NCHW"
         return "NHWC"
 
     @property
     def input_dtype(self) -> np.dtype:
-        return np.dtype(np.float32)
-
-    @abstractmethod
-    def make_runner(self, x: np.ndarray) -> Callable[[], Any]:
-        """A closure that runs one inference on ``x``: the timing loop calls only this, nothing else."""
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """One inference on ``x``, returning the first output (used for accuracy, not for timing)."""
-        return np.asarray(self.make_runner(x)())
+        return np.dtype(self.inputs[0].dtype or "float32")
 
     def to_model_layout(self, x_nhwc: np.ndarray) -> np.ndarray:
         """Convert an NHWC batch to this model's layout (ONNX models here are NCHW)."""

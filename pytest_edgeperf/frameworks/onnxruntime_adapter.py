@@ -6,9 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from .base import Feed, FrameworkAdapter, ModelLoadError
+from .signature import Dim, TensorSpec
 
-from .base import FrameworkAdapter, ModelLoadError
+#: ONNX Runtime's type strings -> numpy dtype names (others, e.g. tensor(string), stay as ONNX Runtime says them)
+_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+          "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(uint16)": "uint16", "tensor(int16)": "int16",
+          "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(uint32)": "uint32", "tensor(uint64)": "uint64",
+          "tensor(bool)": "bool"}
 
 
 class OnnxRuntimeAdapter(FrameworkAdapter):
@@ -19,6 +24,8 @@ class OnnxRuntimeAdapter(FrameworkAdapter):
 
     def __init__(self) -> None:
         self._session: Any = None
+        self._inputs: list[TensorSpec] = []
+        self._outputs: list[TensorSpec] = []
 
     def load(self, path: Path, threads: int) -> None:
         import onnxruntime as ort
@@ -34,7 +41,8 @@ class OnnxRuntimeAdapter(FrameworkAdapter):
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad model
             raise ModelLoadError(_first_line(exc)) from exc
-        self._input = self._session.get_inputs()[0]
+        self._inputs = [_spec(arg) for arg in self._session.get_inputs()]
+        self._outputs = [_spec(arg) for arg in self._session.get_outputs()]
 
     def version(self) -> str:
         import onnxruntime as ort
@@ -42,23 +50,27 @@ class OnnxRuntimeAdapter(FrameworkAdapter):
         return ort.__version__
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(d if isinstance(d, int) and d > 0 else 1 for d in self._input.shape)
+    def inputs(self) -> list[TensorSpec]:
+        return self._inputs
 
     @property
-    def input_dtype(self) -> np.dtype:
-        mapping = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
-                   "tensor(float16)": np.float16}
-        return np.dtype(mapping.get(self._input.type, np.float32))
+    def outputs(self) -> list[TensorSpec]:
+        return self._outputs
 
-    def make_runner(self, x: np.ndarray) -> Callable[[], Any]:
+    def make_runner(self, feed: Feed) -> Callable[[], Any]:
         session_run = self._session.run
-        feed = {self._input.name: x}
+        by_name = self.as_feed(feed)
 
         def run_once() -> Any:
-            return session_run(None, feed)[0]
+            return session_run(None, by_name)[0]
 
         return run_once
+
+
+def _spec(arg: Any) -> TensorSpec:
+    """A NodeArg: its shape holds ints, symbolic names (str) or None for an unnamed dynamic dimension."""
+    shape: tuple[Dim, ...] = tuple(d if isinstance(d, (int, str)) else None for d in (arg.shape or []))
+    return TensorSpec(name=arg.name, shape=shape, dtype=_TYPES.get(arg.type, arg.type))
 
 
 def _first_line(exc: BaseException) -> str:

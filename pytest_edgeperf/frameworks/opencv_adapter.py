@@ -1,15 +1,17 @@
-"""OpenCV DNN adapter: readNet with an explicit cv2.setNumThreads; the input shape comes from the ONNX graph."""
+"""OpenCV DNN adapter: readNet with an explicit cv2.setNumThreads; the signature comes from the model file itself.
+
+OpenCV has no API for a network's input signature, so it is read from the ONNX graph (or, for ``.tflite``, from
+LiteRT when installed), outside the timed load; every input is then set by name (``setInput(blob, name)``).
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .base import FrameworkAdapter, ModelLoadError
+from .base import Feed, FrameworkAdapter, ModelLoadError
+from .signature import Dim, TensorSpec
 
 
 class OpenCVAdapter(FrameworkAdapter):
@@ -21,8 +23,8 @@ class OpenCVAdapter(FrameworkAdapter):
 
     def __init__(self) -> None:
         self._net: Any = None
-        self._shape: tuple[int, ...] = ()
         self._path = Path()
+        self._signature: tuple[list[TensorSpec], list[TensorSpec]] | None = None
 
     def load(self, path: Path, threads: int) -> None:
         import cv2
@@ -36,11 +38,9 @@ class OpenCVAdapter(FrameworkAdapter):
             else:
                 self._net = cv2.dnn.readNet(str(path))
         except cv2.error as exc:
-            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-            raise ModelLoadError(lines[-1].strip() if lines else "OpenCV could not read the model") from exc
+            raise ModelLoadError(opencv_message(str(exc))) from exc
         if self._net is None or self._net.empty():
             raise ModelLoadError("OpenCV returned an empty network")
-        self._shape = _input_shape(path)
 
     def version(self) -> str:
         import cv2
@@ -48,43 +48,113 @@ class OpenCVAdapter(FrameworkAdapter):
         return cv2.__version__
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self._shape
+    def inputs(self) -> list[TensorSpec]:
+        return self._read_signature()[0]
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self._read_signature()[1]
 
     @property
     def input_layout(self) -> str:
         return "NCHW"  # OpenCV DNN takes NCHW blobs for TFLite models too (and returns NCHW maps)
 
-    def make_runner(self, x: np.ndarray) -> Callable[[], Any]:
+    def _read_signature(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        """Read once, on first use (after ``load`` was timed: importing onnx is not the runtime's load time)."""
+        if self._signature is None:
+            self._signature = _signature(self._path)
+        return self._signature
+
+    def make_runner(self, feed: Feed) -> Callable[[], Any]:
         net = self._net
         set_input, forward = net.setInput, net.forward
+        pairs = list(self.as_feed(feed).items())
+        if len(pairs) == 1:
+            (name, x), = pairs
 
-        def run_once() -> Any:
-            set_input(x)
+            def run_once() -> Any:
+                set_input(x, name)
+                return forward()
+
+            return run_once
+
+        def run_many() -> Any:
+            for name, x in pairs:
+                set_input(x, name)
             return forward()
 
-        return run_once
+        return run_many
 
 
-def _input_shape(path: Path) -> tuple[int, ...]:
-    """Read the input shape from the model builder's sidecar, else from the ONNX graph (outside any timing)."""
-    sidecar = path.with_suffix(".json")
-    if sidecar.exists():
-        try:
-            meta = json.loads(sidecar.read_text())
-            h, w, c = meta["input_shape_hwc"]
-            return (1, c, h, w)
-        except (ValueError, KeyError, TypeError):
-            pass
+def opencv_message(text: str) -> str:
+    """One line from a cv2.error: the error line's reason plus the detail lines OpenCV prefixes with '>'.
+
+    OpenCV's messages end with a bare '>' line, so its last line alone says nothing.
+    """
+    lines = [ln.strip().lstrip(">").strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln]
+    head = ""
+    details: list[str] = []
+    for line in lines:
+        if " error: " in line and not head:
+            head = line.split(" error: ", 1)[1].strip()
+        elif head:
+            details.append(line)
+    parts = [p for p in (head, *details) if p] or lines
+    message = "; ".join(parts) if parts else "OpenCV could not read the model"
+    return message if len(message) <= 400 else message[:397] + "..."
+
+
+def _signature(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     if path.suffix == ".onnx":
-        import onnx
+        return _onnx_signature(path)
+    from .litert_adapter import LiteRTAdapter  # a .tflite file: its own runtime reads the signature
 
-        model = onnx.load(str(path), load_external_data=False)
-        dims = model.graph.input[0].type.tensor_type.shape.dim
-        return tuple(d.dim_value if d.dim_value > 0 else 1 for d in dims)
-    from .litert_adapter import LiteRTAdapter
-
+    if not LiteRTAdapter.is_installed()[0]:
+        return _sidecar_signature(path)
     probe = LiteRTAdapter()
     probe.load(path, 1)
-    n, h, w, c = probe.input_shape
-    return (n, c, h, w)
+
+    def nchw(spec: TensorSpec) -> TensorSpec:
+        if len(spec.shape) != 4:
+            return TensorSpec(spec.name, spec.shape, spec.dtype, spec.scale, spec.zero_point)
+        n, h, w, c = spec.shape
+        return TensorSpec(spec.name, (n, c, h, w), spec.dtype, spec.scale, spec.zero_point)
+
+    return [nchw(s) for s in probe.inputs], [nchw(s) for s in probe.outputs]
+
+
+def _sidecar_signature(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The model builder's sidecar (zoo models) when nothing can read a .tflite signature: the input by its shape
+    only (the empty name is OpenCV's "first input")."""
+    import json
+
+    try:
+        h, w, c = json.loads(path.with_suffix(".json").read_text())["input_shape_hwc"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ModelLoadError(f"{path.name}: cannot read its input signature without LiteRT "
+                             f"(pip install 'pytest-edgeperf[litert]')") from None
+    return [TensorSpec("", (1, int(c), int(h), int(w)), "float32")], []
+
+
+def _onnx_signature(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Graph inputs that are not initializers (old exporters list the weights as inputs too), and the outputs."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    weights = {init.name for init in graph.initializer}
+
+    def spec(value: Any) -> TensorSpec:
+        tensor = value.type.tensor_type
+        dims: tuple[Dim, ...] = tuple(
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)
+            for d in tensor.shape.dim)
+        try:
+            dtype: str | None = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+        except (KeyError, TypeError, ValueError):
+            dtype = None
+        return TensorSpec(value.name, dims, dtype)
+
+    return ([spec(v) for v in graph.input if v.name not in weights], [spec(v) for v in graph.output])

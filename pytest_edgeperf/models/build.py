@@ -17,16 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_edgeperf.fileio import atomic_write_text, file_sha256
+from pytest_edgeperf.fileio import LockError, atomic_write_text, exclusive_lock, file_sha256
 from pytest_edgeperf.models.graph import Graph
 from pytest_edgeperf.models.onnx_export import ONNX_OPSET, to_onnx
 from pytest_edgeperf.models.tflite_export import to_tflite
 from pytest_edgeperf.models.zoo import build_zoo_graph
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no cross-process lock, writes stay atomic
-    fcntl = None
 
 # Bump when an exporter or builder changes what it writes: cached models with another version are rebuilt.
 BUILDER_VERSION = 1
@@ -66,19 +61,24 @@ def default_cache_dir() -> Path:
     return (Path(env).expanduser() if env else Path.home() / ".cache" / "pytest-edgeperf") / "models"
 
 
+#: seconds a builder waits for another builder of the same model before giving up (a big model builds in a minute)
+BUILD_LOCK_TIMEOUT_S = 600.0
+
+
 @contextlib.contextmanager
 def _locked(stem: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<stem>.lock`` (blocks until other builders of the same stem finish)."""
+    """Hold an exclusive lock on ``<stem>.lock`` (waits for other builders of the same stem, at most 10 minutes).
+
+    The lock file is opened without following symlinks (fileio.exclusive_lock): a link planted in a shared cache
+    is refused, never written through.
+    """
     lock_path = stem.with_name(stem.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as fh:
-        if fcntl is not None:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
+    try:
+        with exclusive_lock(lock_path, f"the build lock of {stem.name}", timeout_s=BUILD_LOCK_TIMEOUT_S):
             yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    except LockError as exc:
+        raise ModelBuildError(str(exc)) from None
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:

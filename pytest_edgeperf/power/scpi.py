@@ -92,5 +92,13 @@ def open_scpi_meter(spec: str, resource: str, opts: dict[str, str], *, timeout_m
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """The error's message on one line; a traceback embedded in it (pyvisa-sim does that) is cut to its last line."""
+    text = str(exc)
+    head, marker, tail = text.partition("Traceback (most recent call last):")
+    if marker:  # keep what was said before the traceback and the traceback's cause ("FileNotFoundError: ...")
+        lines = tail.replace("\\n", "\n").replace("\\'", "'").replace('\\"', '"').splitlines()
+        causes = [line.strip() for line in lines if line.strip("'\" ^~") and not line.strip().startswith("File ")]
+        cause = causes[-1] if causes else ""
+        text = f"{head.strip().rstrip(chr(39) + chr(34)).strip()} {cause}"
+    text = " ".join(text.split())
     return text[:200] or type(exc).__name__

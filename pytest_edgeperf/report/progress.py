@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import Any
@@ -16,6 +17,7 @@ class Progress:
         stream = getattr(writer, "_file", None) or sys.stdout
         isatty = getattr(stream, "isatty", lambda: False)
         self._stream = stream
+        self._config = config
         self._enabled = bool(enabled and isatty() and config.getoption("capture", "fd") != "tee-sys")
         self._last = 0.0
         self._shown = False
@@ -36,3 +38,15 @@ class Progress:
             self._stream.write("\r\x1b[K")
             self._stream.flush()
             self._shown = False
+
+    def announce(self, message: str) -> None:
+        """A line that stays, on a terminal or in a CI log, even with --edgeperf-no-progress and under capture:
+        for a wait the user must know about (the device lock is busy and who holds it)."""
+        reporter = self._config.pluginmanager.get_plugin("terminalreporter") if self._config is not None else None
+        if reporter is None:
+            return
+        capman = self._config.pluginmanager.get_plugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            self.clear()
+            reporter.ensure_newline()
+            reporter.write_line("[edgeperf] " + message)
