@@ -170,7 +170,8 @@ class WorkerProcess:
                 self.peak_rss_mb = max(self.peak_rss_mb or 0.0, float(message["peak_rss_mb"]))
             self.wait_exit()
             kind = message.get("kind")
-            what = {"model_rejected": "the runtime refused the model", "inputs": "preparing the inputs failed",
+            what = {"adapter": "the runtime's adapter could not be built",
+                    "model_rejected": "the runtime refused the model", "inputs": "preparing the inputs failed",
                     "inference": "inference failed", "accuracy": "the accuracy pass failed",
                     "out_of_memory": f"out of memory {phase}"}.get(kind, kind)
             if kind == "signature":  # the message names the input and what to give: nothing to add
@@ -603,8 +604,11 @@ def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, ind
     which process measures them, and repeating them would only cost time.
     """
     first = index == 0
+    from .frameworks import adapter_ref
+
     request = {
-        "framework": req.framework, "model_file": str(req.model_file), "threads": req.threads,
+        "framework": req.framework, "adapter": adapter_ref(req.framework), "model_file": str(req.model_file),
+        "threads": req.threads,
         "warmup_s": budget.warmup_s, "warmup_runs": budget.warmup_runs,
         "budget": {"min_samples": budget.min_samples, "min_time_s": budget.min_time_s,
                    "max_time_s": budget.max_time_s, "max_samples": budget.max_samples},

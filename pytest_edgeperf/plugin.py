@@ -1,7 +1,8 @@
 """pytest hooks only: options, the marker, fixtures, parametrization, and turning breaches into test failures.
 
 Everything else lives in its own module: settings in ``config``, run-wide state in ``session``, the per-test
-object in ``fixture``, the measurement in ``measure``/``worker``, reports under ``report/``.
+object in ``fixture``, the measurement in ``measure``/``worker``, reports under ``report/``, and the plugin's own
+hooks (what other plugins may add) in ``hookspec``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
@@ -26,6 +27,14 @@ DISABLED_HINT = ("--edgeperf-disable: measure() measured nothing (result.status 
 SPEC_KEY = pytest.StashKey[MarkerSpec]()
 SIGTERM_KEY = pytest.StashKey[signal.Handlers]()  # the SIGTERM handler to restore at unconfigure
 FIXTURE_KEY = pytest.StashKey[EdgeperfFixture]()
+RUNTIMES_HOOK_KEY = pytest.StashKey[Callable[[], list[Any]]]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Declare the plugin's own hooks (runtimes, device profiles, power meters, machine info): ``hookspec``."""
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,11 +54,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    config.stash[SESSION_KEY] = EdgeperfSession(settings_from_config(config))
+    from .device.profiles import InvalidProfileError, with_added_profiles
+    from .frameworks import InvalidAdapterError, adapters, bind_hook
+    from .power.factory import InvalidMeterKindError, with_added_kinds
+
+    hook = config.hook
+
+    def added_runtimes() -> list[Any]:
+        return hook.pytest_edgeperf_add_runtimes(config=config)
+
+    config.stash[RUNTIMES_HOOK_KEY] = added_runtimes
+    bind_hook(added_runtimes)
+    try:
+        adapters()  # a bad adapter from a plugin or a start-up conftest stops the session here, in one line
+        profiles = with_added_profiles(hook.pytest_edgeperf_add_device_profiles(config=config))
+        meter_kinds = with_added_kinds(hook.pytest_edgeperf_add_power_meters(config=config))
+    except (InvalidAdapterError, InvalidProfileError, InvalidMeterKindError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+    def update_machine_info(machine_info: dict[str, Any]) -> None:
+        hook.pytest_edgeperf_update_machine_info(config=config, machine_info=machine_info)
+
+    config.stash[SESSION_KEY] = EdgeperfSession(settings_from_config(config), profiles=profiles,
+                                                meter_kinds=meter_kinds, update_machine_info=update_machine_info)
     _sigterm_as_interrupt(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    added_runtimes = config.stash.get(RUNTIMES_HOOK_KEY, None)
+    if added_runtimes is not None:
+        from .frameworks import unbind_hook
+
+        unbind_hook(added_runtimes)
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.close()
@@ -92,9 +128,14 @@ def _marker_spec(node_id: str, node: Any) -> MarkerSpec | None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``framework``: one test id per runtime; an uninstalled runtime is a skip with the reason."""
+    from .frameworks import InvalidAdapterError, adapters
+
     node_id = metafunc.definition.nodeid
     try:
+        known = adapters()  # asked again here: a conftest.py loaded during collection may add a runtime
         spec = _marker_spec(node_id, metafunc.definition)
+    except InvalidAdapterError as exc:
+        pytest.fail(str(exc), pytrace=False)
     except pytest.UsageError:
         return  # reported once, as a usage error, by pytest_collection_modifyitems
     if spec is None and "framework" not in metafunc.fixturenames:
@@ -104,12 +145,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if any("framework" in (getattr(m, "args", ()) or ("",))[0] for m in metafunc.definition.iter_markers(
             "parametrize")):
         return  # the user parametrized it themselves
-    from .frameworks import FRAMEWORKS
-
-    names = list(spec.frameworks) if spec and spec.frameworks else list(FRAMEWORKS)
+    names = list(spec.frameworks) if spec and spec.frameworks else list(known)
     params = []
     for name in names:
-        installed, why = FRAMEWORKS[name].is_installed()
+        installed, why = known[name].is_installed()
         marks = [] if installed else [pytest.mark.skip(reason=why)]
         params.append(pytest.param(name, id=name, marks=marks))
     metafunc.parametrize("framework", params, indirect=True)
@@ -117,9 +156,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Validate every marker up front: a wrong argument stops the session with one line, before any timing."""
+    from .frameworks import InvalidAdapterError
+
     sustained = _session(config).settings.sustained_s
     for item in items:
-        spec = _marker_spec(item.nodeid, item)
+        try:
+            spec = _marker_spec(item.nodeid, item)
+        except InvalidAdapterError as exc:  # a conftest.py found during collection added a broken adapter
+            raise pytest.UsageError(str(exc)) from None
         if spec is not None:
             item.stash[SPEC_KEY] = spec
             if spec.sustained_s and not sustained:
@@ -132,7 +176,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def framework(request: pytest.FixtureRequest) -> str:
-    """The inference runtime this test instance runs on (onnxruntime, litert, opencv); parametrized per runtime."""
+    """The inference runtime this test instance runs on (onnxruntime, litert, opencv, or one a plugin added);
+    parametrized per runtime."""
     return getattr(request, "param", None) or "onnxruntime"
 
 

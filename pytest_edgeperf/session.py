@@ -7,13 +7,19 @@ Built once in ``pytest_configure``; fixtures and report hooks read it. Devices a
 from __future__ import annotations
 
 import contextlib
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .config import Settings
 from .result import Result
+
+if TYPE_CHECKING:
+    from .device.profiles import DeviceProfile
+    from .power.factory import MeterFactory
 
 
 @dataclass
@@ -38,19 +44,27 @@ class NullPowerMeter:
 
 
 class EdgeperfSession:
-    """Everything the fixtures and reports share during one pytest run."""
+    """Everything the fixtures and reports share during one pytest run.
 
-    def __init__(self, settings: Settings) -> None:
+    ``profiles``, ``meter_kinds`` and ``update_machine_info`` are what plugins added through the hooks
+    (``hookspec.py``): every device profile (built-in ones included), the added power meter kinds, and a call
+    that lets them add keys to the machine info.
+    """
+
+    def __init__(self, settings: Settings, *, profiles: Mapping[str, DeviceProfile] | None = None,
+                 meter_kinds: Mapping[str, MeterFactory] | None = None,
+                 update_machine_info: Callable[[dict[str, Any]], None] | None = None) -> None:
         from .device.profiles import DeviceMismatchError, UnknownDeviceError, resolve_device
         from .device.readers import DeviceReaders
         from .device.runner import CommandRunner
 
         self.settings = settings
+        self.meter_kinds = dict(meter_kinds or {})
         self.runner = CommandRunner(timeout_s=2.0)
         self.readers = DeviceReaders(root=settings.root, vcgencmd=settings.vcgencmd, runner=self.runner)
         try:
             self.profile = resolve_device(settings.device, self.readers.model(),
-                                          allow_mismatch=settings.allow_device_mismatch)
+                                          allow_mismatch=settings.allow_device_mismatch, profiles=profiles)
         except (UnknownDeviceError, DeviceMismatchError) as exc:  # one line naming --edgeperf-device
             raise pytest.UsageError(str(exc)) from None
         self.device_notes: list[str] = []
@@ -58,7 +72,7 @@ class EdgeperfSession:
         from .device.profiles import detect_profile
 
         if (settings.allow_device_mismatch and settings.device not in ("", "auto")
-                and detect_profile(detected).name != self.profile.name):
+                and detect_profile(detected, profiles).name != self.profile.name):
             self.device_notes.append(
                 f"device profile {self.profile.name} forced by --edgeperf-allow-device-mismatch "
                 f"(this machine reports {detected or 'no device-tree model'}); its baselines are stored as "
@@ -84,6 +98,9 @@ class EdgeperfSession:
         self.lock_path = device_lock_path(self.profile.name)
 
         self.environment = host_environment(settings.rootdir)
+        if update_machine_info is not None:
+            update_machine_info(self.environment)
+            _check_machine_info(self.environment)
         self.device_start = self.readers.snapshot()
         self._store: Any = None
         self._guard: Any = None
@@ -91,14 +108,20 @@ class EdgeperfSession:
     # ---- instruments ---------------------------------------------------------------------------------------
     def _open_power_meter(self) -> Any:
         from .power import PowerSpecError, parse_meter_spec
+        from .power.factory import BUILTIN_KINDS
 
         spec = self.settings.power_meter
         explicit = spec not in ("", "auto")
         if not explicit:
             spec = self.profile.default_power_meter or "none"
+            kind = self.profile.default_meter_kind
+            if kind not in BUILTIN_KINDS and kind not in self.meter_kinds:
+                raise pytest.UsageError(
+                    f"device profile {self.profile.name}: default power meter {spec!r} is of no known kind (built "
+                    f"in: {', '.join(BUILTIN_KINDS)}; added: {', '.join(sorted(self.meter_kinds)) or 'none'})")
         try:
             meter = parse_meter_spec(spec, root=self.settings.root, runner=self.runner,
-                                     vcgencmd=self.settings.vcgencmd)
+                                     vcgencmd=self.settings.vcgencmd, added=self.meter_kinds)
         except PowerSpecError as exc:
             if explicit:
                 raise pytest.UsageError(f"--edgeperf-power-meter: {exc}") from None
@@ -195,6 +218,18 @@ class EdgeperfSession:
         if self.power_meter is not None:
             with contextlib.suppress(Exception):
                 self.power_meter.close()
+
+
+def _check_machine_info(info: dict[str, Any]) -> None:
+    """What ``pytest_edgeperf_update_machine_info`` left must be JSON: every result file and baseline holds it."""
+    for key, value in info.items():
+        if not isinstance(key, str):
+            raise pytest.UsageError(f"pytest_edgeperf_update_machine_info: key {key!r} is not a string")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise pytest.UsageError(
+                f"pytest_edgeperf_update_machine_info: machine_info[{key!r}] is not JSON ({exc})") from None
 
 
 @dataclass

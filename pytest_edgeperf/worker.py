@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 if TYPE_CHECKING:
+    from pytest_edgeperf.frameworks.base import FrameworkAdapter
     from pytest_edgeperf.frameworks.signature import InputPlan, TensorSpec
 
 
@@ -281,11 +282,17 @@ def main() -> int:
 def _run(proto: Protocol) -> int:
     request = json.loads(sys.stdin.readline())
     parent = ParentPipe(sys.stdin)
-    from pytest_edgeperf.frameworks import ModelLoadError, get_adapter
+    from pytest_edgeperf.frameworks import ModelLoadError
 
     sys_path = request.get("sys_path", [])
     threads = int(request["threads"])
-    adapter = get_adapter(request["framework"])
+    try:
+        adapter = _make_adapter(request, sys_path)
+    except MemoryError:
+        raise
+    except Exception as exc:  # a third-party adapter that does not import or construct: one line, like a bad model
+        proto.send("error", kind="adapter", message=_one_line(exc))
+        return 3
     rss_before = _read_status_mb("VmRSS")
     t0 = time.perf_counter()
     try:
@@ -306,7 +313,7 @@ def _run(proto: Protocol) -> int:
     reference, reference_error = None, None
     if request.get("reference"):
         try:
-            reference = _load_reference(request["framework"], request["reference"], threads)
+            reference = _load_reference(type(adapter), request["reference"], threads)
         except Exception as exc:  # a broken reference costs the normalisation, never the measurement
             reference_error = _one_line(exc)
 
@@ -392,15 +399,33 @@ def _run(proto: Protocol) -> int:
     return 0
 
 
-def _load_reference(framework: str, spec: dict[str, Any], threads: int) -> Reference:
-    """The reference model in the same runtime, on one thread, warmed up like the model.
+def _make_adapter(request: dict[str, Any], sys_path: list[str]) -> FrameworkAdapter:
+    """The runtime's adapter, imported from the ``module:QualName`` (or ``file.py:QualName``) the parent sent.
+
+    So one added through the hook (even from a conftest.py, found through ``sys_path``) runs here like a built-in
+    one. A built-in is made by its name, as before: no user directory goes in front of ``sys.path`` for it.
+    """
+    from pytest_edgeperf.frameworks import FRAMEWORKS, FrameworkAdapter, get_adapter
+
+    ref = request.get("adapter")
+    if not ref or request["framework"] in FRAMEWORKS:  # plugins cannot take a built-in's name
+        return get_adapter(request["framework"])
+    cls = load_callable(ref, sys_path)
+    if not (isinstance(cls, type) and issubclass(cls, FrameworkAdapter)):
+        raise TypeError(f"{ref} is not a FrameworkAdapter subclass")
+    return cls()
+
+
+def _load_reference(runtime: str | type[FrameworkAdapter], spec: dict[str, Any], threads: int) -> Reference:
+    """The reference model in the same runtime (a built-in's name, or the measured adapter's class), on one thread,
+    warmed up like the model.
 
     A runtime whose thread count is process-wide (OpenCV) runs the reference on the model's thread count: one
     thread there would make the measured model single-threaded too.
     """
     from pytest_edgeperf.frameworks import get_adapter
 
-    ref = get_adapter(framework)
+    ref = runtime() if isinstance(runtime, type) else get_adapter(runtime)
     ref.load(Path(spec["model_file"]), threads if ref.process_wide_threads else 1)
     from pytest_edgeperf.frameworks.signature import resolve_inputs
 

@@ -28,7 +28,8 @@ from pytest_edgeperf.counters import (
     pearson_power_counters,
     per_inference,
 )
-from pytest_edgeperf.hotspots import HotspotRecorder, parse_perf_report
+from pytest_edgeperf.counters.hotspots import HotspotRecorder
+from pytest_edgeperf.counters.parse import parse_perf_report
 
 DATA = Path(__file__).parent / "data" / "perf"
 

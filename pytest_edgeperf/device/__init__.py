@@ -4,11 +4,13 @@ from pytest_edgeperf.device.profiles import (
     PROFILES,
     DeviceMismatchError,
     DeviceProfile,
+    InvalidProfileError,
     UnknownDeviceError,
     detect_profile,
     get_profile,
     read_model_string,
     resolve_device,
+    with_added_profiles,
 )
 from pytest_edgeperf.device.readers import (
     UNDER_VOLTAGE_MESSAGE,
@@ -27,10 +29,12 @@ __all__ = [
     "DeviceMismatchError",
     "DeviceProfile",
     "DeviceReaders",
+    "InvalidProfileError",
     "ThrottleState",
     "UnknownDeviceError",
     "detect_profile",
     "get_profile",
     "read_model_string",
     "resolve_device",
+    "with_added_profiles",
 ]

@@ -6,10 +6,14 @@ and a requested profile that does not match the board is a usage error (``resolv
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+#: the meter kinds the built-in profiles use; a profile added through the hook may name any kind the session knows
 POWER_METERS = ("none", "hwmon", "pmic", "rapl")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 
 
 class UnknownDeviceError(ValueError):
@@ -18,6 +22,10 @@ class UnknownDeviceError(ValueError):
 
 class DeviceMismatchError(ValueError):
     """The requested profile is not the board we run on: comparing its baselines here would be meaningless."""
+
+
+class InvalidProfileError(ValueError):
+    """A profile added through ``pytest_edgeperf_add_device_profiles`` is unusable; the message names the hook."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +40,16 @@ class DeviceProfile:
     floor_freq_ghz: float | None  # None: no clock gate (host)
     throttle_temp_c: float | None  # where the firmware starts lowering the clock
     ram_mb: int | None  # nominal (the common variant); the real figure comes from /proc/meminfo
-    default_power_meter: str  # one of POWER_METERS
+    default_power_meter: str  # a --edgeperf-power-meter spec: POWER_METERS here, or a kind added through the hook
 
     def __post_init__(self) -> None:
-        if self.default_power_meter not in POWER_METERS:
-            raise ValueError(f"profile {self.name}: unknown power meter {self.default_power_meter!r}")
+        if not isinstance(self.default_power_meter, str) or not self.default_power_meter.partition(":")[0].strip():
+            raise ValueError(f"profile {self.name}: default power meter {self.default_power_meter!r} is not a spec")
+
+    @property
+    def default_meter_kind(self) -> str:
+        """The kind part of ``default_power_meter`` (``pmic`` of ``pmic:a=1.1``), lowercase."""
+        return self.default_power_meter.partition(":")[0].strip().lower()
 
 
 PROFILES: dict[str, DeviceProfile] = {
@@ -144,31 +157,57 @@ def read_model_string(root: Path | str = Path("/")) -> str | None:
     return None
 
 
-def detect_profile(model_string: str | None) -> DeviceProfile:
+HOOK = "pytest_edgeperf_add_device_profiles"
+
+
+def with_added_profiles(answers: Iterable[Iterable[DeviceProfile] | None]) -> dict[str, DeviceProfile]:
+    """The built-in profiles plus those the hook's implementations returned; a clash or a non-profile is an error."""
+    out = dict(PROFILES)
+    for answer in answers:
+        if answer is None:
+            continue
+        if isinstance(answer, DeviceProfile) or not isinstance(answer, Iterable):
+            raise InvalidProfileError(f"{HOOK} must return a list of DeviceProfile, not {answer!r}")
+        for profile in answer:
+            if not isinstance(profile, DeviceProfile):
+                raise InvalidProfileError(f"{HOOK}: {profile!r} is not a pytest_edgeperf.device.DeviceProfile")
+            if not _NAME.match(profile.name) or profile.name == "auto":
+                raise InvalidProfileError(f"{HOOK}: profile name {profile.name!r} is not a lowercase device name "
+                                          "(letters, digits, '_', '.', '+', '-'; not 'auto')")
+            if profile.name in PROFILES:
+                raise InvalidProfileError(f"{HOOK}: {profile.name!r} is a built-in profile's name")
+            if profile.name in out and out[profile.name] != profile:
+                raise InvalidProfileError(f"{HOOK}: two different profiles are called {profile.name!r}")
+            out[profile.name] = profile
+    return out
+
+
+def detect_profile(model_string: str | None, profiles: Mapping[str, DeviceProfile] | None = None) -> DeviceProfile:
     """The profile whose longest model prefix matches (so "Pi 3 Model B Plus" is pi3b+), else ``host``."""
     if not model_string:
         return HOST
     model = model_string.split("\0", 1)[0].strip()
     best: DeviceProfile = HOST
     best_len = 0
-    for profile in PROFILES.values():
+    for profile in (profiles or PROFILES).values():
         for prefix in profile.model_prefixes:
             if model.startswith(prefix) and len(prefix) > best_len:
                 best, best_len = profile, len(prefix)
     return best
 
 
-def known_device_names() -> list[str]:
-    return sorted(PROFILES)
+def known_device_names(profiles: Mapping[str, DeviceProfile] | None = None) -> list[str]:
+    return sorted(profiles or PROFILES)
 
 
-def get_profile(name: str) -> DeviceProfile:
+def get_profile(name: str, profiles: Mapping[str, DeviceProfile] | None = None) -> DeviceProfile:
     """The profile called ``name`` (case-insensitive); an unknown name is a one-line usage error."""
     key = name.strip().lower()
-    if key in PROFILES:
-        return PROFILES[key]
+    profiles = profiles or PROFILES
+    if key in profiles:
+        return profiles[key]
     raise UnknownDeviceError(
-        f"--edgeperf-device: unknown device {name!r}; known devices: auto, {', '.join(known_device_names())}"
+        f"--edgeperf-device: unknown device {name!r}; known devices: auto, {', '.join(known_device_names(profiles))}"
     )
 
 
@@ -178,16 +217,18 @@ def resolve_device(
     *,
     allow_mismatch: bool = False,
     override_option: str = "--edgeperf-allow-device-mismatch",
+    profiles: Mapping[str, DeviceProfile] | None = None,
 ) -> DeviceProfile:
     """The profile to use for ``--edgeperf-device=requested`` on the board described by ``model_string``.
 
     ``auto`` detects the board. Naming a profile other than the detected one is a usage error (its baselines
-    would be compared with another device's) unless ``allow_mismatch`` is set by the user.
+    would be compared with another device's) unless ``allow_mismatch`` is set by the user. ``profiles``: the
+    built-in ones plus those added through the hook (``with_added_profiles``); default the built-in ones.
     """
-    detected = detect_profile(model_string)
+    detected = detect_profile(model_string, profiles)
     if requested.strip().lower() in ("", "auto"):
         return detected
-    profile = get_profile(requested)
+    profile = get_profile(requested, profiles)
     if profile.name != detected.name and not allow_mismatch:
         seen = repr(model_string) if model_string else "no /proc/device-tree/model"
         raise DeviceMismatchError(

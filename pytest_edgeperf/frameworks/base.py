@@ -39,7 +39,12 @@ class FrameworkAdapter(ABC):
 
     @classmethod
     def is_installed(cls) -> tuple[bool, str]:
-        """(installed, reason) without importing the runtime (importing some of them costs seconds)."""
+        """(installed, reason) without importing the runtime (importing some of them costs seconds).
+
+        An adapter that names no ``modules`` needs nothing beyond itself (a plugin's pure-numpy runtime).
+        """
+        if not cls.modules:
+            return True, "no module to import"
         for module in cls.modules:
             if module in sys.modules and sys.modules[module] is None:
                 continue  # import blocked on purpose (sys.modules[name] = None)
@@ -48,6 +53,8 @@ class FrameworkAdapter(ABC):
                     return True, module
             except (ImportError, ValueError):
                 continue
+        if not cls.__module__.startswith("pytest_edgeperf."):  # a plugin's runtime: our extras do not install it
+            return False, f"{cls.name} is not installed (none of {', '.join(cls.modules)} can be imported)"
         return False, f"{cls.name} is not installed (pip install 'pytest-edgeperf[{cls.extra}]')"
 
     extra: str = "all"

@@ -9,7 +9,8 @@ Typical use (the plugin does this around each timed window)::
     power = summarize_power(sampler.stop(), result.window_start_s, result.window_end_s, n, idle_w, acc)
 """
 
-from pytest_edgeperf.power.meters import VALID_FORMS, MeterError, PowerMeter, PowerSpecError, parse_meter_spec
+from pytest_edgeperf.power.base import VALID_FORMS, MeterError, PowerMeter, PowerSpecError
+from pytest_edgeperf.power.factory import MeterSpec, parse_meter_spec
 from pytest_edgeperf.power.sampler import PowerSampler, measure_idle_w
 from pytest_edgeperf.power.summary import FOM_KEYS, combine_power, summarize_power, time_weighted_mean_w
 from pytest_edgeperf.power.trace import PowerTrace
@@ -18,6 +19,7 @@ __all__ = [
     "FOM_KEYS",
     "VALID_FORMS",
     "MeterError",
+    "MeterSpec",
     "PowerMeter",
     "PowerSampler",
     "PowerSpecError",

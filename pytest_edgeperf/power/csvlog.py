@@ -16,7 +16,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from pytest_edgeperf.power.meters import MeterError, PowerMeter, check_power_w
+from pytest_edgeperf.power.base import MeterError, PowerMeter, check_power_w
 from pytest_edgeperf.power.trace import PowerTrace
 
 TIME_NAMES = ("t_unix", "unix_time", "timestamp", "time_unix", "unix", "time", "ts", "t")

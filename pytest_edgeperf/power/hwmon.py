@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pytest_edgeperf.power.meters import (
+from pytest_edgeperf.power.base import (
     MeterError,
     PowerMeter,
     PowerSpecError,

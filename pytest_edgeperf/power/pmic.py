@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from pytest_edgeperf.power.meters import MeterError, PowerMeter, Runner, check_power_w
+from pytest_edgeperf.power.base import MeterError, PowerMeter, Runner, check_power_w
 
 _LINE_RE = re.compile(
     r"^\s*(?P<rail>\S+)_(?P<kind>[AV])\s+(?:current|volt)\(\d+\)=(?P<value>[-+0-9.eE]+)\s*[AV]?\s*$"

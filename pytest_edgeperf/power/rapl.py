@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pytest_edgeperf.power.meters import MeterError, PowerMeter, check_power_w, read_number
+from pytest_edgeperf.power.base import MeterError, PowerMeter, check_power_w, read_number
 
 
 class RaplMeter(PowerMeter):

@@ -12,7 +12,7 @@ import threading
 import time
 from types import TracebackType
 
-from pytest_edgeperf.power.meters import MeterError, PowerMeter
+from pytest_edgeperf.power.base import MeterError, PowerMeter
 from pytest_edgeperf.power.trace import PowerTrace
 
 JOIN_TIMEOUT_S = 5.0  # a hung meter read (VISA timeout, stuck vcgencmd) must not hang the session

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pytest_edgeperf.power.meters import MeterError, PowerMeter, PowerSpecError, check_power_w
+from pytest_edgeperf.power.base import MeterError, PowerMeter, PowerSpecError, check_power_w
 
 DEFAULT_QUERY = "MEAS:POW? (@1)"
 SCPI_NAN = 9.9e37

@@ -8,36 +8,13 @@ where perf is missing or cannot record, the result says so in its notes.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pytest_edgeperf.counters import PerfProcess, _make_runner
-
-# "    33.08%  [.] _PyObject_Free      -   -": columns after the symbol are separated by 2+ spaces
-_REPORT_LINE = re.compile(
-    r"^\s*(?P<pct>\d+(?:\.\d+)?)%\s+\[(?P<where>[^\]]+)\]\s+(?P<symbol>.+?)(?:\s{2,}.*)?$")
-
-
-def parse_perf_report(text: str, top: int = 15) -> list[dict[str, Any]]:
-    """Top symbols from ``perf report --stdio --sort symbol``: ``[{"symbol", "percent", "space"}]``.
-
-    ``space`` is "kernel" for ``[k]``, "user" for ``[.]``; seed 000 found 87% of YOLO's time in one: gemm_nn.
-    """
-    rows: list[dict[str, Any]] = []
-    for line in text.splitlines():
-        if line.lstrip().startswith("#"):
-            continue
-        m = _REPORT_LINE.match(line.rstrip())
-        if not m:
-            continue
-        where = m.group("where").strip()
-        rows.append({"symbol": m.group("symbol").strip(), "percent": float(m.group("pct")),
-                     "space": "kernel" if where == "k" else "user" if where == "." else where})
-    rows.sort(key=lambda r: -r["percent"])
-    return rows[:top]
+from pytest_edgeperf.counters.parse import parse_perf_report
+from pytest_edgeperf.counters.process import PerfProcess, _make_runner
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

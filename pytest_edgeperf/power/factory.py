@@ -1,4 +1,4 @@
-"""Power meter base class, its errors, and the ``--edgeperf-power-meter=SPEC`` grammar that picks a backend.
+"""The ``--edgeperf-power-meter=SPEC`` grammar: which spec builds which meter, built in or added by a plugin.
 
 Spec grammar (case-insensitive kind; whitespace around the spec is ignored)::
 
@@ -33,108 +33,74 @@ Spec grammar (case-insensitive kind; whitespace around the spec is ignored)::
 
 Relative paths (``file=``, ``csv:``) are relative to the current directory. A bad spec, or a valid spec whose
 device is missing, raises a one-line :class:`PowerSpecError` (a ``ValueError``) naming the spec.
+
+More kinds come from plugins through the ``pytest_edgeperf_add_power_meters`` hook (``hookspec.py``): ``{kind:
+factory}``, merged by :func:`with_added_kinds` and passed to :func:`parse_meter_spec` as ``added``.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-VALID_FORMS = (
-    "none, hwmon, hwmon:NAME, hwmon:/path/hwmonN, pmic, pmic:a=A,b=B, rapl, rapl:/path/zone, "
-    "scpi:RESOURCE[;backend=@py|@sim][;file=X.yaml][;query=MEAS:POW? (@1)][;timeout_ms=N], "
-    "csv:PATH[;time=COL][;power=COL|;volts=COL;amps=COL]"
+from pytest_edgeperf.power.base import (
+    MeterError,
+    PowerMeter,
+    PowerSpecError,
+    Runner,
+    missing_error,
+    parse_key_values,
+    spec_error,
 )
 
-
-class Runner(Protocol):
-    """The command runner duck type: stdout, or None when the command is missing, fails or times out."""
-
-    def run(self, argv: Sequence[str]) -> str | None: ...
-
-
-class PowerSpecError(ValueError):
-    """A user-caused meter misconfiguration; one line naming the spec (the lead makes it a UsageError)."""
+#: the kinds this module builds itself; a plugin cannot replace one
+BUILTIN_KINDS = ("none", "hwmon", "pmic", "rapl", "scpi", "csv")
+HOOK = "pytest_edgeperf_add_power_meters"
+_KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
-class MeterError(RuntimeError):
-    """A meter read failed (device gone, permission, bad output); the sampler records it."""
+@dataclass(frozen=True)
+class MeterSpec:
+    """What a plugin's meter factory is given: the spec as the user wrote it (name it in errors), the text after
+    ``kind:``, the root of the device's file tree (a fake tree in tests) and the command runner to use."""
+
+    spec: str
+    arg: str
+    root: Path
+    runner: Runner
 
 
-class PowerMeter(ABC):
-    """An instantaneous power reader. Subclasses set ``name`` and implement ``read_power_w``.
-
-    ``reads_after_run`` is True for meters whose samples come from an external log read after the run
-    (the sampler then loads the log instead of polling).
-    """
-
-    name: str = "meter"
-    reads_after_run: bool = False
-
-    def describe(self) -> str:
-        """One line for reports: what is measured and where from."""
-        return self.name
-
-    @abstractmethod
-    def read_power_w(self) -> float:
-        """Instantaneous power in watts; raises MeterError when the reading fails."""
-
-    def close(self) -> None:  # noqa: B027 - most meters hold nothing to release; those that do override it
-        """Release instrument handles; harmless to call twice."""
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.describe()}>"
+#: a plugin's meter factory: a meter for the spec (None: no meter), or ``PowerSpecError`` for a spec it refuses
+MeterFactory = Callable[[MeterSpec], PowerMeter | None]
 
 
-def check_power_w(value: float, where: str) -> float:
-    """Reject NaN/inf readings so a broken sensor never turns into a number in a report."""
-    if not math.isfinite(value):
-        raise MeterError(f"{where}: non-finite reading {value!r}")
-    return float(value)
+class InvalidMeterKindError(ValueError):
+    """What ``pytest_edgeperf_add_power_meters`` returned is unusable; the message names the hook and the kind."""
 
 
-def read_number(path: Path, what: str) -> float:
-    """Read one number from a sysfs-style file; every failure becomes a MeterError naming the file."""
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        raise MeterError(f"{what}: {path} is missing (device gone?)") from None
-    except PermissionError:
-        raise MeterError(f"{what}: permission denied reading {path}") from None
-    except OSError as exc:
-        raise MeterError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return float(text.split()[0])
-    except (ValueError, IndexError):
-        raise MeterError(f"{what}: {path} holds {text[:40]!r}, not a number") from None
-
-
-def spec_error(spec: str, why: str) -> PowerSpecError:
-    return PowerSpecError(f"power meter spec {spec!r}: {why}; valid forms: {VALID_FORMS}")
-
-
-def _missing_error(spec: str, why: str) -> PowerSpecError:
-    """A valid spec whose device is not there: say what was looked for, without the grammar dump."""
-    return PowerSpecError(f"power meter spec {spec!r}: {why}")
-
-
-def parse_key_values(spec: str, parts: list[str], allowed: tuple[str, ...]) -> dict[str, str]:
-    """``key=value`` options after a spec's main argument; unknown or duplicate keys are spec errors."""
-    out: dict[str, str] = {}
-    for part in parts:
-        if not part.strip():
+def with_added_kinds(answers: Iterable[Mapping[str, MeterFactory] | None]) -> dict[str, MeterFactory]:
+    """The kinds the hook's implementations add, merged; a built-in kind, a clash or a non-callable is an error."""
+    out: dict[str, MeterFactory] = {}
+    for answer in answers:
+        if answer is None:
             continue
-        key, sep, value = part.partition("=")
-        key = key.strip().lower()
-        if not sep or key not in allowed:
-            raise spec_error(spec, f"unknown option {part.strip()!r} (allowed: {', '.join(allowed)})")
-        if key in out:
-            raise spec_error(spec, f"option {key!r} given twice")
-        out[key] = value.strip()
+        if not isinstance(answer, Mapping):
+            raise InvalidMeterKindError(f"{HOOK} must return a dict {{kind: factory}}, not {answer!r}")
+        for kind, factory in answer.items():
+            if not isinstance(kind, str) or not _KIND.match(kind):
+                raise InvalidMeterKindError(f"{HOOK}: meter kind {kind!r} is not a lowercase name "
+                                            "(a letter, then letters, digits, '_', '-')")
+            if kind in BUILTIN_KINDS:
+                raise InvalidMeterKindError(f"{HOOK}: {kind!r} is a built-in meter kind")
+            if not callable(factory):
+                raise InvalidMeterKindError(f"{HOOK}: the factory for {kind!r} is not callable: {factory!r}")
+            if kind in out and out[kind] is not factory:
+                raise InvalidMeterKindError(f"{HOOK}: two factories for meter kind {kind!r}")
+            out[kind] = factory
     return out
 
 
@@ -144,11 +110,13 @@ def parse_meter_spec(
     root: Path | str = "/",
     runner: Runner | None = None,
     vcgencmd: str = "vcgencmd",
+    added: Mapping[str, MeterFactory] | None = None,
 ) -> PowerMeter | None:
     """Build the meter a spec names (None for ``none``), checking that its device answers once.
 
     ``root`` roots the sysfs discovery (``<root>/sys/class/...``) so tests can pass a fake tree; ``runner``
-    runs ``vcgencmd`` (defaults to ``pytest_edgeperf.device.runner.CommandRunner``).
+    runs ``vcgencmd`` (defaults to ``pytest_edgeperf.device.runner.CommandRunner``); ``added`` holds the kinds
+    plugins added (:func:`with_added_kinds`).
     """
     raw = spec
     spec = (spec or "").strip()
@@ -159,6 +127,8 @@ def parse_meter_spec(
     arg = arg.strip()
     root = Path(root)
 
+    if added and kind in added:
+        return _build_added(raw, added[kind], MeterSpec(raw, arg, root, runner or _default_runner()))
     if kind == "none":
         if arg:
             raise spec_error(raw, "'none' takes no argument")
@@ -182,7 +152,7 @@ def parse_meter_spec(
         if arg and not zone.is_absolute():
             raise spec_error(raw, "rapl zone must be an absolute path")
         if not (zone / "energy_uj").exists():
-            raise _missing_error(
+            raise missing_error(
                 raw, f"no powercap zone with energy_uj at {zone} (x86 hosts with the intel_rapl driver only)"
             )
         meter = RaplMeter(zone)
@@ -218,15 +188,32 @@ def parse_meter_spec(
             raise spec_error(raw, "csv takes power= or volts=/amps=, not both")
         path = Path(os.path.expanduser(path_text))
         if not path.is_file():
-            raise _missing_error(raw, f"csv power log {path} does not exist (start the logger first)")
+            raise missing_error(raw, f"csv power log {path} does not exist (start the logger first)")
         meter = CsvLogMeter(path, time_col=opts.get("time"), power_col=opts.get("power"),
                             volts_col=opts.get("volts"), amps_col=opts.get("amps"))
         try:
             meter.check_columns()
         except MeterError as exc:
-            raise _missing_error(raw, str(exc)) from None
+            raise missing_error(raw, str(exc)) from None
         return meter
+    if added:
+        raise spec_error(raw, f"unknown meter kind {kind!r} (added by plugins: {', '.join(sorted(added))})")
     raise spec_error(raw, f"unknown meter kind {kind!r}")
+
+
+def _build_added(spec: str, factory: MeterFactory, request: MeterSpec) -> PowerMeter | None:
+    """A plugin's meter, checked like a built-in one: a PowerMeter that answers once (unless it reads a log later)."""
+    try:
+        meter = factory(request)
+    except MeterError as exc:
+        raise missing_error(spec, str(exc)) from None
+    if meter is None:
+        return None
+    if not isinstance(meter, PowerMeter):
+        raise PowerSpecError(f"power meter spec {spec!r}: the plugin's factory returned {meter!r}, not a PowerMeter")
+    if not meter.reads_after_run:
+        _probe(spec, meter)
+    return meter
 
 
 def _parse_calibration(spec: str, arg: str) -> tuple[float, float]:
@@ -259,7 +246,7 @@ def _probe(spec: str, meter: PowerMeter) -> None:
         meter.read_power_w()
     except MeterError as exc:
         meter.close()
-        raise _missing_error(spec, str(exc)) from None
+        raise missing_error(spec, str(exc)) from None
 
 
 def _default_runner() -> Runner:
