@@ -21,45 +21,13 @@ from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
 from pytest_edgeperf.history import cli as history_cli
 from pytest_edgeperf.history.db import HistoryError
 from pytest_edgeperf.report import outcome
+from pytest_edgeperf.report.files import InputError, load_results
 from pytest_edgeperf.report.html import write_html_report, write_merged_html_report, write_text_atomic
 from pytest_edgeperf.report.markdown import column_labels, device_name, fmt_value, results_markdown, verdict_label
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
-RESULTS_SCHEMA_VERSION = 1
-
-
-class InputError(ValueError):
-    """Input a user must fix (missing file, not JSON, wrong shape); the message is one line naming it."""
-
-
-# --- loading -------------------------------------------------------------------------------------------
-def load_results(path: Path) -> dict[str, Any]:
-    """Read and shape-check a ``--edgeperf-json`` file; every problem is an InputError naming the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}"
-        raise InputError(f"{path}: not valid JSON ({where}: {exc.msg})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise InputError(f"{path}: not a pytest-edgeperf results file (no 'results' list); "
-                         "write one with --edgeperf-json=PATH")
-    version = data.get("schema_version", RESULTS_SCHEMA_VERSION)
-    if version != RESULTS_SCHEMA_VERSION:
-        raise InputError(f"{path}: schema_version {version!r} is not supported "
-                         f"(this edgeperf reads {RESULTS_SCHEMA_VERSION})")
-    for index, result in enumerate(data["results"]):
-        if not isinstance(result, dict) or not isinstance(result.get("test_id"), str):
-            raise InputError(f"{path}: results[{index}] is not a result object with a 'test_id'")
-    return data
-
 
 def load_baseline_dir(root: Path, device: str | None = None) -> dict[tuple[str, str], BaselineEntry]:
     """Every entry under ``root`` (or one device's directory): {(device, node id): entry}.

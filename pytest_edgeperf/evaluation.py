@@ -27,10 +27,10 @@ def evaluate_from_spec(spec: dict[str, Any], adapter: Any, sys_path: list[str],
     uint8/int8 (TFLite); ``fixed`` feeds the other inputs. A quantised first output is dequantised.
     """
     from .accuracy import evaluate_classifier, evaluate_detector
+    from .callables import load_callable
     from .datasets import ClassificationDataset, DetectionDataset
     from .frameworks.signature import dequantize, to_input_dtype
     from .preprocess import parse_preprocess
-    from .worker import load_callable
 
     pre = parse_preprocess(spec.get("preprocess") or {})
     layout = adapter.input_layout

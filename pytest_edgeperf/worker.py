@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
-import importlib.util
 import json
 import os
 import queue
@@ -28,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
+
+from pytest_edgeperf.callables import load_callable
 
 if TYPE_CHECKING:
     from pytest_edgeperf.frameworks.base import FrameworkAdapter
@@ -61,25 +61,6 @@ class Protocol:
             fields.setdefault("peak_rss_mb", _read_status_mb("VmHWM"))
         self._out.write(json.dumps({"event": event, **fields}) + "\n")
         self._out.flush()
-
-
-def load_callable(ref: str, sys_path: list[str]) -> Callable[..., Any]:
-    """Resolve 'package.module:func' or 'path/to/file.py:func' (a user's preprocessing or input function)."""
-    for entry in sys_path:
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    module_part, _, func = ref.rpartition(":")
-    if not module_part or not func:
-        raise ValueError(f"not a 'module:function' reference: {ref!r}")
-    if module_part.endswith(".py"):
-        spec = importlib.util.spec_from_file_location(Path(module_part).stem, module_part)
-        if spec is None or spec.loader is None:
-            raise ValueError(f"cannot import {module_part}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(module_part)
-    return getattr(module, func)
 
 
 def _sched_totals_s() -> tuple[float, float] | None:

@@ -27,7 +27,7 @@ def _engine(args: argparse.Namespace, *, create: bool = True) -> Any:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from ..cli import load_results
+    from ..report.files import load_results
     from .record import git_info, record_payload
 
     payloads = [(path, load_results(Path(path))) for path in args.files]  # every file checked before any write

@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -111,3 +112,33 @@ def _baselines_for_html(session: Any) -> dict[str, dict[str, Any]]:
             if entry is not None:
                 out[r.test_id] = entry.to_json()
     return out
+
+
+class InputError(ValueError):
+    """Input a user must fix (missing file, not JSON, wrong shape); the message is one line naming it."""
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read and shape-check a ``--edgeperf-json`` file; every problem is an InputError naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise InputError(f"{path}: not valid JSON ({where}: {exc.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise InputError(f"{path}: not a pytest-edgeperf results file (no 'results' list); "
+                         "write one with --edgeperf-json=PATH")
+    version = data.get("schema_version", RESULTS_SCHEMA_VERSION)
+    if version != RESULTS_SCHEMA_VERSION:
+        raise InputError(f"{path}: schema_version {version!r} is not supported "
+                         f"(this edgeperf reads {RESULTS_SCHEMA_VERSION})")
+    for index, result in enumerate(data["results"]):
+        if not isinstance(result, dict) or not isinstance(result.get("test_id"), str):
+            raise InputError(f"{path}: results[{index}] is not a result object with a 'test_id'")
+    return data
