@@ -104,13 +104,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             "parametrize")):
         return  # the user parametrized it themselves
     from .frameworks import FRAMEWORKS
+    from .frameworks.accelerators import id_suffix
 
     names = list(spec.frameworks) if spec and spec.frameworks else list(FRAMEWORKS)
     params = []
     for name in names:
         installed, why = FRAMEWORKS[name].is_installed()
         marks = [] if installed else [pytest.mark.skip(reason=why)]
-        params.append(pytest.param(name, id=name, marks=marks))
+        # an accelerator path asked for is part of the id: [onnxruntime-CUDAExecutionProvider], [litert-no-xnnpack]
+        suffix = id_suffix(spec.accelerator_for(name)) if spec else ""
+        params.append(pytest.param(name, id=f"{name}-{suffix}" if suffix else name, marks=marks))
     metafunc.parametrize("framework", params, indirect=True)
 
 
