@@ -405,7 +405,8 @@ MARKER_HELP = (
     "warmup_s=None, min_fps=None, max_latency_ms=None, max_memory_mb=None, min_top1_pct=None, min_top5_pct=None, "
     "min_map50_pct=None, max_energy_per_inference_mj=None, tolerance=None, inputs=None, preprocess=None, "
     "accuracy=None, min_freq_ghz=None, counters=None, hotspots=None, sustained_s=None, min_speedup=None, "
-    "max_accuracy_drop_pct=None, processes=None, input_shapes=None, input_dtypes=None, input_values=None): "
+    "max_accuracy_drop_pct=None, processes=None, input_shapes=None, input_dtypes=None, input_values=None, "
+    "providers=None, delegates=None, backend=None, target=None): "
     "measure a model on this "
     "device with each installed runtime; see the README"
 )
@@ -443,6 +444,18 @@ class MarkerSpec:
     input_shapes: list[int] | dict[str, list[int]] | None = None
     input_dtypes: dict[str, str] | None = None
     input_values: dict[str, Any] | None = None
+    #: accelerator paths (frameworks/accelerators.py), each for its own runtime: ONNX Runtime execution providers
+    #: as [[name, options], ...], LiteRT delegates likewise ([] = XNNPACK off), OpenCV DNN backend and target names
+    providers: list[list[Any]] | None = None
+    delegates: list[list[Any]] | None = None
+    backend: str | None = None
+    target: str | None = None
+
+    def accelerator_for(self, framework: str) -> dict[str, Any]:
+        """The accelerator arguments that apply to ``framework`` (empty: the runtime's default path)."""
+        from .frameworks.accelerators import ACCELERATOR_ARGUMENTS, options_for
+
+        return options_for(framework, {arg: getattr(self, arg) for arg in ACCELERATOR_ARGUMENTS})
 
 
 _POSITIVE_INTS = ("threads", "min_samples", "processes")
@@ -561,6 +574,13 @@ def _marker_value(name: str, value: Any, bad: Any) -> Any:
         try:
             return input_argument(name, value)
         except SignatureError as exc:
+            raise bad(name, str(exc)) from None
+    if name in ("providers", "delegates", "backend", "target"):
+        from .frameworks.accelerators import AcceleratorError, normalize
+
+        try:
+            return normalize(name, value)
+        except AcceleratorError as exc:
             raise bad(name, str(exc)) from None
     if name in ("counters", "hotspots"):
         if not isinstance(value, bool):

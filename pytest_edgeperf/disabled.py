@@ -25,14 +25,19 @@ class DisabledRunError(Exception):
 def run_once(req: MeasureRequest, device_name: str, environment: dict[str, Any]) -> Result:
     """Load ``req``'s model through its adapter and run one inference on its first input; no figures recorded."""
     from .frameworks import ModelLoadError, get_adapter
+    from .frameworks.accelerators import AcceleratorUnavailable
     from .frameworks.signature import SignatureError
+    from .measure import AcceleratorUnavailableError
     from .worker import plan_inputs
 
     adapter = get_adapter(req.framework)
+    adapter.configure(req.accelerator)
     try:
         adapter.load(req.model_file, req.threads)
     except ModelLoadError as exc:
         raise DisabledRunError(f"{req.framework} refused {req.model}: {_one_line(exc)}") from None
+    except AcceleratorUnavailable as exc:
+        raise AcceleratorUnavailableError(str(exc)) from None
     inputs = req.inputs or {"kind": "random", "seed": 0}
     request = {"input_shapes": req.input_shapes, "input_dtypes": req.input_dtypes, "input_values": req.input_values}
     try:
@@ -48,7 +53,8 @@ def run_once(req: MeasureRequest, device_name: str, environment: dict[str, Any])
     result = Result(test_id=req.test_id, framework=req.framework, model=req.model, device=device_name,
                     status=STATUS_DISABLED, status_reason=DISABLED_REASON, quick=req.quick, threads=req.threads)
     result.environment = {**environment, "device": device_name, "runtime": req.framework,
-                          "runtime_version": adapter.version(), "threads": req.threads,
+                          "runtime_version": adapter.version(), "provider": adapter.provider(),
+                          "threads": req.threads,
                           "model_file": req.model_file.name, "input_shape": list(plan.specs[0].concrete_shape()),
                           "inputs": [t.to_json() for t in plan.specs],
                           "output_shape": list(np.shape(output))}

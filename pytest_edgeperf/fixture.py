@@ -18,7 +18,14 @@ from tabulate import tabulate
 
 from .config import Budget, MarkerSpec
 from .fileio import LockError
-from .measure import DeviceNotReady, Instruments, MeasureRequest, WorkerError, run_measurement
+from .measure import (
+    AcceleratorUnavailableError,
+    DeviceNotReady,
+    Instruments,
+    MeasureRequest,
+    WorkerError,
+    run_measurement,
+)
 from .result import STATUS_OK, Result
 from .session import Breach, EdgeperfSession
 
@@ -95,7 +102,8 @@ class EdgeperfFixture:
                 min_time_s: float | None = None, max_time_s: float | None = None,
                 input_shapes: list[int] | dict[str, list[int]] | None = None,
                 input_dtypes: dict[str, str] | None = None, input_values: dict[str, Any] | None = None,
-                judge: bool = True) -> Result:
+                providers: Any = None, delegates: Any = None, backend: str | None = None,
+                target: str | None = None, judge: bool = True) -> Result:
         """Measure ``model`` (default: the marker's) in this test's framework; returns the Result.
 
         ``label`` names a second measurement in the same test (e.g. "int8"); each label has its own baseline.
@@ -105,6 +113,9 @@ class EdgeperfFixture:
         ``input_shapes`` (a shape, or ``{input name: shape}``) resolves dynamic dimensions; ``input_dtypes``
         (``{name: dtype}``) and ``input_values`` (``{name: number or array}``) set what an input is fed. Each
         replaces the marker's argument of the same name.
+        ``providers`` (ONNX Runtime), ``delegates`` (LiteRT; ``[]`` turns XNNPACK off) and ``backend``/``target``
+        (OpenCV DNN) choose the accelerator path of their own runtime, replacing the marker's; one that is not
+        available here skips the test (fails it under --edgeperf-strict).
         """
         s = self._session.settings
         spec = self.spec
@@ -124,7 +135,7 @@ class EdgeperfFixture:
         except UnknownFrameworkError as exc:
             raise EdgeperfFailure(str(exc)) from None
         model_path = self._resolve_model(model_given)
-        model_file = model_file_for(name, model_path)
+        model_file = model_file_for(name, model_path) or self._converted(name, model_path, model_given)
         if model_file is None:
             if model_path.suffix and model_path.exists():
                 raise pytest.skip.Exception(f"{name} does not load {model_path.suffix} files ({model_given})",
@@ -151,6 +162,8 @@ class EdgeperfFixture:
         test_id = self.nodeid + (f"::{label}" if label else "")
         signature = self._input_arguments(input_shapes=input_shapes, input_dtypes=input_dtypes,
                                           input_values=input_values)
+        accelerator = self._accelerator(name, providers=providers, delegates=delegates, backend=backend,
+                                        target=target)
         req = MeasureRequest(
             test_id=test_id, framework=name, model=model_given, model_file=model_file, threads=threads,
             budget=budget, inputs=self._inputs(inputs or spec.inputs, preprocess or spec.preprocess, prepare),
@@ -160,10 +173,13 @@ class EdgeperfFixture:
             artifacts_dir=s.rootdir / ".edgeperf" / "hotspots" / _safe(test_id),
             processes=processes,
             reference_file=self._reference_file(name) if s.reference and not s.disabled else None,
-            **signature,
+            accelerator=accelerator, **signature,
         )
         if s.disabled:  # --edgeperf-disable: one untimed inference in-process, no figures, nothing judged
-            return self._run_disabled(req)
+            try:
+                return self._run_disabled(req)
+            except AcceleratorUnavailableError as exc:
+                self._unavailable(str(exc))
         baseline = self._lookup_baseline(test_id) if judge else None
         inst = Instruments(
             device_name=self._session.profile.name, readers=self._session.readers, floor_ghz=floor,
@@ -176,6 +192,8 @@ class EdgeperfFixture:
         )
         try:
             result = run_measurement(req, inst, self._progress)
+        except AcceleratorUnavailableError as exc:
+            self._unavailable(f"{name} on {model_given}: {exc}")
         except (WorkerError, LockError) as exc:
             raise EdgeperfFailure(str(exc)) from None
         except DeviceNotReady as exc:
@@ -203,6 +221,42 @@ class EdgeperfFixture:
             raise EdgeperfFailure(str(exc)) from None
         self.results.append(result)  # the test's own list only: a disabled result is in no report
         return result
+
+    def _unavailable(self, reason: str) -> None:
+        """A requested accelerator this machine lacks: a skip saying so, a failure under --edgeperf-strict."""
+        if self._session.settings.strict:
+            raise EdgeperfFailure(f"{reason} (--edgeperf-strict)") from None
+        raise pytest.skip.Exception(reason, _use_item_location=True) from None
+
+    def _accelerator(self, framework: str, **given: Any) -> dict[str, Any]:
+        """measure()'s accelerator arguments, checked, else the marker's; only those of ``framework``."""
+        from .frameworks.accelerators import AcceleratorError, normalize, options_for
+
+        out = {}
+        for arg, value in given.items():
+            if value is None:
+                out[arg] = getattr(self.spec, arg)
+                continue
+            try:
+                out[arg] = normalize(arg, value)
+            except AcceleratorError as exc:
+                raise EdgeperfFailure(f"measure() argument {arg!r}: {exc}") from None
+        return options_for(framework, out)
+
+    def _converted(self, framework: str, model: Path, given: str) -> Path | None:
+        """The model converted for a runtime that cannot read its format (ncnn from ONNX), cached; None if none.
+
+        A converter that is not installed is a skip with the reason; a conversion that fails fails the test.
+        """
+        from .frameworks import FRAMEWORKS, ModelLoadError
+        from .frameworks.base import ConverterMissing
+
+        try:
+            return FRAMEWORKS[framework].convert(model, self.cache_dir / "converted")
+        except ConverterMissing as exc:
+            raise pytest.skip.Exception(f"{framework}: {exc}", _use_item_location=True) from None
+        except ModelLoadError as exc:
+            raise EdgeperfFailure(f"{framework} on {given}: {exc}") from None
 
     def _input_arguments(self, **given: Any) -> dict[str, Any]:
         """measure()'s input_shapes / input_dtypes / input_values, checked, else the marker's."""
@@ -232,7 +286,11 @@ class EdgeperfFixture:
             if note not in self._session.unavailable:
                 self._session.unavailable.append(note)
             return None
-        return model_file_for(framework, Path(files.stem))
+        stem = Path(files.stem)
+        try:
+            return model_file_for(framework, stem) or self._converted(framework, stem, "the reference model")
+        except (pytest.skip.Exception, EdgeperfFailure):  # no converter: measure without the reference
+            return None
 
     def _lookup_baseline(self, test_id: str) -> Any:
         """Read this test's baseline before measuring: a corrupt file fails now, not after the whole budget."""

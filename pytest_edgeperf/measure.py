@@ -40,6 +40,10 @@ class WorkerError(Exception):
     """The worker crashed, hung, or the runtime refused the model; the message is one line for the test report."""
 
 
+class AcceleratorUnavailableError(WorkerError):
+    """The requested provider, delegate or backend is not available here (the test skips; fails when strict)."""
+
+
 class DeviceNotReady(Exception):
     """The thermal guard gave up; carries the guard's reason (with the last readings)."""
 
@@ -68,6 +72,8 @@ class MeasureRequest:
     input_shapes: list[int] | dict[str, list[int]] | None = None
     input_dtypes: dict[str, str] | None = None
     input_values: dict[str, Any] | None = None
+    #: the accelerator path asked for (frameworks/accelerators.py: providers, delegates, backend/target), JSON-ready
+    accelerator: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -176,6 +182,8 @@ class WorkerProcess:
                     "out_of_memory": f"out of memory {phase}"}.get(kind, kind)
             if kind == "signature":  # the message names the input and what to give: nothing to add
                 raise WorkerError(f"{self.describe}: {message.get('message')}")
+            if kind == "accelerator_unavailable":
+                raise AcceleratorUnavailableError(str(message.get("message")))
             text = f"{self.describe}: {what}: {message.get('message')}"
             if kind == "out_of_memory":
                 text += self._peak_text(", ")
@@ -465,6 +473,8 @@ def run_measurement(req: MeasureRequest, inst: Instruments, progress: Progress |
                           # the timing budget asked for (all processes together): the verdict compares timing only
                           # between runs of a similar length (verdict.BUDGET_RATIO)
                           "min_time_s": float(req.budget.min_time_s)}
+    if req.accelerator:
+        result.environment["accelerator"] = req.accelerator
     describe = f"{req.framework} on {req.model}"
     why = ""
     with device_lock(inst.lock_path, progress, inst.lock_timeout_s, inst.lock_announce):
@@ -616,6 +626,7 @@ def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, ind
         "wait_for_go": True,
         "reference": {"model_file": str(req.reference_file)} if req.reference_file else None,
         "input_shapes": req.input_shapes, "input_dtypes": req.input_dtypes, "input_values": req.input_values,
+        "accelerator": req.accelerator,
     }
     which = f" (process {index + 1} of {processes})" if processes > 1 else ""
     worker = WorkerProcess(request, describe)
@@ -694,6 +705,8 @@ def _combine_processes(result: Result, runs: list[_ProcessRun]) -> None:
     result.rss_after_load_mb = first.loaded["rss_after_load_mb"]
     result.first_inference_s = first.ready["first_inference_s"]
     result.environment["runtime_version"] = first.loaded["runtime_version"]
+    if first.loaded.get("provider"):  # the accelerator path that ran, as the runtime says (verdict: comparable key)
+        result.environment["provider"] = first.loaded["provider"]
     # the inputs as measured (dynamic dims resolved): part of what a baseline is comparable with (verdict.py)
     inputs = first.ready.get("inputs") or []
     result.environment["inputs"] = inputs

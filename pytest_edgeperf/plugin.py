@@ -145,12 +145,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if any("framework" in (getattr(m, "args", ()) or ("",))[0] for m in metafunc.definition.iter_markers(
             "parametrize")):
         return  # the user parametrized it themselves
+    from .frameworks.accelerators import id_suffix
+
     names = list(spec.frameworks) if spec and spec.frameworks else list(known)
     params = []
     for name in names:
         installed, why = known[name].is_installed()
         marks = [] if installed else [pytest.mark.skip(reason=why)]
-        params.append(pytest.param(name, id=name, marks=marks))
+        # an accelerator path asked for is part of the id: [onnxruntime-CUDAExecutionProvider], [litert-no-xnnpack]
+        suffix = id_suffix(spec.accelerator_for(name)) if spec else ""
+        params.append(pytest.param(name, id=f"{name}-{suffix}" if suffix else name, marks=marks))
     metafunc.parametrize("framework", params, indirect=True)
 
 

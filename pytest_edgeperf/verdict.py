@@ -80,7 +80,9 @@ MIN_TAIL_SAMPLES = 64
 # Environment keys that make two runs incomparable when they differ: a different input shape or dtype is another
 # workload (INCONCLUSIVE with a note), never a regression. "inputs" (name, shape, dtype of each input as measured)
 # is compared only where both sides have it; older baselines have "input_shape" (the first input) alone.
-INCOMPARABLE_KEYS = ("device", "runtime", "threads", "input_shape", "inputs")
+#: ``provider`` (the accelerator path that ran: ONNX Runtime's providers, a LiteRT delegate, OpenCV's backend/target)
+#: and ``accelerator`` (what was asked for, with its options) too: CUDA against the CPU is no regression
+INCOMPARABLE_KEYS = ("device", "runtime", "threads", "input_shape", "inputs", "provider", "accelerator")
 # Keys whose change is worth a flag but does not stop the comparison.
 FLAGGED_KEYS = ("runtime_version", "model_sha256")
 #: for the ``host`` profile (any Linux machine), what identifies the machine whose timing a baseline holds

@@ -267,6 +267,8 @@ def _run(proto: Protocol) -> int:
 
     sys_path = request.get("sys_path", [])
     threads = int(request["threads"])
+    from pytest_edgeperf.frameworks.accelerators import AcceleratorUnavailable
+
     try:
         adapter = _make_adapter(request, sys_path)
     except MemoryError:
@@ -274,12 +276,16 @@ def _run(proto: Protocol) -> int:
     except Exception as exc:  # a third-party adapter that does not import or construct: one line, like a bad model
         proto.send("error", kind="adapter", message=_one_line(exc))
         return 3
+    adapter.configure(request.get("accelerator") or {})
     rss_before = _read_status_mb("VmRSS")
     t0 = time.perf_counter()
     try:
         adapter.load(Path(request["model_file"]), threads)
     except ModelLoadError as exc:
         proto.send("error", kind="model_rejected", message=str(exc))
+        return 3
+    except AcceleratorUnavailable as exc:  # a skip with this reason in the parent, never a CPU fallback
+        proto.send("error", kind="accelerator_unavailable", message=str(exc))
         return 3
     load_time_s = time.perf_counter() - t0
     rss_after = _read_status_mb("VmRSS")
@@ -289,7 +295,8 @@ def _run(proto: Protocol) -> int:
         proto.send("error", kind="model_rejected", message=_one_line(exc))
         return 3
     proto.send("loaded", load_time_s=load_time_s, rss_before_load_mb=rss_before, rss_after_load_mb=rss_after,
-               runtime_version=adapter.version(), signature=declared, input_layout=adapter.input_layout)
+               runtime_version=adapter.version(), signature=declared, input_layout=adapter.input_layout,
+               provider=adapter.provider())
 
     reference, reference_error = None, None
     if request.get("reference"):

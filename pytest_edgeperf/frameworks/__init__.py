@@ -18,19 +18,24 @@ from pathlib import Path
 
 from .base import FrameworkAdapter, ModelLoadError
 from .litert_adapter import LiteRTAdapter
+from .ncnn_adapter import NcnnAdapter
 from .onnxruntime_adapter import OnnxRuntimeAdapter
 from .opencv_adapter import OpenCVAdapter
+from .openvino_adapter import OpenVINOAdapter
 
 #: the built-in adapters (``adapters()`` adds those of the hook)
 FRAMEWORKS: dict[str, type[FrameworkAdapter]] = {
     OnnxRuntimeAdapter.name: OnnxRuntimeAdapter,
     LiteRTAdapter.name: LiteRTAdapter,
     OpenCVAdapter.name: OpenCVAdapter,
+    OpenVINOAdapter.name: OpenVINOAdapter,
+    NcnnAdapter.name: NcnnAdapter,
 }
 
 #: other spellings users type for the same runtime
 ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "tflite": "litert", "tflite-runtime": "litert",
-           "ai-edge-litert": "litert", "cv2": "opencv", "opencv-dnn": "opencv"}
+           "ai-edge-litert": "litert", "cv2": "opencv", "opencv-dnn": "opencv",
+           "ov": "openvino"}
 
 HOOK = "pytest_edgeperf_add_runtimes"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")

@@ -25,6 +25,10 @@ class ModelLoadError(Exception):
     """The runtime refused the model (wrong format, unsupported operator, corrupt file)."""
 
 
+class ConverterMissing(Exception):
+    """The runtime needs its model converted and the converter is not installed (a skip, with how to install)."""
+
+
 class FrameworkAdapter(ABC):
     """Load one model with an explicit thread count, say its signature, and run inferences on it, inputs by name."""
 
@@ -72,9 +76,34 @@ class FrameworkAdapter(ABC):
                 return candidate
         return None
 
+    @classmethod
+    def convert(cls, model: Path, cache_dir: Path) -> Path | None:
+        """A file this runtime loads, made from another format of ``model`` into ``cache_dir`` (ncnn converts ONNX
+        with pnnx); None when the runtime has no converter or nothing to convert. Runs in the pytest process,
+        before any timing; raises ModelLoadError when the conversion is impossible or fails."""
+        return None
+
+    def configure(self, accelerator: Mapping[str, Any]) -> None:
+        """Choose the accelerator path (accelerators.py: providers, delegates, backend/target) before ``load``."""
+        self._accelerator = dict(accelerator)
+
+    @property
+    def accelerator(self) -> dict[str, Any]:
+        return getattr(self, "_accelerator", {})
+
+    def provider(self) -> str:
+        """The accelerator path that runs the model, read back from the runtime after ``load`` (recorded as the
+        environment's ``provider``)."""
+        return "cpu"
+
+    def threads_in_use(self) -> int | None:
+        """The thread count the runtime reports after ``load`` (None where it cannot say)."""
+        return None
+
     @abstractmethod
     def load(self, path: Path, threads: int) -> None:
-        """Load the model; raise ModelLoadError with the runtime's own message when it refuses."""
+        """Load the model; raise ModelLoadError with the runtime's own message when it refuses, and
+        AcceleratorUnavailable when the path ``configure`` asked for is not available here."""
 
     @abstractmethod
     def version(self) -> str:

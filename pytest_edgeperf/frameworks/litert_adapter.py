@@ -8,19 +8,21 @@ from typing import Any
 
 import numpy as np
 
+from .accelerators import XNNPACK, AcceleratorUnavailable, delegate_label
 from .base import Feed, FrameworkAdapter, ModelLoadError
 from .signature import TensorSpec
 
 
-def _interpreter_class() -> tuple[Any, str]:
+def _interpreter_module() -> tuple[Any, str]:
+    """The interpreter module (``Interpreter``, ``load_delegate``, ``OpResolverType``) and its distribution."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert import interpreter
 
-        return Interpreter, "ai-edge-litert"
+        return interpreter, "ai-edge-litert"
     except ImportError:
-        from tflite_runtime.interpreter import Interpreter  # 32-bit Pi OS fallback; needs numpy<2
+        from tflite_runtime import interpreter  # 32-bit Pi OS fallback; needs numpy<2
 
-        return Interpreter, "tflite-runtime"
+        return interpreter, "tflite-runtime"
 
 
 class LiteRTAdapter(FrameworkAdapter):
@@ -34,17 +36,55 @@ class LiteRTAdapter(FrameworkAdapter):
         self._package = ""
         self._inputs: list[TensorSpec] = []
         self._outputs: list[TensorSpec] = []
+        self._threads: int | None = None
 
     def load(self, path: Path, threads: int) -> None:
-        interpreter_class, self._package = _interpreter_class()
+        """Load with the default resolver (XNNPACK applied by LiteRT), or exactly the delegates asked for.
+
+        ``delegates`` without ``xnnpack`` selects ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (the built-in kernels only);
+        an external delegate library is loaded with ``load_delegate(library, options)`` before the model.
+        """
+        module, self._package = _interpreter_module()
+        kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": threads}
+        delegates = self.accelerator.get("delegates")
+        self._provider = XNNPACK
+        if delegates is not None:
+            names = [str(name) for name, _ in delegates]
+            if XNNPACK not in names:
+                resolver = getattr(module, "OpResolverType", None)
+                if resolver is None or not hasattr(resolver, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
+                    raise AcceleratorUnavailable(f"{self._package} cannot turn XNNPACK off "
+                                                 f"(no OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)")
+                kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            loaded = []
+            for name, options in delegates:
+                if name == XNNPACK:
+                    continue
+                try:
+                    loaded.append(module.load_delegate(str(name), {k: str(v) for k, v in dict(options).items()}))
+                except (OSError, ValueError, RuntimeError) as exc:
+                    raise AcceleratorUnavailable(f"LiteRT delegate {name} could not be loaded: "
+                                                 f"{_first_line(exc)}") from exc
+            if loaded:
+                kwargs["experimental_delegates"] = loaded
+            self._provider = "+".join(delegate_label(n) if n != XNNPACK else n for n in names) or "builtin"
         try:
-            self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+            self._interpreter = module.Interpreter(**kwargs)
             self._interpreter.allocate_tensors()
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError for a bad flatbuffer or op
-            text = str(exc).strip().splitlines()
-            raise ModelLoadError(text[0] if text else type(exc).__name__) from exc
+            if kwargs.get("experimental_delegates") and "delegate" in str(exc).lower():
+                raise AcceleratorUnavailable(f"LiteRT could not apply the delegate: {_first_line(exc)}") from exc
+            raise ModelLoadError(_first_line(exc)) from exc
         self._inputs = [_spec(d) for d in self._interpreter.get_input_details()]
         self._outputs = [_spec(d) for d in self._interpreter.get_output_details()]
+        self._threads = threads  # LiteRT has no getter: the count passed (never None: None runs on 1 thread)
+
+    def provider(self) -> str:
+        """``xnnpack`` (LiteRT's default), ``builtin`` (delegates=[]), or the delegates applied (``edgetpu``)."""
+        return getattr(self, "_provider", XNNPACK)
+
+    def threads_in_use(self) -> int | None:
+        return self._threads
 
     def version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
@@ -116,3 +156,8 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
     return TensorSpec(name=str(detail["name"]), shape=shape, dtype=np.dtype(detail["dtype"]).name,
                       scale=float(scale) if quantized else None, zero_point=int(zero_point) if quantized else None,
                       index=int(detail["index"]))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .accelerators import AcceleratorUnavailable
 from .base import Feed, FrameworkAdapter, ModelLoadError
 from .signature import Dim, TensorSpec
 
@@ -37,12 +38,36 @@ class OnnxRuntimeAdapter(FrameworkAdapter):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         options.log_severity_level = 3
+        requested = [(str(name), dict(opts)) for name, opts in self.accelerator.get("providers", [])]
+        available = ort.get_available_providers()
+        for name, _ in requested:
+            if name not in available:
+                raise AcceleratorUnavailable(f"{name} is not available in this onnxruntime {ort.__version__} build "
+                                             f"(available: {', '.join(available)})")
+        providers: list[Any] = [(name, opts) if opts else name for name, opts in requested] or ["CPUExecutionProvider"]
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad model
-            raise ModelLoadError(_first_line(exc)) from exc
+            message = _first_line(exc)
+            if requested and any(name in str(exc) for name, _ in requested):
+                raise AcceleratorUnavailable(message) from exc  # a provider that could not start (no device)
+            raise ModelLoadError(message) from exc
+        used = self._session.get_providers()
+        # a provider that fails to initialise falls back to the CPU without an error: that is not what was asked
+        missing = [name for name, _ in requested if name not in used]
+        if missing:
+            raise AcceleratorUnavailable(f"{', '.join(missing)} could not be initialised by onnxruntime "
+                                         f"(the session would run on {', '.join(used)})")
         self._inputs = [_spec(arg) for arg in self._session.get_inputs()]
         self._outputs = [_spec(arg) for arg in self._session.get_outputs()]
+
+    def provider(self) -> str:
+        """The providers the session actually uses, in priority order (``CPUExecutionProvider`` by default)."""
+        return ", ".join(self._session.get_providers())
+
+    def threads_in_use(self) -> int | None:
+        value = self._session.get_session_options().intra_op_num_threads
+        return int(value) if value else None
 
     def version(self) -> str:
         import onnxruntime as ort

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .accelerators import OPENCV_BACKENDS, OPENCV_TARGETS, AcceleratorUnavailable
 from .base import Feed, FrameworkAdapter, ModelLoadError
 from .signature import Dim, TensorSpec
 
@@ -41,6 +42,40 @@ class OpenCVAdapter(FrameworkAdapter):
             raise ModelLoadError(opencv_message(str(exc))) from exc
         if self._net is None or self._net.empty():
             raise ModelLoadError("OpenCV returned an empty network")
+        self._set_backend(cv2)
+
+    def _set_backend(self, cv2: Any) -> None:
+        """Apply ``backend=``/``target=``; OpenCV would fall back to its CPU path with a warning, so a pair this
+        build does not list in ``getAvailableTargets`` is AcceleratorUnavailable instead."""
+        if "backend" not in self.accelerator and "target" not in self.accelerator:
+            return  # OpenCV's own choice; setting it would also warn under the new graph engine
+        backend = self.accelerator.get("backend", "default")
+        target = self.accelerator.get("target")
+        backend_id = getattr(cv2.dnn, "DNN_BACKEND_" + OPENCV_BACKENDS[backend], None)
+        targets = list(cv2.dnn.getAvailableTargets(backend_id)) if backend_id is not None else []
+        names = {getattr(cv2.dnn, "DNN_TARGET_" + const, None): name for name, const in OPENCV_TARGETS.items()}
+        if target is None:
+            if not targets:
+                raise AcceleratorUnavailable(f"OpenCV DNN backend {backend!r} is not available in this OpenCV "
+                                             f"{cv2.__version__} build")
+            target = "cpu" if cv2.dnn.DNN_TARGET_CPU in targets else names.get(targets[0], "cpu")
+        target_id = getattr(cv2.dnn, "DNN_TARGET_" + OPENCV_TARGETS[target], None)
+        if target_id is None or target_id not in targets:
+            have = ", ".join(names.get(t, str(t)) for t in targets) or "none"
+            raise AcceleratorUnavailable(f"OpenCV DNN target {target!r} is not available with backend {backend!r} "
+                                         f"in this OpenCV {cv2.__version__} build (available targets: {have})")
+        self._net.setPreferableBackend(backend_id)
+        self._net.setPreferableTarget(target_id)
+        self._provider = f"{backend}/{target}"
+
+    def provider(self) -> str:
+        """``backend/target`` as applied (``default/cpu`` unless asked otherwise)."""
+        return getattr(self, "_provider", "default/cpu")
+
+    def threads_in_use(self) -> int | None:
+        import cv2
+
+        return int(cv2.getNumThreads())
 
     def version(self) -> str:
         import cv2
