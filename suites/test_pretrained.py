@@ -2,11 +2,11 @@
 
 The models ship inside PyPI wheels and are named ``pretrained:KEY``: the plugin finds the file through the
 installed package (``pytest_edgeperf.models.pretrained``), never downloads it, and a missing package is a skip with
-the pip command. The name, not the site-packages path, is what results and baselines record. Each is measured at the shape
-its own library feeds it: Silero VAD on 512-sample chunks at 16 kHz (three inputs, one int64, dynamic dims), the
-PP-OCRv4 detector on a 640x640 page and its recogniser on a 48x320 text line (dynamic dims), MediaPipe's hand
-landmark and BlazeFace models at their fixed inputs. A runtime that loads the file but refuses the model (OpenCV
-on an operator it lacks, LiteRT on a custom op) is a skip with the runtime's own reason.
+the pip command. The name, not the site-packages path, is what results and baselines record. Each is measured at
+the shape its own library feeds it: Silero VAD on 512-sample chunks at 16 kHz (three inputs, one int64,
+dynamic dims), the PP-OCRv4 detector on a 640x640 page and its recogniser on a 48x320 text line (dynamic dims),
+MediaPipe's hand landmark and BlazeFace models at their fixed inputs. A runtime that loads the file but refuses the
+model (OpenCV on an operator it lacks, LiteRT on a custom op) is a skip with the runtime's own reason.
 
 The uint8-quantised TFLite model is the project's trained digits CNN with a uint8 input (no wheel on the
 registries ships a uint8 TFLite model, see ``pytest_edgeperf.models.uint8_input``); its accuracy pass runs on the
