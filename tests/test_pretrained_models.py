@@ -32,7 +32,10 @@ def needs(key: str, runtime: str = "onnxruntime") -> None:
 
 
 def reasons(result: pytest.RunResult) -> list[str]:
-    return [ln for ln in result.stdout.lines if ln.startswith("[edgeperf] ")]
+    """The plugin's failure lines (not its "waiting for the device lock" line, printed when xdist runs another
+    measuring test at the same time)."""
+    return [ln for ln in result.stdout.lines
+            if ln.startswith("[edgeperf] ") and not ln.startswith("[edgeperf] waiting for the device lock")]
 
 
 def results(path: Path) -> dict[str, dict[str, Any]]:
@@ -164,3 +167,36 @@ def test_custom_op_model_is_a_failure_with_the_runtimes_reason(pytester: pytest.
         "[edgeperf] litert on pretrained:face_landmark_attention: the runtime refused the model: Encountered "
         "unresolved custom op: Landmarks2TransformMatrix."]
     assert "Traceback" not in result.stdout.str()
+
+
+def test_uint8_input_model_equals_the_float_model_on_the_quantised_grid(tmp_path: Path) -> None:
+    """The uint8 TFLite the suite measures: DEQUANTIZE in front, so q in, real = scale * (q - zero_point) inside."""
+    if not FRAMEWORKS["litert"].is_installed()[0]:
+        pytest.skip("litert is not installed")
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from pytest_edgeperf.models.build import ensure_zoo_model
+    from pytest_edgeperf.models.graph import GraphError
+    from pytest_edgeperf.models.uint8_input import with_uint8_input, write_uint8_input
+
+    stem = Path(ensure_zoo_model("tiny_cnn", tmp_path).stem)
+    src = stem.with_name(stem.name + ".tflite")
+    dst = write_uint8_input(src, tmp_path / "u8.tflite", 0.02, 128)
+    outs = []
+    q = None
+    for path in (src, dst):
+        it = Interpreter(model_path=str(path))
+        it.allocate_tensors()
+        (inp,), out = it.get_input_details(), it.get_output_details()[0]
+        if q is None:
+            q = np.random.default_rng(0).integers(0, 256, size=tuple(inp["shape"])).astype(np.uint8)
+            it.set_tensor(inp["index"], (q.astype(np.float32) - 128) * np.float32(0.02))
+        else:
+            assert inp["dtype"] == np.uint8 and inp["quantization"] == (pytest.approx(0.02), 128)
+            it.set_tensor(inp["index"], q)
+        it.invoke()
+        outs.append(it.get_tensor(out["index"]))
+    assert np.allclose(outs[0], outs[1], atol=1e-5)
+    with pytest.raises(GraphError, match=r"zero_point must be 0\.\.255"):
+        with_uint8_input(src.read_bytes(), 0.02, 300)
