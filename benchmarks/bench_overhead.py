@@ -13,6 +13,11 @@ directly in throughput. Each round runs, for each runtime, two fresh processes b
           the plugin's defaults (sensor sampler on at 10 Hz, guard on) plus ``--edgeperf-min-time``,
           ``--edgeperf-threads`` and ``--edgeperf-json``; fps is read back from the raw samples.
 
+A multi-input case runs beside them (``--pretrained``, default ``silero_vad``): the real Silero VAD from the
+``[pretrained]`` extra (inputs ``input`` [1, 512] float, ``state`` [2, 1, 128] float, ``sr`` int64 = 16000) on
+ONNX Runtime; the bare loop feeds all three by name, the plugin test gives ``input_shapes``/``input_values`` on the
+marker, as a user would. Its row is labelled ``onnxruntime:silero_vad``.
+
 fps = 1 / median latency for both. The order inside a pair alternates every round (bare first, then plugin first)
 and the runtimes are interleaved inside each round, so slow drift of this shared machine hits both arms alike.
 The per-round ratio plugin/bare is the figure; its median over rounds is compared with the 0.99 target.
@@ -20,6 +25,7 @@ The per-round ratio plugin/bare is the figure; its median over rounds is compare
 Usage:  python benchmarks/bench_overhead.py                       (default: 6 rounds x 3 runtimes, ~4-5 min)
         python benchmarks/bench_overhead.py --rounds 10 --seconds 5 --threads 2 --runtimes onnxruntime,litert
         python benchmarks/bench_overhead.py --json overhead.json   (also save every round's raw figures)
+        python benchmarks/bench_overhead.py --runtimes onnxruntime --pretrained silero_vad --rounds 4
 """
 
 from __future__ import annotations
@@ -54,6 +60,20 @@ def test_overhead(edgeperf):
     edgeperf.measure()
 '''
 
+#: the multi-input cases: a model from the [pretrained] extra, the runtime that runs it, the shapes and values fed
+PRETRAINED_CASES: dict[str, dict[str, Any]] = {
+    "silero_vad": {"runtime": "onnxruntime", "input_shapes": {"input": [1, 512], "state": [2, 1, 128]},
+                   "input_values": {"sr": 16000}},
+}
+PLUGIN_TEST_PRETRAINED = '''import pytest
+
+
+@pytest.mark.edgeperf(model="pretrained:{key}", frameworks=["{runtime}"], input_shapes={shapes!r},
+                      input_values={values!r})
+def test_overhead(edgeperf):
+    edgeperf.measure()
+'''
+
 
 # --- the bare loop (runs in a fresh subprocess; nothing from pytest_edgeperf) ----------------------------------
 def _random_input(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -74,7 +94,26 @@ def _warm_up(step: Any) -> None:
         step()
 
 
-def bare_onnxruntime(model_file: Path, threads: int, seconds: float) -> tuple[list[float], str]:
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+               "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(bool)": np.bool_}
+
+
+def _ort_feed(sess: Any, shapes: dict[str, list[int]], values: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Every input by name, as the plugin's worker makes it: a value given fills its input, floats are random
+    (seed 0 each), a dynamic dimension takes its size from ``shapes``."""
+    feed = {}
+    for inp in sess.get_inputs():
+        shape = tuple(shapes.get(inp.name) or [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape])
+        dtype = np.dtype(_ORT_DTYPES[inp.type])
+        if inp.name in values:
+            feed[inp.name] = np.ascontiguousarray(np.broadcast_to(np.asarray(values[inp.name], dtype), shape))
+        else:
+            feed[inp.name] = _random_input(shape, dtype)
+    return feed
+
+
+def bare_onnxruntime(model_file: Path, threads: int, seconds: float,
+                     case: dict[str, Any] | None = None) -> tuple[list[float], str]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -85,9 +124,12 @@ def bare_onnxruntime(model_file: Path, threads: int, seconds: float) -> tuple[li
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3
     sess = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in inp.shape)
-    feed = {inp.name: _random_input(shape, np.dtype(np.float32))}
+    if case:
+        feed = _ort_feed(sess, case["input_shapes"], case["input_values"])
+    else:
+        inp = sess.get_inputs()[0]
+        shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in inp.shape)
+        feed = {inp.name: _random_input(shape, np.dtype(np.float32))}
     _warm_up(lambda: sess.run(None, feed))
     perf, lat = time.perf_counter, []
     end = perf() + seconds
@@ -162,11 +204,13 @@ BARE = {"onnxruntime": (bare_onnxruntime, ".onnx"), "litert": (bare_litert, ".tf
         "opencv": (bare_opencv, ".onnx")}
 
 
-def bare_main(runtime: str, model_stem: Path, threads: int, seconds: float, gc_off: bool) -> None:
+def bare_main(runtime: str, model_stem: Path, threads: int, seconds: float, gc_off: bool,
+              case: dict[str, Any] | None = None, model_file: Path | None = None) -> None:
     fn, ext = BARE[runtime]
     if gc_off:
         gc.disable()
-    lat, runtime_version = fn(model_stem.with_name(model_stem.name + ext), threads, seconds)
+    model = model_file or model_stem.with_name(model_stem.name + ext)
+    lat, runtime_version = fn(model, threads, seconds, case) if case else fn(model, threads, seconds)
     print(json.dumps({"latency_s": lat, "runtime_version": runtime_version}))
 
 
@@ -257,9 +301,12 @@ def estimators(latencies_s: list[float]) -> dict[str, float]:
             "fps_p10": 1.0 / float(np.percentile(lat, 10))}
 
 
-def run_bare(runtime: str, stem: Path, threads: int, seconds: float, gc_off: bool) -> dict[str, Any]:
+def run_bare(runtime: str, stem: Path, threads: int, seconds: float, gc_off: bool,
+             pretrained: tuple[str, Path] | None = None) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--bare", runtime, "--model-stem", str(stem),
            "--threads", str(threads), "--seconds", repr(seconds)] + (["--bare-gc-off"] if gc_off else [])
+    if pretrained:  # the model file is located here, so the bare child imports nothing from pytest_edgeperf
+        cmd += ["--bare-case", pretrained[0], "--model-file", str(pretrained[1])]
     out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=seconds * 4 + 120,
                          preexec_fn=_pin)
     if out.returncode != 0:
@@ -271,12 +318,17 @@ def run_bare(runtime: str, stem: Path, threads: int, seconds: float, gc_off: boo
 
 
 def run_plugin(workdir: Path, runtime: str, model: str, cache_dir: Path, threads: int, seconds: float,
-               extra_args: list[str], tag: str) -> dict[str, Any]:
+               extra_args: list[str], tag: str, pretrained: str | None = None) -> dict[str, Any]:
     """One pytest run of the one-test file; returns fps from the raw valid samples, plus what the JSON says."""
-    test_file = workdir / f"test_bench_{model}_{runtime}.py"
+    test_file = workdir / f"test_bench_{pretrained or model}_{runtime}.py"
     if not test_file.exists():
-        test_file.write_text(PLUGIN_TEST.format(model=model, runtime=runtime))
-    out_json = workdir / f"out_{runtime}_{tag}.json"
+        if pretrained:
+            case = PRETRAINED_CASES[pretrained]
+            test_file.write_text(PLUGIN_TEST_PRETRAINED.format(
+                key=pretrained, runtime=runtime, shapes=case["input_shapes"], values=case["input_values"]))
+        else:
+            test_file.write_text(PLUGIN_TEST.format(model=model, runtime=runtime))
+    out_json = workdir / f"out_{runtime}_{pretrained or model}_{tag}.json"
     out_json.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider",
            f"--edgeperf-json={out_json}", f"--edgeperf-cache-dir={cache_dir}", f"--edgeperf-min-time={seconds}",
@@ -313,6 +365,26 @@ def available_runtimes(wanted: list[str]) -> list[str]:
     return out
 
 
+def pretrained_cases(keys: list[str], runtimes: list[str]) -> dict[str, Path]:
+    """``{"onnxruntime:silero_vad": model file}`` for each key whose runtime is selected and whose package is
+    installed (located through the package, as the plugin's ``pretrained:`` names are); the rest say why not."""
+    sys.path.insert(0, str(REPO))
+    from pytest_edgeperf.models.pretrained import locate, missing_reason
+
+    out = {}
+    for key in keys:
+        if key not in PRETRAINED_CASES:
+            raise SystemExit(f"--pretrained: unknown model {key!r} (known: {', '.join(PRETRAINED_CASES)})")
+        runtime = PRETRAINED_CASES[key]["runtime"]
+        path = locate(key)
+        if runtime not in runtimes or path is None:
+            why = f"{runtime} is not selected or installed" if path else missing_reason(key)
+            print(f"skipping {runtime}:{key}: {why}", flush=True)
+            continue
+        out[f"{runtime}:{key}"] = path
+    return out
+
+
 def ratio_summary(ratios: list[float]) -> dict[str, float]:
     r = np.asarray(ratios, dtype=float)
     q1, med, q3 = np.percentile(r, [25, 50, 75])
@@ -333,13 +405,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="run both arms on these CPUs, e.g. 1 or 0,1 (default: wherever the scheduler puts them)")
     ap.add_argument("--json", type=Path, default=None, help="also write every round's figures here")
     ap.add_argument("--plugin-args", default="", help="extra plugin options, e.g. '--edgeperf-sample-hz=0'")
+    ap.add_argument("--pretrained", default="silero_vad",
+                    help="multi-input models from the [pretrained] extra to run beside the zoo model "
+                         f"(comma-separated, '' for none; known: {', '.join(PRETRAINED_CASES)})")
     # internal: the bare child
     ap.add_argument("--bare", choices=RUNTIMES, help=argparse.SUPPRESS)
     ap.add_argument("--model-stem", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--bare-case", choices=list(PRETRAINED_CASES), help=argparse.SUPPRESS)
+    ap.add_argument("--model-file", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.bare:
-        bare_main(args.bare, args.model_stem, args.threads, args.seconds, args.bare_gc_off)
+        case = PRETRAINED_CASES[args.bare_case] if args.bare_case else None
+        bare_main(args.bare, args.model_stem, args.threads, args.seconds, args.bare_gc_off, case, args.model_file)
         return 0
     if args.rounds < 1 or args.seconds <= 0 or args.threads < 1:
         raise SystemExit("--rounds and --threads must be >= 1 and --seconds > 0")
@@ -351,30 +429,35 @@ def main(argv: list[str] | None = None) -> int:
         PIN_CPUS = {int(c) for c in args.pin.split(",")}
 
     runtimes = available_runtimes([r.strip() for r in args.runtimes.split(",") if r.strip()])
+    pretrained = pretrained_cases([k.strip() for k in args.pretrained.split(",") if k.strip()], runtimes)
+    cases = runtimes + list(pretrained)  # "onnxruntime" (the zoo model) or "onnxruntime:silero_vad"
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="edgeperf-bench-overhead-") as tmp:
         workdir = Path(tmp)
         cache_dir = args.cache_dir or workdir / "cache"
         stem = build_model(args.model, cache_dir)
         print(f"bench_overhead: {args.model}, {args.threads} thread(s), {args.seconds:g} s per measurement, "
-              f"{args.rounds} rounds, runtimes {', '.join(runtimes)}; pinned to {args.pin or 'no CPU'}; load average "
+              f"{args.rounds} rounds, cases {', '.join(cases)}; pinned to {args.pin or 'no CPU'}; load average "
               f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
         rows: list[dict[str, Any]] = []
         for rnd in range(args.rounds):
-            for runtime in runtimes:
+            for label in cases:
+                runtime, _, key = label.partition(":")
                 bare_first = rnd % 2 == 0
                 arms: dict[str, dict[str, Any]] = {}
                 for arm in (("bare", "plugin") if bare_first else ("plugin", "bare")):
                     if arm == "bare":
-                        arms[arm] = run_bare(runtime, stem, args.threads, args.seconds, args.bare_gc_off)
+                        arms[arm] = run_bare(runtime, stem, args.threads, args.seconds, args.bare_gc_off,
+                                             (key, pretrained[label]) if key else None)
                     else:
                         arms[arm] = run_plugin(workdir, runtime, args.model, cache_dir, args.threads,
-                                               args.seconds, shlex.split(args.plugin_args), f"r{rnd}")
+                                               args.seconds, shlex.split(args.plugin_args), f"r{rnd}",
+                                               key or None)
                 b, p = arms["bare"], arms["plugin"]
                 if b["runtime_version"] not in (p["runtime_version"], None):
                     print(f"  warning: runtime versions differ: bare {b['runtime_version']}, "
                           f"plugin {p['runtime_version']}", flush=True)
-                row = {"runtime": runtime, "round": rnd + 1, "first": "bare" if bare_first else "plugin",
+                row = {"runtime": label, "round": rnd + 1, "first": "bare" if bare_first else "plugin",
                        "bare_fps": b["fps"], "plugin_fps": p["fps"], "ratio": p["fps"] / b["fps"],
                        "ratio_mean": p["fps_mean"] / b["fps_mean"], "ratio_p10": p["fps_p10"] / b["fps_p10"],
                        "bare_samples": b["samples"], "plugin_samples": p["samples"],
@@ -382,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
                        "plugin_timeline_points": p["timeline_points"], "device": p["device"],
                        "runtime_version": p["runtime_version"]}
                 rows.append(row)
-                print(f"  round {rnd + 1}/{args.rounds} {runtime:<12} bare {b['fps']:9.1f} fps  plugin "
+                print(f"  round {rnd + 1}/{args.rounds} {label:<12} bare {b['fps']:9.1f} fps  plugin "
                       f"{p['fps']:9.1f} fps  ratio {row['ratio']:.4f}  ({time.monotonic() - started:.0f} s)",
                       flush=True)
 
@@ -393,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
                    tablefmt="github"))
     summary = []
     per_runtime: dict[str, dict[str, Any]] = {}
-    for runtime in runtimes:
+    for runtime in cases:
         mine = [r for r in rows if r["runtime"] == runtime]
         st = ratio_summary([r["ratio"] for r in mine])
         st_mean = ratio_summary([r["ratio_mean"] for r in mine])
@@ -413,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     cost = loop_cost_ns()
     extra_ns = cost["plugin_ns"] - cost["bare_ns"]
     expected = {r: 1 / (1 + extra_ns * 1e-9 * float(np.median([x["bare_fps"] for x in rows if x["runtime"] == r])))
-                for r in runtimes}
+                for r in cases}
     print(f"\ninside the timed interval, around a no-op session (median sample, 7 interleaved repeats of 200k): bare "
           f"{cost['bare_ns']:.0f} ns, plugin (time_plain + the adapter's closure) {cost['plugin_ns']:.0f} ns: the "
           f"plugin adds {extra_ns:.0f} ns per sample, an expected ratio of "

@@ -424,6 +424,16 @@ class EdgeperfFixture:
             except ValueError as exc:  # unknown name or bad builder arguments
                 raise EdgeperfFailure(f"{given}: {exc}") from None
             return Path(files.stem)
+        if given.startswith("pretrained:"):  # a model file inside an installed wheel (models/pretrained.py)
+            from .models.pretrained import PRETRAINED, missing_reason
+
+            key = given[len("pretrained:"):]
+            if key not in PRETRAINED:
+                raise EdgeperfFailure(f"{given}: unknown pretrained model (known: {', '.join(sorted(PRETRAINED))})")
+            found = PRETRAINED[key].locate()
+            if found is None:
+                raise pytest.skip.Exception(missing_reason(key), _use_item_location=True)
+            return found
         path = Path(given).expanduser()
         return path if path.is_absolute() else self._session.settings.rootdir / path
 
