@@ -59,7 +59,9 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def reasons(result: pytest.RunResult) -> list[str]:
-    return [ln for ln in result.stdout.lines if ln.startswith("[edgeperf] ")]
+    """The plugin's failure lines, not its "waiting for the device lock" line (another xdist worker measuring)."""
+    return [ln for ln in result.stdout.lines
+            if ln.startswith("[edgeperf] ") and not ln.startswith("[edgeperf] waiting for the device lock")]
 
 
 def results(path: Path) -> dict[str, dict[str, Any]]:
