@@ -301,6 +301,7 @@ class EdgeperfFixture:
         assert rule is not None
         tolerance = tolerance_for("fps", rule, merge_tolerances(s.tolerances, self.spec.tolerance))
         est = judge_paired(run, max_slowdown_pct=tolerance, names=("current", ref))
+        self._note_interpreters(run, ("current", ref))
         result.environment["paired_comparison"] = est.to_json()
         result.environment["against"] = {"ref": ref, "runtime_version": run.b.environment.get("runtime_version"),
                                          "python": run.b.environment.get("python"),
@@ -454,6 +455,19 @@ class EdgeperfFixture:
             if self._progress:
                 self._progress.clear()
 
+    def _note_interpreters(self, run: PairedRun, names: tuple[str, str]) -> None:
+        """--edgeperf-against-python: each arm's interpreter and runtime version, on the result and in the JSON."""
+        if not self._session.settings.against_python:
+            return
+        arms = []
+        for name, result in zip(names, (run.a, run.b), strict=True):
+            env = result.environment
+            arms.append(f"{name}: Python {env.get('python')} ({env.get('python_executable')}), {result.framework} "
+                        f"{env.get('runtime_version')}")
+        note = "interpreters: " + "; ".join(arms)
+        if note not in run.a.notes:
+            run.a.notes.append(note)
+
     def _compare_paired(self, a: MeasureRequest, b: MeasureRequest, labels: tuple[str, str], *,
                         min_speedup: float | None, max_slowdown_pct: float | None,
                         max_memory_ratio: float | None, max_accuracy_drop_pct: float | None,
@@ -468,6 +482,7 @@ class EdgeperfFixture:
             self.results.append(result)
             self._session.results.append(result)
         names = (a.model, b.model) if a.model != b.model else labels
+        self._note_interpreters(run, names)
         est = judge_paired(run, min_speedup=min_speedup, max_slowdown_pct=max_slowdown_pct, names=names)
         variant_size = variant_size or a.model_file.stat().st_size
         parent_size = parent_size or b.model_file.stat().st_size

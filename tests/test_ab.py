@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -247,3 +248,30 @@ def test_against_ref_says_in_one_line_why_it_cannot_compare(git_project: pytest.
     result = _run(git_project, "--edgeperf-against=HEAD", "--edgeperf-quick", "test_model.py")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["note: --edgeperf-against: git is not installed (--edgeperf-against needs it)*"])
+
+
+# ---- --edgeperf-against-python ------------------------------------------------------------------------------
+
+
+def test_against_python_runs_the_b_arm_under_that_interpreter(ab_project: pytest.Pytester) -> None:
+    """The same interpreter by its path (a second venv is too slow to build here): both arms' versions reported."""
+    ab_project.makepyfile(test_ab="""
+        import pytest
+
+        @pytest.mark.edgeperf(frameworks=["onnxruntime"])
+        def test_upgrade(edgeperf):
+            comparison = edgeperf.compare("fast.onnx", "slow.onnx", min_speedup=1.2)
+            assert comparison.parent.environment["python_executable"]
+    """)
+    result = _run(ab_project, f"--edgeperf-against-python={sys.executable}")
+    result.assert_outcomes(passed=1)
+    version = sys.version.split()[0]
+    result.stdout.fnmatch_lines([f"*interpreters: fast.onnx: Python {version} (*), onnxruntime *; "
+                                 f"slow.onnx: Python {version} ({sys.executable}), onnxruntime *"])
+
+
+def test_against_python_that_does_not_run_is_a_usage_error(ab_project: pytest.Pytester) -> None:
+    ab_project.makepyfile(test_ab="def test_nothing():\n    pass\n")
+    result = ab_project.runpytest("--edgeperf-against-python=/nonexistent/python")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --edgeperf-against-python: '/nonexistent/python' is not an executable file*"])
