@@ -207,8 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save")
     p.add_argument("--load")
     args = p.parse_args(argv)
-    if args.load:
-        rows = json.loads(Path(args.load).read_text())
+    if args.load:  # a --save file, or the JSON lines a run prints (an interrupted run's log)
+        text = Path(args.load).read_text()
+        try:
+            rows = json.loads(text)
+        except ValueError:
+            rows = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     else:
         rows = measure(args)
         if args.save:
