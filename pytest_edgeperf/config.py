@@ -92,6 +92,8 @@ class Settings:
     cache_dir: Path = Path.home() / ".cache" / "pytest-edgeperf"
     progress: bool = True
     disabled: bool = False  # --edgeperf-disable: marked tests run their bodies; nothing is timed, judged or written
+    against: str | None = None  # --edgeperf-against=REF: changed model files are timed interleaved with REF's
+    against_python: str | None = None  # --edgeperf-against-python: the B arm's interpreter in A/B comparisons
 
 
 #: (option, ini key or None, type, help) — plugin.py registers these; defaults come from Settings.
@@ -151,6 +153,13 @@ OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("sustained", None, "float", "run sustained tests for this many seconds (seed 004 used 360)"),
     ("cache-dir", None, "path", "where generated models are cached"),
     ("no-progress", None, "bool", "no live progress lines"),
+    ("against", None, "str",
+     "git revision (e.g. origin/main): every measured model FILE that differs from REF's is timed interleaved with "
+     "REF's version and its fps judged from the pairs (ratio with a 95% interval, the fps tolerance as the allowed "
+     "slowdown); accuracy and memory still go against the stored baselines, unchanged models as before"),
+    ("against-python", None, "str",
+     "interpreter for the B arm of interleaved A/B comparisons (compare() of two models, --edgeperf-against): "
+     "another virtual environment's python with another runtime version and the plugin installed"),
     ("disable", None, "bool",
      "run marked tests' bodies once without measuring (like --benchmark-disable): measure() loads the model and "
      "runs one inference in-process and returns a result marked 'disabled' with no figures; no workers, "
@@ -354,10 +363,36 @@ def settings_from_config(config: pytest.Config) -> Settings:
         s.cache_dir = Path(os.environ["EDGEPERF_CACHE"])
     s.progress = not values["no-progress"]
     s.disabled = bool(values["disable"])
+    if values["against"] is not None:
+        s.against = values["against"].strip()
+        if not s.against or s.against.startswith("-"):
+            raise pytest.UsageError(f"--edgeperf-against: expected a git revision (e.g. origin/main), "
+                                    f"got {values['against']!r}")
+    if values["against-python"] is not None:
+        s.against_python = check_python(values["against-python"], "--edgeperf-against-python")
     if s.disabled and s.update_baselines:
         raise pytest.UsageError("--edgeperf-disable measures nothing, so --edgeperf-update-baselines has nothing to "
                                 "record: use one or the other")
     return s
+
+
+def check_python(given: str, where: str) -> str:
+    """An interpreter path (or a name on PATH) that exists and runs; one line naming ``where`` if not."""
+    import shutil
+    import subprocess
+
+    path = os.path.expanduser(given.strip())
+    found = shutil.which(path)
+    if found is None:
+        raise pytest.UsageError(f"{where}: {given!r} is not an executable file (give a python interpreter)")
+    try:
+        out = subprocess.run([found, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
+                             text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise pytest.UsageError(f"{where}: cannot run {found}: {exc}") from None
+    if out.returncode != 0 or not out.stdout.strip():
+        raise pytest.UsageError(f"{where}: {found} is not a working python interpreter")
+    return found
 
 
 #: the options that name a result file written at the end of the run

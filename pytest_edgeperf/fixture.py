@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from tabulate import tabulate
 
+from .compare import PairedEstimate
 from .config import Budget, MarkerSpec
 from .fileio import LockError
 from .measure import (
@@ -26,6 +27,7 @@ from .measure import (
     WorkerError,
     run_measurement,
 )
+from .paired import PairedRun
 from .result import STATUS_OK, Result
 from .session import Breach, EdgeperfSession
 
@@ -36,7 +38,11 @@ class EdgeperfFailure(Exception):
 
 @dataclass
 class Comparison:
-    """A variant measured against its parent in the same test (seeds 000, 002, 003: speed-up and accuracy cost)."""
+    """A variant measured against its parent in the same test (seeds 000, 002, 003: speed-up and accuracy cost).
+
+    ``paired`` is set when both were measured interleaved (``compare()`` given two models): the speed-up then
+    has a 95% interval and each gate a verdict; without it ``speedup`` is a point estimate of two separate runs.
+    """
 
     variant: Result
     parent: Result
@@ -44,8 +50,28 @@ class Comparison:
     memory_ratio: float | None
     size_ratio: float | None
     accuracy_drop_pct: dict[str, float]
+    paired: PairedEstimate | None = None
+    memory_verdict: str = ""
+
+    @property
+    def speedup_interval(self) -> tuple[float, float] | None:
+        """The 95% interval of the speed-up (interleaved comparisons only)."""
+        if self.paired is None or self.paired.low is None or self.paired.high is None:
+            return None
+        return self.paired.low, self.paired.high
 
     def table(self) -> str:
+        if self.paired is not None:
+            from .compare import paired_table
+
+            extra = [["peak memory MB", _fmt(self.variant.peak_rss_mb), _fmt(self.parent.peak_rss_mb),
+                      _fmt(self.memory_ratio, "x"), "", "", self.memory_verdict or "-"]]
+            if self.size_ratio is not None:
+                extra.append(["model size", "", "", _fmt(self.size_ratio, "x"), "", "", "-"])
+            for key, drop in self.accuracy_drop_pct.items():
+                extra.append([key, _fmt(self.variant.accuracy.get(key)), _fmt(self.parent.accuracy.get(key)),
+                              f"{-drop:+.2f} points", "", "", "-"])
+            return paired_table(self.paired, extra)
         rows = [["speed-up (fps ratio)", _fmt(self.speedup, "x")],
                 ["peak memory ratio", _fmt(self.memory_ratio, "x")]]
         if self.size_ratio is not None:
@@ -66,6 +92,7 @@ class EdgeperfFixture:
         self.framework = framework
         self._progress = progress
         self.results: list[Result] = []
+        self._pending_notes: list[str] = []  # said on the next result (--edgeperf-against: why not compared)
 
     @property
     def nodeid(self) -> str:
@@ -118,6 +145,57 @@ class EdgeperfFixture:
         available here skips the test (fails it under --edgeperf-strict).
         """
         s = self._session.settings
+        req = self._build_request(model, framework=framework, label=label, threads=threads, inputs=inputs,
+                                  preprocess=preprocess, prepare=prepare, accuracy=accuracy,
+                                  min_samples=min_samples, min_time_s=min_time_s, max_time_s=max_time_s,
+                                  input_shapes=input_shapes, input_dtypes=input_dtypes, input_values=input_values,
+                                  providers=providers, delegates=delegates, backend=backend, target=target)
+        if s.disabled:  # --edgeperf-disable: one untimed inference in-process, no figures, nothing judged
+            try:
+                return self._run_disabled(req)
+            except AcceleratorUnavailableError as exc:
+                self._unavailable(str(exc))
+        baseline = self._lookup_baseline(req.test_id) if judge else None
+        against = self._against_ref(req) if s.against and judge else None
+        if against is not None:
+            return self._measure_against(req, baseline, *against)
+        inst = self._instruments()
+        try:
+            result = run_measurement(req, inst, self._progress)
+        except AcceleratorUnavailableError as exc:
+            self._unavailable(f"{req.framework} on {req.model}: {exc}")
+        except (WorkerError, LockError) as exc:
+            raise EdgeperfFailure(str(exc)) from None
+        except DeviceNotReady as exc:
+            message = str(exc)  # the guard's own line: "device not ready after 120 s: ..."
+            if s.guard_fail:
+                raise EdgeperfFailure(message) from None
+            raise pytest.skip.Exception(message, _use_item_location=True) from None
+        finally:
+            if self._progress:
+                self._progress.clear()
+        result.notes.extend(n for n in self._session.unavailable + self._pending_notes if n not in result.notes)
+        self._pending_notes.clear()
+        if s.update_baselines and s.update_passes > 1:
+            result.notes.append(f"update pass {self._session.update_pass} of {s.update_passes}")
+        self.results.append(result)
+        self._session.results.append(result)
+        self._check_limits(result)
+        if judge:
+            self._judge(result, baseline)
+        return result
+
+    def _build_request(self, model: str | Path | None, *, framework: str | None = None, label: str | None = None,
+                       threads: int | None = None, inputs: str | None = None,
+                       preprocess: dict[str, Any] | None = None, prepare: str | None = None,
+                       accuracy: dict[str, Any] | None = None, min_samples: int | None = None,
+                       min_time_s: float | None = None, max_time_s: float | None = None,
+                       input_shapes: list[int] | dict[str, list[int]] | None = None,
+                       input_dtypes: dict[str, str] | None = None,
+                       input_values: dict[str, Any] | None = None, providers: Any = None, delegates: Any = None,
+                       backend: str | None = None, target: str | None = None) -> MeasureRequest:
+        """What ``measure()`` (and each arm of ``compare()``) measures: the model resolved, the budget and inputs."""
+        s = self._session.settings
         spec = self.spec
         model_given = str(model) if model is not None else spec.model
         if model_given is not None and Path(model_given).is_absolute():
@@ -158,13 +236,12 @@ class EdgeperfFixture:
         processes = s.processes if s.quick or spec.processes is None else spec.processes
         if s.sustained_s and spec.sustained_s:
             processes = 1  # a sustained run is one continuous run: heating up is what it measures
-        floor = spec.min_freq_ghz if spec.min_freq_ghz is not None else self._session.floor_ghz
         test_id = self.nodeid + (f"::{label}" if label else "")
         signature = self._input_arguments(input_shapes=input_shapes, input_dtypes=input_dtypes,
                                           input_values=input_values)
         accelerator = self._accelerator(name, providers=providers, delegates=delegates, backend=backend,
                                         target=target)
-        req = MeasureRequest(
+        return MeasureRequest(
             test_id=test_id, framework=name, model=model_given, model_file=model_file, threads=threads,
             budget=budget, inputs=self._inputs(inputs or spec.inputs, preprocess or spec.preprocess, prepare),
             accuracy=self._accuracy(accuracy or spec.accuracy), sys_path=self._sys_path(), quick=s.quick,
@@ -175,13 +252,14 @@ class EdgeperfFixture:
             reference_file=self._reference_file(name) if s.reference and not s.disabled else None,
             accelerator=accelerator, **signature,
         )
-        if s.disabled:  # --edgeperf-disable: one untimed inference in-process, no figures, nothing judged
-            try:
-                return self._run_disabled(req)
-            except AcceleratorUnavailableError as exc:
-                self._unavailable(str(exc))
-        baseline = self._lookup_baseline(test_id) if judge else None
-        inst = Instruments(
+
+    def _instruments(self) -> Instruments:
+        """The device lock, guard and samplers around this test's workers (the marker's clock floor, else the
+        session's)."""
+        s = self._session.settings
+        spec = self.spec
+        floor = spec.min_freq_ghz if spec.min_freq_ghz is not None else self._session.floor_ghz
+        return Instruments(
             device_name=self._session.profile.name, readers=self._session.readers, floor_ghz=floor,
             guard=self._session.guard_for(floor, self._progress), sample_hz=s.sample_hz,
             sensor_budget=s.sensor_budget,
@@ -190,26 +268,65 @@ class EdgeperfFixture:
             worker_timeout_s=s.worker_timeout_s, environment=dict(self._session.environment),
             lock_path=self._session.lock_path, lock_timeout_s=s.lock_timeout_s, lock_announce=self._announce,
         )
+
+    def _against_ref(self, req: MeasureRequest) -> tuple[MeasureRequest, str] | None:
+        """--edgeperf-against=REF: REF's version of this model as a second request, when the model FILE changed.
+
+        None (today's verdict) when it is unchanged, built by code, or REF's copy cannot be had; the reason is
+        one line: a note on the result, or once for the session when git or REF itself is the problem.
+        """
+        from .gitref import GitRefError, check_ref, model_at_ref
+
+        s = self._session.settings
+        ref = s.against
+        assert ref is not None
+        if req.model.startswith(("zoo:", "cache:")):
+            self._pending_notes.append(f"{req.model}: not comparable against {ref} (built by code); timing "
+                                       f"judged against the stored baselines")
+            return None
         try:
-            result = run_measurement(req, inst, self._progress)
-        except AcceleratorUnavailableError as exc:
-            self._unavailable(f"{name} on {model_given}: {exc}")
-        except (WorkerError, LockError) as exc:
-            raise EdgeperfFailure(str(exc)) from None
-        except DeviceNotReady as exc:
-            message = str(exc)  # the guard's own line: "device not ready after 120 s: ..."
-            if s.guard_fail:
-                raise EdgeperfFailure(message) from None
-            raise pytest.skip.Exception(message, _use_item_location=True) from None
-        finally:
-            if self._progress:
-                self._progress.clear()
+            check_ref(ref, s.rootdir)
+        except GitRefError as exc:
+            note = f"--edgeperf-against: {exc}; timing judged against the stored baselines"
+            if note not in self._session.device_notes:
+                self._session.device_notes.append(note)
+            return None
+        try:
+            ref_file = model_at_ref(req.model_file, ref, s.cache_dir / "against")
+        except GitRefError as exc:
+            self._pending_notes.append(f"--edgeperf-against: {exc}; timing judged against the stored baselines")
+            return None
+        except OSError as exc:  # the cache is not writable
+            self._pending_notes.append(f"--edgeperf-against: cannot write {ref}'s model ({exc}); timing judged "
+                                       f"against the stored baselines")
+            return None
+        if ref_file is None:
+            self._pending_notes.append(f"model unchanged since {ref}: judged against the stored baselines")
+            return None
+        return replace(req, test_id=f"{req.test_id}@{ref}", model=f"{req.model}@{ref}", model_file=ref_file), ref
+
+    def _measure_against(self, req: MeasureRequest, baseline: Any, ref_req: MeasureRequest, ref: str) -> Result:
+        """The model timed interleaved with REF's version: fps from the pairs, the rest against the baselines."""
+        from .compare import judge_paired
+        from .verdict import merge_tolerances, rule_for, tolerance_for
+
+        s = self._session.settings
+        run = self._run_pair(req, ref_req, ("current", ref))
+        result = run.a
         result.notes.extend(n for n in self._session.unavailable if n not in result.notes)
         self.results.append(result)
         self._session.add_result(result)
         self._check_limits(result)
-        if judge:
-            self._judge(result, baseline)
+        rule = rule_for("fps")
+        assert rule is not None
+        tolerance = tolerance_for("fps", rule, merge_tolerances(s.tolerances, self.spec.tolerance))
+        est = judge_paired(run, max_slowdown_pct=tolerance, names=("current", ref))
+        self._note_interpreters(run, ("current", ref))
+        result.environment["paired_comparison"] = est.to_json()
+        result.environment["against"] = {"ref": ref, "runtime_version": run.b.environment.get("runtime_version"),
+                                         "python": run.b.environment.get("python"),
+                                         "peak_rss_mb": run.b.peak_rss_mb}
+        self._judge(result, baseline, paired=est)
         return result
 
     def _run_disabled(self, req: MeasureRequest) -> Result:
@@ -303,21 +420,54 @@ class EdgeperfFixture:
                 self._session.baseline_errors.append(str(exc))
             raise EdgeperfFailure(str(exc)) from None
 
-    def compare(self, variant: Result, parent: Result, *, min_speedup: float | None = None,
+    def compare(self, variant: Result | str | Path, parent: Result | str | Path, *,
+                min_speedup: float | None = None, max_slowdown_pct: float | None = None,
                 max_memory_ratio: float | None = None, max_accuracy_drop_pct: float | None = None,
                 accuracy_metric: str = "top1_pct", variant_size: int | None = None,
-                parent_size: int | None = None) -> Comparison:
+                parent_size: int | None = None, framework: str | None = None, threads: int | None = None,
+                inputs: str | None = None, preprocess: dict[str, Any] | None = None, prepare: str | None = None,
+                accuracy: dict[str, Any] | None = None, min_time_s: float | None = None,
+                max_time_s: float | None = None,
+                input_shapes: list[int] | dict[str, list[int]] | None = None,
+                input_dtypes: dict[str, str] | None = None, input_values: dict[str, Any] | None = None,
+                labels: tuple[str, str] = ("variant", "parent")) -> Comparison:
         """Gate an optimised variant on its parent: speed-up, memory, and accuracy cost, in one table.
 
+        Given two models (paths, ``zoo:``, ``cache:``), both are measured interleaved in short turns by two
+        workers (paired.py) and the speed-up is judged with a 95% interval (compare.py): ``min_speedup=1.5``
+        passes when the interval's lower bound is >= 1.5x, ``max_slowdown_pct=5`` fails when its upper bound is
+        below 1/1.05 (shown more than 5% slower), passes when its lower bound is at or above it, and is
+        INCONCLUSIVE between. The measuring arguments (framework, threads, inputs, ...) apply to both arms.
+        Given two Results measured one after the other, the speed-up is their fps ratio (a point estimate).
         Gates not given here come from the marker (``min_speedup``, ``max_accuracy_drop_pct``).
         """
-        size_ratio = variant_size / parent_size if variant_size and parent_size else None
-        if self._session.settings.disabled:  # nothing was measured: only the file sizes compare, nothing gates
-            return Comparison(variant, parent, None, None, size_ratio, {})
+        if isinstance(variant, Result) != isinstance(parent, Result):
+            raise EdgeperfFailure("compare() takes two models (measured interleaved) or two Results (measured "
+                                  "one after the other), not one of each")
         if min_speedup is None:
             min_speedup = self.spec.min_speedup
         if max_accuracy_drop_pct is None:
             max_accuracy_drop_pct = self.spec.max_accuracy_drop_pct
+        if not isinstance(variant, Result):
+            assert not isinstance(parent, Result)
+            arguments = {"framework": framework, "threads": threads, "inputs": inputs, "preprocess": preprocess,
+                         "prepare": prepare, "accuracy": accuracy, "min_time_s": min_time_s,
+                         "max_time_s": max_time_s, "input_shapes": input_shapes, "input_dtypes": input_dtypes,
+                         "input_values": input_values}
+            reqs = (self._build_request(variant, label=labels[0], **arguments),
+                    self._build_request(parent, label=labels[1], **arguments))
+            if self._session.settings.disabled:
+                results = [self._run_disabled(req) for req in reqs]
+                return Comparison(results[0], results[1], None, None, None, {})
+            return self._compare_paired(reqs[0], reqs[1], labels, min_speedup=min_speedup,
+                                        max_slowdown_pct=max_slowdown_pct, max_memory_ratio=max_memory_ratio,
+                                        max_accuracy_drop_pct=max_accuracy_drop_pct,
+                                        accuracy_metric=accuracy_metric, variant_size=variant_size,
+                                        parent_size=parent_size)
+        assert isinstance(parent, Result)
+        size_ratio = variant_size / parent_size if variant_size and parent_size else None
+        if self._session.settings.disabled:  # nothing was measured: only the file sizes compare, nothing gates
+            return Comparison(variant, parent, None, None, size_ratio, {})
         speedup = (variant.fps / parent.fps) if variant.fps and parent.fps else None
         memory_ratio = (variant.peak_rss_mb / parent.peak_rss_mb
                         if variant.peak_rss_mb and parent.peak_rss_mb else None)
@@ -346,9 +496,99 @@ class EdgeperfFixture:
                 failures.append(f"{accuracy_metric} was not measured on both sides")
             elif drop > max_accuracy_drop_pct:
                 failures.append(f"{accuracy_metric} dropped {drop:.2f} points > allowed {max_accuracy_drop_pct:g}")
+        if max_slowdown_pct is not None and (speedup is None or speedup < 1 / (1 + max_slowdown_pct / 100)):
+            failures.append(f"fps {(speedup - 1) * 100:+.1f}% (point estimate of two separate runs) beyond the "
+                            f"{max_slowdown_pct:g}% slowdown allowed" if speedup is not None
+                            else "fps was not measured on both sides")
         if failures:
             self._session.add_breach(self.nodeid, Breach(
                 f"variant {_name(variant)} vs {_name(parent)}: " + "; ".join(failures), comparison.table()))
+        return comparison
+
+    def _run_pair(self, a: MeasureRequest, b: MeasureRequest, labels: tuple[str, str]) -> PairedRun:
+        """Both arms interleaved; a crash, hang or lock timeout is this test's one-line failure."""
+        from .paired import run_paired
+
+        s = self._session.settings
+        try:
+            return run_paired(a, b, self._instruments(), self._progress, python_b=s.against_python,
+                              labels=labels)
+        except (WorkerError, LockError) as exc:
+            raise EdgeperfFailure(str(exc)) from None
+        except DeviceNotReady as exc:
+            if s.guard_fail:
+                raise EdgeperfFailure(str(exc)) from None
+            raise pytest.skip.Exception(str(exc), _use_item_location=True) from None
+        finally:
+            if self._progress:
+                self._progress.clear()
+
+    def _note_interpreters(self, run: PairedRun, names: tuple[str, str]) -> None:
+        """--edgeperf-against-python: each arm's interpreter and runtime version, on the result and in the JSON."""
+        if not self._session.settings.against_python:
+            return
+        arms = []
+        for name, result in zip(names, (run.a, run.b), strict=True):
+            env = result.environment
+            arms.append(f"{name}: Python {env.get('python')} ({env.get('python_executable')}), {result.framework} "
+                        f"{env.get('runtime_version')}")
+        note = "interpreters: " + "; ".join(arms)
+        if note not in run.a.notes:
+            run.a.notes.append(note)
+
+    def _compare_paired(self, a: MeasureRequest, b: MeasureRequest, labels: tuple[str, str], *,
+                        min_speedup: float | None, max_slowdown_pct: float | None,
+                        max_memory_ratio: float | None, max_accuracy_drop_pct: float | None,
+                        accuracy_metric: str, variant_size: int | None, parent_size: int | None) -> Comparison:
+        from .compare import judge_paired
+
+        s = self._session.settings
+        run = self._run_pair(a, b, labels)
+        variant, parent = run.a, run.b
+        for result in (variant, parent):
+            result.notes.extend(n for n in self._session.unavailable if n not in result.notes)
+            self.results.append(result)
+            self._session.results.append(result)
+        names = (a.model, b.model) if a.model != b.model else labels
+        self._note_interpreters(run, names)
+        est = judge_paired(run, min_speedup=min_speedup, max_slowdown_pct=max_slowdown_pct, names=names)
+        variant_size = variant_size or a.model_file.stat().st_size
+        parent_size = parent_size or b.model_file.stat().st_size
+        size_ratio = variant_size / parent_size if variant_size and parent_size else None
+        memory_ratio = (variant.peak_rss_mb / parent.peak_rss_mb
+                        if variant.peak_rss_mb and parent.peak_rss_mb else None)
+        drops = {k: parent.accuracy[k] - variant.accuracy[k] for k in parent.accuracy
+                 if k in variant.accuracy and k.endswith("_pct")}
+        comparison = Comparison(variant, parent, est.speedup, memory_ratio, size_ratio, drops, paired=est)
+        for extra, value in (("speedup_x", est.speedup), ("speedup_low_x", est.low), ("speedup_high_x", est.high),
+                             ("size_ratio", size_ratio), ("memory_ratio", memory_ratio)):
+            if value is not None:
+                variant.add_metric(extra, value)
+        variant.environment["paired_comparison"] = est.to_json()
+        failures = [f"{g.gate}: {g.reason}" for g in est.gates if g.verdict in ("FAIL", "REGRESSION")]
+        if s.quick and failures:
+            variant.notes.append("quick run: interleaved timing gates are informational only ("
+                                 + "; ".join(failures) + ")")
+            failures = []
+        if max_memory_ratio is not None:
+            ok = memory_ratio is not None and memory_ratio <= max_memory_ratio
+            comparison.memory_verdict = f"{'PASS' if ok else 'FAIL'} (max {max_memory_ratio:g}x)"
+            if not ok:
+                failures.append(f"memory ratio {_fmt(memory_ratio, 'x')} > allowed {max_memory_ratio:g}x")
+        if max_accuracy_drop_pct is not None:
+            drop = drops.get(accuracy_metric)
+            if drop is None:
+                failures.append(f"{accuracy_metric} was not measured on both sides")
+            elif drop > max_accuracy_drop_pct:
+                failures.append(f"{accuracy_metric} dropped {drop:.2f} points > allowed {max_accuracy_drop_pct:g}")
+        for gate in est.gates:
+            note = f"{names[0]} vs {names[1]} ({gate.gate}): {gate.verdict}: {gate.reason}"
+            if note not in variant.notes:
+                variant.notes.append(note)
+        if failures:
+            self._session.add_breach(self.nodeid, Breach(
+                f"{names[0]} vs {names[1]}, interleaved: " + "; ".join(failures),
+                comparison.table()))
         return comparison
 
     # ---- checks --------------------------------------------------------------------------------------------
@@ -381,13 +621,15 @@ class EdgeperfFixture:
                 f"{result.framework} on {result.model}: {first[0]} was limited to {first[1]} but measured {first[2]}",
                 table))
 
-    def _judge(self, result: Result, entry: Any) -> None:
+    def _judge(self, result: Result, entry: Any, paired: PairedEstimate | None = None) -> None:
         from .verdict import format_verdict_table, judge, merge_tolerances
 
         s = self._session.settings
         tolerances = merge_tolerances(s.tolerances, self.spec.tolerance)
         verdict = judge(result, entry, tolerances, strict=s.strict and not s.update_baselines,
                         max_cpu_wait_pct=s.max_cpu_wait_pct, noise_prior=self._session.store.noise_prior)
+        if paired is not None:
+            _timing_from_pairs(verdict, paired)
         verdict.apply_to(result)
         if verdict.flags:
             if any(f.startswith("machine busy: in this run") for f in verdict.flags):
@@ -407,6 +649,13 @@ class EdgeperfFixture:
         table = format_verdict_table(verdict)
         if table.startswith(summary):  # the title below already says it: no second copy
             table = table[len(summary):].lstrip("\n")
+        if paired is not None and any(m.metric == "fps" for m in verdict.regressed()):
+            from .compare import paired_table
+
+            self._session.add_breach(self.nodeid, Breach(
+                f"{result.framework} on {result.model}: fps regressed vs {paired.b_name} (interleaved): "
+                f"{paired.describe()}", paired_table(paired) + "\n\n" + table))
+            return
         self._session.add_breach(self.nodeid, Breach(
             f"{result.framework} on {result.model} {what} the {self._session.profile.name} baselines: "
             f"{summary.removeprefix('edgeperf: ')}", table))
@@ -486,6 +735,30 @@ class EdgeperfFixture:
         if path is not None:
             paths.append(str(Path(path).parent))
         return paths
+
+
+def _timing_from_pairs(verdict: Any, est: PairedEstimate) -> None:
+    """--edgeperf-against: fps is judged from the interleaved pairs against REF's model (its row says "vs REF"),
+    the other timing metrics are not judged (their baseline is another model); memory and accuracy stay."""
+    from .compare import INCONCLUSIVE, REGRESSION
+    from .verdict import _overall
+
+    gate = est.gates[0] if est.gates else None
+    for m in verdict.metrics:
+        if m.kind != "timing":
+            continue
+        if m.metric != "fps" or gate is None:
+            m.verdict, m.note = "-", f"timing judged by fps vs {est.b_name} (interleaved)"
+            continue
+        m.baseline, m.current = est.b_fps, est.a_fps
+        m.change_pct = None if est.speedup is None else (est.speedup - 1) * 100
+        m.change_abs = None if est.a_fps is None or est.b_fps is None else est.a_fps - est.b_fps
+        m.p_value, m.noise_floor_pct = gate.p_value, None
+        m.verdict = {REGRESSION: "REGRESSION", INCONCLUSIVE: "INCONCLUSIVE"}.get(gate.verdict, "PASS")
+        ratio = "n/a" if est.speedup is None else f"{est.speedup:.3g}x"
+        m.note = f"vs {est.b_name} (interleaved): ratio {ratio} {est.interval_text()}"
+    verdict.overall = _overall([m.verdict for m in verdict.metrics]) if verdict.overall != "NO_BASELINE" \
+        else verdict.overall
 
 
 #: the machine-speed reference: a few 3x3 convolutions at 16x16, tens of microseconds on one thread

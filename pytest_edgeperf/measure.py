@@ -108,7 +108,8 @@ class WorkerProcess:
     kernel for SIGKILL when its parent goes (Linux), and kills itself when its stdin pipe from us closes (anywhere).
     """
 
-    def __init__(self, request: dict[str, Any], describe: str) -> None:
+    def __init__(self, request: dict[str, Any], describe: str, python: str | None = None) -> None:
+        """``python``: the interpreter to run the worker under (another venv's, --edgeperf-against-python)."""
         self.describe = describe
         self.phase = "starting"
         self.peak_rss_mb: float | None = None  # the highest VmHWM seen while it ran (or that it reported)
@@ -120,7 +121,7 @@ class WorkerProcess:
         env[PARENT_PID_ENV] = str(os.getpid())  # the worker checks it still has this parent (worker.die_with_parent)
         self._oom_kills_at_start = oom_kill_count()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_edgeperf.worker"],
+            [python or sys.executable, "-m", "pytest_edgeperf.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
             text=True, bufsize=1, start_new_session=True,
         )
@@ -196,9 +197,14 @@ class WorkerProcess:
         return message
 
     def go(self) -> None:
+        self.send({"cmd": "go"})
+
+    def send(self, command: dict[str, Any]) -> None:
+        """One command line to the worker; a worker that already died shows as such at the next ``expect``."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"cmd": "go"}) + "\n")
-        self.proc.stdin.flush()
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.proc.stdin.write(json.dumps(command) + "\n")
+            self.proc.stdin.flush()
 
     def wait_exit(self, timeout_s: float = 10.0) -> int | None:
         """Close the worker's stdin (it exits on that, wherever it is) and reap it; kill it if it lingers."""

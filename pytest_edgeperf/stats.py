@@ -168,3 +168,49 @@ def percent_change(baseline: float, current: float) -> float | None:
     if baseline == 0 or not math.isfinite(baseline) or not math.isfinite(current):
         return None
     return (current - baseline) / abs(baseline) * 100.0
+
+
+#: fewer (A, B) pairs than this and a paired interval is too wide to say anything (t with 2 degrees of freedom)
+MIN_PAIRS = 3
+
+
+def paired_speedup(a_times: Sequence[float] | np.ndarray, b_times: Sequence[float] | np.ndarray,
+                   confidence: float = 0.95) -> tuple[float, float, float] | None:
+    """Speed-up of A over B (B's time / A's time) from paired turns, with a two-sided ``confidence`` interval.
+
+    A paired t-interval on the per-pair log ratios log(b_i / a_i): each pair's two turns ran back to back, so
+    the machine's drift is mostly common to both and cancels in the ratio. ``(estimate, low, high)``, or None
+    with fewer than MIN_PAIRS usable pairs. Identical pairs give a zero-width interval.
+    """
+    d = _log_ratios(a_times, b_times)
+    if d.size < MIN_PAIRS:
+        return None
+    mean = float(d.mean())
+    se = float(d.std(ddof=1)) / math.sqrt(d.size)
+    half = float(_st.t.ppf(0.5 + confidence / 2, d.size - 1)) * se
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def paired_p_above(a_times: Sequence[float] | np.ndarray, b_times: Sequence[float] | np.ndarray,
+                   speedup: float, alternative: str) -> float:
+    """One-sided p-value of the paired t-test on log ratios against a speed-up of ``speedup``.
+
+    ``alternative="greater"``: evidence that A's speed-up over B exceeds ``speedup``; ``"less"``: that it falls
+    short of it. 1.0 when it cannot be tested (too few pairs).
+    """
+    d = _log_ratios(a_times, b_times)
+    if d.size < MIN_PAIRS:
+        return 1.0
+    target = math.log(speedup)
+    if np.ptp(d) == 0:  # no spread: the side of the target is the answer
+        above = d[0] > target
+        return 0.0 if above == (alternative == "greater") else 1.0
+    with np.errstate(all="ignore"):
+        p = float(_st.ttest_1samp(d, target, alternative=alternative).pvalue)
+    return 1.0 if math.isnan(p) else min(max(p, 0.0), 1.0)
+
+
+def _log_ratios(a_times: Sequence[float] | np.ndarray, b_times: Sequence[float] | np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a_times, dtype=float), np.asarray(b_times, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    return np.log(b[keep]) - np.log(a[keep])

@@ -3,8 +3,10 @@
 Run as ``python -m pytest_edgeperf.worker``. It reads one JSON request line on stdin and writes JSON event lines on
 the protocol stream (the original stdout; the runtime's own prints are diverted to stderr so they can never corrupt
 the protocol). Events, in order: ``loaded`` -> ``ready`` -> (waits for ``{"cmd": "go"}`` on stdin) -> ``done`` ->
-optionally ``accuracy``; ``error`` at any point when the runtime refuses the model. A segfault or hang here costs
-one test, never the pytest session: the parent watches the process from outside.
+optionally ``accuracy``; ``error`` at any point when the runtime refuses the model. A request with ``"blocks": true``
+(an interleaved A/B comparison, paired.py) instead answers each ``{"cmd": "block", "time_s": T, "max_runs": N}``
+with one ``block`` event (that turn's sample times) and ``{"cmd": "stop"}`` with ``done`` (and ``accuracy``).
+A segfault or hang here costs one test, never the pytest session: the parent watches the process from outside.
 
 The timing loop only calls the runtime and ``perf_counter``: inputs are prepared before it, the garbage collector
 is paused during it (as pyperf does), and summaries are computed by the parent from the raw values.
@@ -246,7 +248,11 @@ class ParentPipe:
         _leave()
 
     def wait_for_go(self) -> bool:
-        return json.loads(self._lines.get()).get("cmd") == "go"
+        return self.next_command().get("cmd") == "go"
+
+    def next_command(self) -> dict[str, Any]:
+        """The parent's next command (blocks until it comes; the parent going away ends the process instead)."""
+        return json.loads(self._lines.get())
 
 
 def main() -> int:
@@ -332,6 +338,16 @@ def _run(proto: Protocol) -> int:
         return 5
     proto.send("ready", first_inference_s=first_inference_s, inputs=[t.to_json() for t in plan.specs],
                notes=plan.notes)
+    if request.get("blocks"):
+        if prepare is None:
+            def timer(*b: Any) -> tuple[list[float], ...]:
+                return time_plain(runner, *b)
+        else:
+            run_on = adapter.run
+
+            def timer(*b: Any) -> tuple[list[float], ...]:
+                return time_with_preprocessing(run_on, prepare, raw_inputs, *b)
+        return serve_blocks(proto, parent, timer, request, adapter, plan, sys_path)
     if request.get("wait_for_go", True) and not parent.wait_for_go():
         return 0
 
@@ -377,6 +393,50 @@ def _run(proto: Protocol) -> int:
                peak_rss_mb=_read_status_mb("VmHWM"),
                reference_s=reference.durations if reference else [], reference_error=reference_error)
 
+    if request.get("accuracy"):
+        try:
+            accuracy = _accuracy_pass(request["accuracy"], adapter, plan, sys_path)
+        except Exception as exc:
+            proto.send("error", kind="accuracy", message=_one_line(exc))
+            return 6
+        proto.send("accuracy", **accuracy)
+    return 0
+
+
+def serve_blocks(proto: Protocol, parent: ParentPipe, timer: Callable[..., tuple[list[float], ...]],
+                 request: dict[str, Any], adapter: Any, plan: InputPlan, sys_path: list[str]) -> int:
+    """Time one short turn at each ``block`` command (the other arm's worker sleeps meanwhile), until ``stop``.
+
+    Each turn is its own small timed window: at least one sample, then samples until ``time_s`` has passed
+    (or ``max_runs``); the parent pairs the turns of the two arms (paired.py).
+    """
+    cpu_s = 0.0
+    wall_s = 0.0
+    while True:
+        command = parent.next_command()
+        if command.get("cmd") != "block":
+            break
+        time_s = float(command.get("time_s", 0.25))
+        max_runs = int(command.get("max_runs", 10_000_000))
+        sched_start = _sched_totals_s()
+        usage_start = resource.getrusage(resource.RUSAGE_SELF)
+        wall_start = time.perf_counter()
+        gc.disable()
+        try:
+            parts = timer(1, time_s, time_s, max_runs)
+        except Exception as exc:  # the runtime or a user's prepare() failed mid-run
+            gc.enable()
+            proto.send("error", kind="inference", message=_one_line(exc))
+            return 5
+        finally:
+            gc.enable()
+        wall_s += time.perf_counter() - wall_start
+        usage_end = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_s += (usage_end.ru_utime - usage_start.ru_utime) + (usage_end.ru_stime - usage_start.ru_stime)
+        proto.send("block", latency_s=parts[1], start_s=parts[0],
+                   cpu_wait_pct=_wait_pct(sched_start, _sched_totals_s()))
+    proto.send("done", peak_rss_mb=_read_status_mb("VmHWM"), cpu_percent=100.0 * cpu_s / max(wall_s, 1e-9),
+               python=sys.version.split()[0], executable=sys.executable)
     if request.get("accuracy"):
         try:
             accuracy = _accuracy_pass(request["accuracy"], adapter, plan, sys_path)
