@@ -91,12 +91,19 @@ class EdgeperfFixture:
         """Measure ``model`` (default: the marker's) in this test's framework; returns the Result.
 
         ``label`` names a second measurement in the same test (e.g. "int8"); each label has its own baseline.
+        Every measurement of a test needs its own id: a second call without a (new) label fails the test and
+        asks for ``label=``, measuring nothing (two calls sharing an id would share one baseline entry).
         ``inputs``: "random" (default), a dataset (folder or CSV, prepared with ``preprocess``), or
         "module:function" returning input arrays, which ``prepare`` ("module:function") turns into model inputs
         inside the timed window (so throughput includes preprocessing, as seed 001 measured it).
         """
         s = self._session.settings
         spec = self.spec
+        test_id = self.nodeid + (f"::{label}" if label else "")
+        if any(r.test_id == test_id for r in self.results):
+            said = f"label={label!r}" if label else "no label"
+            raise EdgeperfFailure(f"edgeperf.measure() was called a second time with {said} in this test: give each "
+                                  "measurement its own label= (e.g. label='int8'), so each has its own baseline")
         model_given = str(model) if model is not None else spec.model
         if model_given is not None and Path(model_given).is_absolute():
             with contextlib.suppress(ValueError):  # a generated model: show it by its cache-relative name
@@ -137,7 +144,6 @@ class EdgeperfFixture:
         if s.sustained_s and spec.sustained_s:
             processes = 1  # a sustained run is one continuous run: heating up is what it measures
         floor = spec.min_freq_ghz if spec.min_freq_ghz is not None else self._session.floor_ghz
-        test_id = self.nodeid + (f"::{label}" if label else "")
         req = MeasureRequest(
             test_id=test_id, framework=name, model=model_given, model_file=model_file, threads=threads,
             budget=budget, inputs=self._inputs(inputs or spec.inputs, preprocess or spec.preprocess, prepare),

@@ -16,7 +16,6 @@ import contextlib
 import fcntl
 import json
 import os
-import platform
 import queue
 import signal
 import subprocess
@@ -209,34 +208,6 @@ class WorkerProcess:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-
-
-def host_environment(rootdir: Path) -> dict[str, Any]:
-    """Machine facts recorded with every result (pytest-benchmark's machine_info plus what matters on a Pi)."""
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key = line.split(":")[0].strip().lower()
-            if key in ("model name", "hardware", "cpu model", "model"):  # "model": Raspberry Pi OS arm64
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = None
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=rootdir, capture_output=True, text=True,
-                             timeout=5, check=False)
-        if out.returncode == 0:
-            commit = out.stdout.strip()
-    return {
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "hostname": platform.node(),
-        "git_commit": commit,
-    }
 
 
 @contextlib.contextmanager

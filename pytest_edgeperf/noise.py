@@ -43,7 +43,8 @@ PROCESS_TRIM = 0.2
 BUDGET_RATIO = 2.0
 #: environment keys that must match for an earlier recording to join an entry's history: a different model, runtime,
 #: runtime version, thread count or machine starts the history afresh
-HISTORY_KEYS = ("device", "runtime", "threads", "runtime_version", "model_sha256", "hostname", "cpu")
+HISTORY_KEYS = ("device", "runtime", "threads", "runtime_version", "model_sha256", "hostname", "cpu", "cpu_id",
+                "cpu_count", "machine")
 
 ProcessPairs = Sequence[tuple[float, float | None]]  # per worker process: (fast-half mean ms, reference ms or None)
 

@@ -77,9 +77,9 @@ class EdgeperfSession:
         self.update_pass = 1
         self.power_meter: Any = self._open_power_meter()
         self.lock_path = Path(tempfile.gettempdir()) / f"pytest-edgeperf-{self.profile.name}.lock"
-        from .measure import host_environment
+        from .device.environment import host_environment
 
-        self.environment = host_environment(settings.rootdir)
+        self.environment = host_environment(settings.rootdir, settings.root)
         self.device_start = self.readers.snapshot()
         self._store: Any = None
         self._guard: Any = None
@@ -119,13 +119,22 @@ class EdgeperfSession:
         if self._store is None:
             from .baseline import BaselineStore
 
-            self._store = BaselineStore(self.settings.baselines_dir, self.profile.name)
+            self._store = BaselineStore(self.settings.baselines_dir, self.profile.name,
+                                        updating=self.settings.update_baselines)
         return self._store
 
     def record_baselines(self, results: list[Result]) -> None:
-        """Store valid, complete, non-quick results as the new baselines; remember what changed for the summary."""
-        from .baseline import BaselineEntry, BaselineError, recordable_reason
+        """Store valid, complete, non-quick results as the new baselines; remember what changed for the summary.
 
+        A result from a busy machine is refused (BaselineError: the test fails, its old baseline stays), as is one
+        the baseline reader would refuse; a quick or inconclusive one is skipped with a note.
+        """
+        from .baseline import BaselineEntry, BaselineError, busy_reason, recordable_reason
+
+        for result in results:
+            if recordable_reason(result) is None and (busy := busy_reason(result, self.settings.max_cpu_wait_pct)):
+                self.baseline_errors.append(busy)
+                raise BaselineError(busy)
         entries = {}
         for result in results:
             why_not = recordable_reason(result)
