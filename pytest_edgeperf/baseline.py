@@ -172,18 +172,19 @@ def recordable_reason(result: Result) -> str | None:
     return None
 
 
-def busy_reason(result: Result, max_cpu_wait_pct: float) -> str | None:
-    """Why a result measured on a busy machine must not become a baseline, or None.
+def busy_warning(result: Result, max_cpu_wait_pct: float) -> str | None:
+    """What to say about a baseline recorded on a busy machine, or None when the machine was not busy.
 
     The verdict never judges timing against a baseline whose worker queued for a CPU more than the limit
-    (``--edgeperf-max-cpu-wait``), so recording one would leave every later timing comparison INCONCLUSIVE.
+    (``--edgeperf-max-cpu-wait``): such a recording still gates accuracy and memory, so it is stored, with this
+    warning in the file (``warnings``) and in the update's summary, never silently.
     """
     pct = result.cpu_wait_pct
     if pct is None or pct <= max_cpu_wait_pct:
         return None
-    return (f"{result.test_id}: not recorded: the machine was busy (the worker waited for a CPU {pct:.0f}% of its "
-            f"runnable time, limit {max_cpu_wait_pct:g}%), and timing is never judged against such a baseline; "
-            "re-record on an idle machine, or raise --edgeperf-max-cpu-wait to record it anyway")
+    return (f"recorded on a busy machine (the worker waited for a CPU {pct:.0f}% of its runnable time, limit "
+            f"{max_cpu_wait_pct:g}%, --edgeperf-max-cpu-wait): timing is not judged against this baseline "
+            "(INCONCLUSIVE) until it is re-recorded on an idle machine; accuracy and memory are")
 
 
 @dataclass
@@ -200,6 +201,8 @@ class BaselineEntry:
     # earlier comparable recordings, newest first: {"recorded_at", "process_latency_ms", "process_reference_ms"};
     # what the run-to-run noise is learnt from (noise.py), at most noise.HISTORY_LIMIT of them
     history: list[dict[str, Any]] = field(default_factory=list)
+    # what a reader of the file must know about this recording (a busy machine), one line each
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_result(
@@ -275,7 +278,9 @@ class BaselineEntry:
         return replace(self, history=[old.history_item(), *old.history][: noise.HISTORY_LIMIT])
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"warnings": list(self.warnings)} if self.warnings else {}
         return {
+            **extra,
             "history": [dict(sorted(h.items())) for h in self.history],
             "metrics": dict(sorted(self.metrics.items())),
             "samples": {k: list(v) for k, v in sorted(self.samples.items())},
@@ -321,6 +326,9 @@ class BaselineEntry:
         quick = data.get("quick", False)
         if not isinstance(quick, bool):
             raise BaselineError("'quick' must be true or false")
+        warnings = data.get("warnings", [])
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise BaselineError("'warnings' must be a list of strings")
         history = data.get("history", [])
         if not isinstance(history, list):
             raise BaselineError("'history' must be a list of earlier recordings")
@@ -334,6 +342,7 @@ class BaselineEntry:
             recorded_at=recorded_at,
             recorded_by={str(k): str(v) for k, v in recorded_by.items()},
             quick=quick,
+            warnings=list(warnings),
             history=[{"recorded_at": h["recorded_at"],
                       **{k: [float(x) for x in h[k]] for k in ("process_latency_ms", "process_reference_ms") if k in h}}
                      for h in history],

@@ -73,6 +73,7 @@ class EdgeperfSession:
         self.worker_change_lines: list[str] = []  # baseline changes described by xdist workers
         self.baseline_errors: list[str] = []
         self.baseline_skipped: list[str] = []
+        self.baseline_warnings: dict[str, str] = {}  # test id -> why its new baseline is not judged on timing
         self.recorded_nodeids: set[str] = set()  # tests that recorded a baseline: the ones a next update pass repeats
         self.update_pass = 1
         self.power_meter: Any = self._open_power_meter()
@@ -126,20 +127,23 @@ class EdgeperfSession:
     def record_baselines(self, results: list[Result]) -> None:
         """Store valid, complete, non-quick results as the new baselines; remember what changed for the summary.
 
-        A result from a busy machine is refused (BaselineError: the test fails, its old baseline stays), as is one
-        the baseline reader would refuse; a quick or inconclusive one is skipped with a note.
+        A result from a busy machine is stored with a warning (in the file and in the summary): timing will not be
+        judged against it, accuracy and memory will. One the baseline reader would refuse is not stored
+        (BaselineError: the test fails); a quick or inconclusive one is skipped with a note.
         """
-        from .baseline import BaselineEntry, BaselineError, busy_reason, recordable_reason
+        from .baseline import BaselineEntry, BaselineError, busy_warning, recordable_reason
 
-        for result in results:
-            if recordable_reason(result) is None and (busy := busy_reason(result, self.settings.max_cpu_wait_pct)):
-                self.baseline_errors.append(busy)
-                raise BaselineError(busy)
         entries = {}
         for result in results:
             why_not = recordable_reason(result)
             if why_not is None:
-                entries[result.test_id] = BaselineEntry.from_result(result)
+                entry = BaselineEntry.from_result(result)
+                if busy := busy_warning(result, self.settings.max_cpu_wait_pct):
+                    entry.warnings.append(busy)
+                    self.baseline_warnings[result.test_id] = busy
+                else:
+                    self.baseline_warnings.pop(result.test_id, None)  # a later pass on an idle machine
+                entries[result.test_id] = entry
             else:
                 self.baseline_skipped.append(f"{result.test_id}: {why_not}")
         if not entries:
@@ -172,7 +176,8 @@ class EdgeperfSession:
 
         return {"results": [r.to_json() for r in self.results],
                 "baseline_changes": describe_changes(self.baseline_changes) if self.baseline_changes else "",
-                "baseline_skipped": self.baseline_skipped, "baseline_errors": self.baseline_errors}
+                "baseline_skipped": self.baseline_skipped, "baseline_errors": self.baseline_errors,
+                "baseline_warnings": self.baseline_warnings}
 
     def take_handoff(self, data: dict[str, Any]) -> None:
         self.results.extend(Result.from_json(r) for r in data.get("results", []))
@@ -180,6 +185,7 @@ class EdgeperfSession:
             self.worker_change_lines.append(data["baseline_changes"])
         self.baseline_skipped.extend(data.get("baseline_skipped", []))
         self.baseline_errors.extend(data.get("baseline_errors", []))
+        self.baseline_warnings.update(data.get("baseline_warnings", {}))
 
     def add_breach(self, nodeid: str, breach: Breach) -> None:
         self.breaches.setdefault(nodeid, []).append(breach)
