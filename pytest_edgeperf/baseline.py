@@ -2,8 +2,13 @@
 
 Layout: ``<root>/<device>/<module>.json``, one file per test module, where ``<module>`` is the module's
 path relative to the rootdir with ``/`` replaced by ``__`` and ``.py`` dropped
-(``suites/test_arch.py`` -> ``baselines/pi4/suites__test_arch.json``). Inside, entries are keyed by the
-test name including parameters (``test_arch[squeezenet-onnxruntime]``).
+(``suites/test_arch.py`` -> ``baselines/pi4/suites__test_arch.json``; a name over 200 bytes keeps its end plus a
+hash of the module path, see ``module_filename``). Inside, entries are keyed by the test name including parameters
+(``test_arch[squeezenet-onnxruntime]``).
+
+One set of rules for every stored number (``METRIC_RANGES``, ``SAMPLE_RANGES``): the reader refuses a file that
+breaks them, and ``update`` checks each new entry and each whole file with the reader itself before writing, so an
+update never writes what the next run refuses, and the verdict never sees a zero, negative or absurd time.
 
 Why per module: one file per test would scatter a suite over hundreds of files; one file per device would
 put every pull request's changes in the same file and make merge conflicts the norm. A module is what a
