@@ -2,8 +2,13 @@
 
 Layout: ``<root>/<device>/<module>.json``, one file per test module, where ``<module>`` is the module's
 path relative to the rootdir with ``/`` replaced by ``__`` and ``.py`` dropped
-(``suites/test_arch.py`` -> ``baselines/pi4/suites__test_arch.json``). Inside, entries are keyed by the
-test name including parameters (``test_arch[squeezenet-onnxruntime]``).
+(``suites/test_arch.py`` -> ``baselines/pi4/suites__test_arch.json``; a name over 200 bytes keeps its end plus a
+hash of the module path, see ``module_filename``). Inside, entries are keyed by the test name including parameters
+(``test_arch[squeezenet-onnxruntime]``).
+
+One set of rules for every stored number (``METRIC_RANGES``, ``SAMPLE_RANGES``): the reader refuses a file that
+breaks them, and ``update`` checks each new entry and each whole file with the reader itself before writing, so an
+update never writes what the next run refuses, and the verdict never sees a zero, negative or absurd time.
 
 Why per module: one file per test would scatter a suite over hundreds of files; one file per device would
 put every pull request's changes in the same file and make merge conflicts the norm. A module is what a
@@ -25,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import fnmatch
+import hashlib
 import json
 import math
 import os
@@ -60,6 +67,63 @@ class BaselineError(ValueError):
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+# --- the one set of rules for stored numbers (the reader applies them, and every write is checked with them) ------
+#: no stored figure is larger than this in magnitude (a counter per inference of a big model is ~1e11)
+MAX_MAGNITUDE = 1e15
+#: one inference's time in ms: from a nanosecond to ~11 days (the verdict divides and takes logarithms of these)
+TIME_MS_RANGE = (1e-6, 1e9)
+#: inferences per second, the inverse range
+RATE_RANGE = (1e-6, 1e9)
+PERCENT_RANGE = (0.0, 100.0)
+NON_NEGATIVE_RANGE = (0.0, MAX_MAGNITUDE)
+ANY_RANGE = (-MAX_MAGNITUDE, MAX_MAGNITUDE)
+_TIMES_MS = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "reference_ms")
+#: metric name or fnmatch pattern -> allowed closed range; a metric of a test's own (``add_metric``) not named here
+#: only has to be finite and within MAX_MAGNITUDE (``model_memory_mb`` is a difference and may be negative)
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "fps": RATE_RANGE,
+    **dict.fromkeys(_TIMES_MS, TIME_MS_RANGE),
+    **dict.fromkeys(("top1_pct", "top5_pct", "map50_pct", "cpu_wait_pct"), PERCENT_RANGE),
+    **dict.fromkeys(("first_inference_ms", "preprocess_p50_ms", "inference_p50_ms", "load_time_s", "peak_memory_mb",
+                     "cpu_percent", "power_mean_w", "energy_per_inference_j", "fom_*_per_j", "*_per_inference"),
+                    NON_NEGATIVE_RANGE),
+}
+#: raw sample lists (and the same keys in ``history``): per-inference and per-process times, all positive
+SAMPLE_RANGES: dict[str, tuple[float, float]] = dict.fromkeys(
+    ("latency_ms", "process_latency_ms", "process_reference_ms"), TIME_MS_RANGE)
+
+
+def metric_range(name: str) -> tuple[float, float]:
+    """The closed range a stored metric must lie in (exact name first, then a pattern)."""
+    if name in METRIC_RANGES:
+        return METRIC_RANGES[name]
+    for pattern, bounds in METRIC_RANGES.items():
+        if "*" in pattern and fnmatch.fnmatchcase(name, pattern):
+            return bounds
+    return ANY_RANGE
+
+
+def _out_of_range(value: Any, bounds: tuple[float, float]) -> bool:
+    return not (_is_number(value) and bounds[0] <= value <= bounds[1])
+
+
+def _range_text(bounds: tuple[float, float]) -> str:
+    return f"a finite number from {bounds[0]:g} to {bounds[1]:g}"
+
+
+def _check_list(where: str, values: Any, bounds: tuple[float, float]) -> None:
+    if not isinstance(values, list):
+        raise BaselineError(f"{where} must be a list of numbers, got {type(values).__name__}")
+    for value in values:
+        if _out_of_range(value, bounds):
+            raise BaselineError(f"{where} holds {_shown(value)}; each value must be {_range_text(bounds)}")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (int, float, str, bool)) or value is None else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # --- entries ------------------------------------------------------------------------------------------
@@ -113,6 +177,21 @@ def recordable_reason(result: Result) -> str | None:
     return None
 
 
+def busy_warning(result: Result, max_cpu_wait_pct: float) -> str | None:
+    """What to say about a baseline recorded on a busy machine, or None when the machine was not busy.
+
+    The verdict never judges timing against a baseline whose worker queued for a CPU more than the limit
+    (``--edgeperf-max-cpu-wait``): such a recording still gates accuracy and memory, so it is stored, with this
+    warning in the file (``warnings``) and in the update's summary, never silently.
+    """
+    pct = result.cpu_wait_pct
+    if pct is None or pct <= max_cpu_wait_pct:
+        return None
+    return (f"recorded on a busy machine (the worker waited for a CPU {pct:.0f}% of its runnable time, limit "
+            f"{max_cpu_wait_pct:g}%, --edgeperf-max-cpu-wait): timing is not judged against this baseline "
+            "(INCONCLUSIVE) until it is re-recorded on an idle machine; accuracy and memory are")
+
+
 @dataclass
 class BaselineEntry:
     """What one test recorded: summary metrics, bounded raw valid samples, environment, provenance."""
@@ -127,6 +206,8 @@ class BaselineEntry:
     # earlier comparable recordings, newest first: {"recorded_at", "process_latency_ms", "process_reference_ms"};
     # what the run-to-run noise is learnt from (noise.py), at most noise.HISTORY_LIMIT of them
     history: list[dict[str, Any]] = field(default_factory=list)
+    # what a reader of the file must know about this recording (a busy machine), one line each
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_result(
@@ -202,7 +283,9 @@ class BaselineEntry:
         return replace(self, history=[old.history_item(), *old.history][: noise.HISTORY_LIMIT])
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"warnings": list(self.warnings)} if self.warnings else {}
         return {
+            **extra,
             "history": [dict(sorted(h.items())) for h in self.history],
             "metrics": dict(sorted(self.metrics.items())),
             "samples": {k: list(v) for k, v in sorted(self.samples.items())},
@@ -222,16 +305,17 @@ class BaselineEntry:
         if missing:
             raise BaselineError(f"entry is missing field(s) {', '.join(missing)}")
         metrics = data["metrics"]
-        if not isinstance(metrics, dict) or not all(
-            isinstance(k, str) and _is_number(v) for k, v in metrics.items()
-        ):
+        if not isinstance(metrics, dict):
             raise BaselineError("'metrics' must map metric names to finite numbers")
+        for name, value in metrics.items():
+            bounds = metric_range(name)
+            if _out_of_range(value, bounds):
+                raise BaselineError(f"'metrics': {name!r} is {_shown(value)}; it must be {_range_text(bounds)}")
         samples = data.get("samples", {})
-        if not isinstance(samples, dict) or not all(
-            isinstance(k, str) and isinstance(v, list) and all(_is_number(x) for x in v)
-            for k, v in samples.items()
-        ):
+        if not isinstance(samples, dict):
             raise BaselineError("'samples' must map names to lists of finite numbers")
+        for name, values in samples.items():
+            _check_list(f"'samples': {name!r}", values, SAMPLE_RANGES.get(name, ANY_RANGE))
         env = data["environment"]
         if not isinstance(env, dict):
             raise BaselineError("'environment' must be an object")
@@ -247,10 +331,14 @@ class BaselineEntry:
         quick = data.get("quick", False)
         if not isinstance(quick, bool):
             raise BaselineError("'quick' must be true or false")
+        warnings = data.get("warnings", [])
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise BaselineError("'warnings' must be a list of strings")
         history = data.get("history", [])
-        if not isinstance(history, list) or not all(_valid_history_item(h) for h in history):
-            raise BaselineError("'history' must be a list of objects with 'recorded_at' and 'process_latency_ms' "
-                                "(a list of positive numbers)")
+        if not isinstance(history, list):
+            raise BaselineError("'history' must be a list of earlier recordings")
+        for i, item in enumerate(history):
+            _check_history_item(f"'history' item {i}", item)
         return cls(
             metrics={k: float(v) for k, v in metrics.items()},
             samples={k: [float(x) for x in v] for k, v in samples.items()},
@@ -259,6 +347,7 @@ class BaselineEntry:
             recorded_at=recorded_at,
             recorded_by={str(k): str(v) for k, v in recorded_by.items()},
             quick=quick,
+            warnings=list(warnings),
             history=[{"recorded_at": h["recorded_at"],
                       **{k: [float(x) for x in h[k]] for k in ("process_latency_ms", "process_reference_ms") if k in h}}
                      for h in history],
@@ -271,18 +360,23 @@ def _without_history(entry: BaselineEntry) -> dict[str, Any]:
     return data
 
 
-def _valid_history_item(item: Any) -> bool:
+def _check_history_item(where: str, item: Any) -> None:
     if not isinstance(item, dict) or not isinstance(item.get("recorded_at"), str):
-        return False
+        raise BaselineError(f"{where} must be an object with 'recorded_at' (a string) and 'process_latency_ms'")
+    if not item.get("process_latency_ms"):
+        raise BaselineError(f"{where} must have 'process_latency_ms', a non-empty list of times")
     for key in ("process_latency_ms", "process_reference_ms"):
-        values = item.get(key, [] if key == "process_reference_ms" else None)
-        if not isinstance(values, list) or not all(_is_number(x) and x > 0 for x in values):
-            return False
-    return bool(item["process_latency_ms"])
+        if key in item:
+            _check_list(f"{where}: {key!r}", item[key], SAMPLE_RANGES[key])
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _jsonable(obj: Any) -> Any:
@@ -361,10 +455,29 @@ def split_nodeid(nodeid: str) -> tuple[str, str]:
     return (module, test) if sep else (module, nodeid)
 
 
+#: longest baseline file name, in bytes: 255 (the usual NAME_MAX) less room for the temp file a write goes through
+#: (``.edgeperf-<name>.<random>.tmp``)
+MAX_FILENAME_BYTES = 200
+_NAME_HASH_CHARS = 16
+
+
 def module_filename(module: str) -> str:
-    """Module path relative to rootdir -> file name inside the device directory."""
+    """Module path relative to rootdir -> file name inside the device directory.
+
+    ``suites/test_a.py`` -> ``suites__test_a.json``. A name longer than MAX_FILENAME_BYTES keeps the end of that
+    readable name (the test file is the end) and adds a hash of the whole module path
+    (``...__deep__test_x-<16 hex>.json``), so every legal module path maps to a legal, stable name; short names
+    are as they always were, so committed baselines still load.
+    """
     stem = module[:-3] if module.endswith(".py") else module
-    return stem.replace("\\", "/").strip("/").replace("/", "__") + ".json"
+    readable = stem.replace("\\", "/").strip("/").replace("/", "__")
+    name = readable + ".json"
+    if len(name.encode("utf-8", "surrogateescape")) <= MAX_FILENAME_BYTES:
+        return name
+    digest = hashlib.sha256(module.encode("utf-8", "surrogateescape")).hexdigest()[:_NAME_HASH_CHARS]
+    room = MAX_FILENAME_BYTES - len(f"-{digest}.json")
+    tail = readable.encode("utf-8", "surrogateescape")[-room:].decode("utf-8", "ignore").lstrip("_")
+    return f"{tail}-{digest}.json"
 
 
 def _dumps(obj: Any, level: int = 0) -> str:
@@ -385,13 +498,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def _parse_file(path: Path, raw: bytes, device: str, module: str | None) -> dict[str, BaselineEntry]:
-    """Decode one baseline file (data only, no object hooks), checking schema, device and module (unless None)."""
+def _parse_file(path: Path, raw: bytes, device: str, module: str | None,
+                allow_empty: bool = False) -> dict[str, BaselineEntry]:
+    """Decode one baseline file (data only, no object hooks), checking schema, device and module (unless None).
+
+    Every value goes through ``BaselineEntry.from_json``, the same rules every write is checked with. An empty
+    file is an error, except to an update (``allow_empty``), which may record into it: it holds nothing to lose.
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BaselineError(f"{path}: not UTF-8 text; fix or delete the file") from None
     if not text.strip():
+        if allow_empty:  # nothing in it to lose: an update records into it
+            return {}
         raise BaselineError(f"{path}: file is empty; delete it or re-record with --edgeperf-update-baselines")
     try:
         data = json.loads(text, parse_constant=_reject_constant)
@@ -404,7 +524,7 @@ def _parse_file(path: Path, raw: bytes, device: str, module: str | None) -> dict
     if version != BASELINE_SCHEMA_VERSION:
         raise BaselineError(
             f"{path}: schema_version is {version!r}, this pytest-edgeperf reads {BASELINE_SCHEMA_VERSION}; "
-            "re-record with --edgeperf-update-baselines"
+            "use the pytest-edgeperf that wrote it, or delete the file and re-record with --edgeperf-update-baselines"
         )
     if data.get("device") != device:
         raise BaselineError(
@@ -424,7 +544,8 @@ def _parse_file(path: Path, raw: bytes, device: str, module: str | None) -> dict
         try:
             out[key] = BaselineEntry.from_json(value)
         except BaselineError as exc:
-            raise BaselineError(f"{path}: entry {key!r}: {exc}") from None
+            raise BaselineError(f"{path}: entry {key!r}: {exc}; fix or delete that entry (or the file), then "
+                                "re-record with --edgeperf-update-baselines") from None
     return out
 
 
@@ -473,9 +594,10 @@ def _remove_stale_temps(directory: Path) -> None:
 class BaselineStore:
     """The baselines of one device under one root directory (``--edgeperf-baselines``)."""
 
-    def __init__(self, root: Path, device: str) -> None:
+    def __init__(self, root: Path, device: str, *, updating: bool = False) -> None:
         self.root = Path(root)
         self.device = device
+        self.updating = updating  # --edgeperf-update-baselines: an empty file reads as one without entries
         self.directory = self.root / device_dirname(device)
         self._cache: dict[Path, dict[str, BaselineEntry]] = {}
         self._priors: dict[bool, noise.NoisePrior | None] = {}
@@ -483,39 +605,47 @@ class BaselineStore:
     def path_for(self, nodeid: str) -> Path:
         return self.directory / module_filename(split_nodeid(nodeid)[0])
 
-    def _read(self, path: Path, module: str) -> dict[str, BaselineEntry]:
+    def _read(self, path: Path, module: str, allow_empty: bool) -> dict[str, BaselineEntry]:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise BaselineError(f"{path}: cannot read baseline ({_os_reason(exc)})") from None
-        return _parse_file(path, raw, self.device, module)
+        return _parse_file(path, raw, self.device, module, allow_empty=allow_empty)
 
     def lookup(self, nodeid: str) -> BaselineEntry | None:
         """The recorded entry for a test id, None if none; a bad file raises BaselineError (read once)."""
         module, test = split_nodeid(nodeid)
         path = self.path_for(nodeid)
         if path not in self._cache:
-            self._cache[path] = self._read(path, module)
+            self._cache[path] = self._read(path, module, self.updating)
         return self._cache[path].get(test)
 
     def update(self, entries: Mapping[str, BaselineEntry]) -> list[Change]:
         """Merge entries (keyed by node id) into their module files; returns what changed, per test.
 
         All affected files are re-read and validated under the lock before any is written, so a corrupt
-        file aborts the whole update and nothing is half-applied.
+        file aborts the whole update and nothing is half-applied. What is written is checked with the reader's
+        own rules first (each new entry, then each whole file): an entry the reader would refuse (a zero or
+        negative time, a value out of range) aborts the update naming it, and no file is written.
         """
         by_file: dict[Path, tuple[str, dict[str, BaselineEntry]]] = {}
         for nodeid, entry in entries.items():
             module, test = split_nodeid(nodeid)
-            by_file.setdefault(self.path_for(nodeid), (module, {}))[1][test] = entry
+            path = self.path_for(nodeid)
+            try:
+                BaselineEntry.from_json(entry.to_json())
+            except BaselineError as exc:
+                raise BaselineError(f"{path}: entry {test!r} not recorded: {exc}") from None
+            by_file.setdefault(path, (module, {}))[1][test] = entry
         if not by_file:
             return []
         changes: list[Change] = []
         with _locked(self.directory):
             _remove_stale_temps(self.directory)
-            current = {path: self._read(path, module) for path, (module, _) in sorted(by_file.items())}
+            current = {path: self._read(path, module, True) for path, (module, _) in sorted(by_file.items())}
+            texts: dict[Path, tuple[str, dict[str, BaselineEntry]]] = {}
             for path, (module, new) in sorted(by_file.items()):
                 merged = dict(current[path])
                 for test, entry in sorted(new.items()):
@@ -532,7 +662,14 @@ class BaselineStore:
                     "module": module,
                     "entries": {k: merged[k].to_json() for k in sorted(merged)},
                 }
-                _atomic_write(path, _dumps(doc) + "\n")
+                try:
+                    text = _dumps(doc) + "\n"
+                except ValueError as exc:  # a NaN or infinity that slipped past the entry check
+                    raise BaselineError(f"{path}: not written: {_one_line(exc)}") from None
+                _parse_file(path, text.encode("utf-8"), self.device, module)  # the reader must accept it
+                texts[path] = (text, merged)
+            for path, (text, merged) in texts.items():
+                _atomic_write(path, text)
                 self._cache[path] = merged
         self._priors.clear()
         return changes

@@ -134,6 +134,8 @@ class EdgeperfFixture:
         """Measure ``model`` (default: the marker's) in this test's framework; returns the Result.
 
         ``label`` names a second measurement in the same test (e.g. "int8"); each label has its own baseline.
+        Every measurement of a test needs its own id: a second call without a (new) label fails the test and
+        asks for ``label=``, measuring nothing (two calls sharing an id would share one baseline entry).
         ``inputs``: "random" (default), a dataset (folder or CSV, prepared with ``preprocess``), or
         "module:function" returning input arrays, which ``prepare`` ("module:function") turns into model inputs
         inside the timed window (so throughput includes preprocessing, as seed 001 measured it).
@@ -145,6 +147,11 @@ class EdgeperfFixture:
         available here skips the test (fails it under --edgeperf-strict).
         """
         s = self._session.settings
+        test_id = self.nodeid + (f"::{label}" if label else "")
+        if any(r.test_id == test_id for r in self.results):
+            said = f"label={label!r}" if label else "no label"
+            raise EdgeperfFailure(f"edgeperf.measure() was called a second time with {said} in this test: give each "
+                                  "measurement its own label= (e.g. label='int8'), so each has its own baseline")
         req = self._build_request(model, framework=framework, label=label, threads=threads, inputs=inputs,
                                   preprocess=preprocess, prepare=prepare, accuracy=accuracy,
                                   min_samples=min_samples, min_time_s=min_time_s, max_time_s=max_time_s,
@@ -197,6 +204,11 @@ class EdgeperfFixture:
         """What ``measure()`` (and each arm of ``compare()``) measures: the model resolved, the budget and inputs."""
         s = self._session.settings
         spec = self.spec
+        test_id = self.nodeid + (f"::{label}" if label else "")
+        if any(r.test_id == test_id for r in self.results):
+            said = f"label={label!r}" if label else "no label"
+            raise EdgeperfFailure(f"edgeperf.measure() was called a second time with {said} in this test: give each "
+                                  "measurement its own label= (e.g. label='int8'), so each has its own baseline")
         model_given = str(model) if model is not None else spec.model
         if model_given is not None and Path(model_given).is_absolute():
             with contextlib.suppress(ValueError):  # a generated model: show it by its cache-relative name

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import queue
 import signal
 import subprocess
@@ -379,34 +378,6 @@ def memory_pressure(pid: int) -> str | None:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-
-
-def host_environment(rootdir: Path) -> dict[str, Any]:
-    """Machine facts recorded with every result (pytest-benchmark's machine_info plus what matters on a Pi)."""
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key = line.split(":")[0].strip().lower()
-            if key in ("model name", "hardware", "cpu model", "model"):  # "model": Raspberry Pi OS arm64
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = None
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=rootdir, capture_output=True, text=True,
-                             timeout=5, check=False)
-        if out.returncode == 0:
-            commit = out.stdout.strip()
-    return {
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "hostname": platform.node(),
-        "git_commit": commit,
-    }
 
 
 def device_lock_path(device: str) -> Path:

@@ -43,8 +43,9 @@ PROCESS_TRIM = 0.2
 #: history (a 1 s run warms up less than a 10 s one)
 BUDGET_RATIO = 2.0
 #: environment keys that must match for an earlier recording to join an entry's history: a different model, runtime,
-#: runtime version, thread count, input shape or machine starts the history afresh
-HISTORY_KEYS = ("device", "runtime", "threads", "runtime_version", "model_sha256", "hostname", "cpu", "input_shape")
+#: runtime version, thread count, input signature or machine starts the history afresh
+HISTORY_KEYS = ("device", "runtime", "threads", "runtime_version", "model_sha256", "hostname", "cpu", "cpu_id",
+                "cpu_count", "machine", "input_shape")
 
 ProcessPairs = Sequence[tuple[float, float | None]]  # per worker process: (fast-half mean ms, reference ms or None)
 

@@ -85,6 +85,7 @@ class EdgeperfSession:
         self.worker_change_lines: list[str] = []  # baseline changes described by xdist workers
         self.baseline_errors: list[str] = []
         self.baseline_skipped: list[str] = []
+        self.baseline_warnings: dict[str, str] = {}  # test id -> why its new baseline is not judged on timing
         self.recorded_nodeids: set[str] = set()  # tests that recorded a baseline: the ones a next update pass repeats
         self.update_pass = 1
         self.tests_ran = False  # the run loop started (not --collect-only / --fixtures): result files are written
@@ -93,11 +94,12 @@ class EdgeperfSession:
         self.silent_pass = False  # an update pass that a later pass repeats: its tests are not reported
         self._result_pass: dict[int, int] = {}  # id(result) -> the update pass that measured it
         self.power_meter: Any = self._open_power_meter()
-        from .measure import device_lock_path, host_environment
+        from .device.environment import host_environment
+        from .measure import device_lock_path
 
         self.lock_path = device_lock_path(self.profile.name)
 
-        self.environment = host_environment(settings.rootdir)
+        self.environment = host_environment(settings.rootdir, settings.root)
         if update_machine_info is not None:
             update_machine_info(self.environment)
             _check_machine_info(self.environment)
@@ -146,18 +148,30 @@ class EdgeperfSession:
         if self._store is None:
             from .baseline import BaselineStore
 
-            self._store = BaselineStore(self.settings.baselines_dir, self.profile.name)
+            self._store = BaselineStore(self.settings.baselines_dir, self.profile.name,
+                                        updating=self.settings.update_baselines)
         return self._store
 
     def record_baselines(self, results: list[Result]) -> None:
-        """Store valid, complete, non-quick results as the new baselines; remember what changed for the summary."""
-        from .baseline import BaselineEntry, BaselineError, recordable_reason
+        """Store valid, complete, non-quick results as the new baselines; remember what changed for the summary.
+
+        A result from a busy machine is stored with a warning (in the file and in the summary): timing will not be
+        judged against it, accuracy and memory will. One the baseline reader would refuse is not stored
+        (BaselineError: the test fails); a quick or inconclusive one is skipped with a note.
+        """
+        from .baseline import BaselineEntry, BaselineError, busy_warning, recordable_reason
 
         entries = {}
         for result in results:
             why_not = recordable_reason(result)
             if why_not is None:
-                entries[result.test_id] = BaselineEntry.from_result(result)
+                entry = BaselineEntry.from_result(result)
+                if busy := busy_warning(result, self.settings.max_cpu_wait_pct):
+                    entry.warnings.append(busy)
+                    self.baseline_warnings[result.test_id] = busy
+                else:
+                    self.baseline_warnings.pop(result.test_id, None)  # a later pass on an idle machine
+                entries[result.test_id] = entry
             else:
                 self.baseline_skipped.append(f"{result.test_id}: {why_not}")
         if not entries:
@@ -190,7 +204,8 @@ class EdgeperfSession:
 
         return {"results": [r.to_json() for r in self.results],
                 "baseline_changes": describe_changes(self.baseline_changes) if self.baseline_changes else "",
-                "baseline_skipped": self.baseline_skipped, "baseline_errors": self.baseline_errors}
+                "baseline_skipped": self.baseline_skipped, "baseline_errors": self.baseline_errors,
+                "baseline_warnings": self.baseline_warnings}
 
     def take_handoff(self, data: dict[str, Any]) -> None:
         self.results.extend(Result.from_json(r) for r in data.get("results", []))
@@ -198,6 +213,7 @@ class EdgeperfSession:
             self.worker_change_lines.append(data["baseline_changes"])
         self.baseline_skipped.extend(data.get("baseline_skipped", []))
         self.baseline_errors.extend(data.get("baseline_errors", []))
+        self.baseline_warnings.update(data.get("baseline_warnings", {}))
 
     def add_result(self, result: Result) -> None:
         """Keep a measurement for the reports; a later update pass replaces the test's earlier-pass results.

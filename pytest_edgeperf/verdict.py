@@ -86,7 +86,8 @@ INCOMPARABLE_KEYS = ("device", "runtime", "threads", "input_shape", "inputs", "p
 # Keys whose change is worth a flag but does not stop the comparison.
 FLAGGED_KEYS = ("runtime_version", "model_sha256")
 #: for the ``host`` profile (any Linux machine), what identifies the machine whose timing a baseline holds
-HOST_IDENTITY_KEYS = ("hostname", "cpu")
+#: (device/environment.py); a key missing on either side (a baseline from before it was recorded) is not compared
+HOST_IDENTITY_KEYS = ("cpu", "cpu_id", "machine", "cpu_count", "hostname")
 #: timing is judged only between runs whose minimum timed time (``environment["min_time_s"]``) differs by at most
 #: this factor: a much shorter run warms up less and its processes see seconds, not the tens of seconds of
 #: the machine's drift the baseline's processes were spread over (a 1 s run against 10 s baselines raised a false
@@ -394,9 +395,9 @@ def judge(
     host_diffs = (_environment_differences(env_now, baseline.environment, HOST_IDENTITY_KEYS)
                   if str(env_now.get("device")) == "host" else [])
     if host_diffs:
-        timing_blocked = ("host baseline from another machine (" + ", ".join(host_diffs) + "): timing is "
-                          "compared only on the machine that recorded it")
-        timing_note = "recorded on another host"
+        timing_blocked = ("host baseline recorded on another machine (" + ", ".join(host_diffs) + "): timing is "
+                          "judged only on the machine that recorded it; accuracy and memory still are")
+        timing_note = "recorded on another machine"
         flags.append(timing_blocked)
     # A worker that queued for a CPU shared the machine with other load: its times say more about that load
     # than about the model (bench_verdict.py under a 1-core CPU hog: waits 38-49% vs 0.4-1.2% idle, and 3% of

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -139,7 +140,6 @@ def test_update_merges_and_reports_changes(tmp_path: Path) -> None:
 
 BAD_FILES = [
     (b"{not json", "not valid JSON"),
-    (b"", "empty"),
     (b"\xff\xfe\x00", "not UTF-8"),
     (b"[1, 2]", "expected an object"),
     (b'{"schema_version": 99, "device": "pi4", "entries": {}}', "schema_version is 99"),
@@ -166,6 +166,121 @@ def test_bad_file_is_a_one_line_error_and_left_untouched(tmp_path: Path, content
     assert str(path) in str(info.value)
     assert path.read_bytes() == content
     assert not (tmp_path / "pi4" / "suites__fine.json").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n"])
+def test_an_empty_file_is_an_error_to_a_compare_and_re_recorded_by_an_update(tmp_path: Path, content: bytes) -> None:
+    """The error's advice ("delete it or re-record with --edgeperf-update-baselines") must work as written."""
+    path = tmp_path / "pi4" / "suites__sub__test_arch.json"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(BaselineError, match="file is empty; delete it or re-record with --edgeperf-update-baselines"):
+        BaselineStore(tmp_path, "pi4").lookup(NODE)
+    assert path.read_bytes() == content
+    updating = BaselineStore(tmp_path, "pi4", updating=True)
+    assert updating.lookup(NODE) is None  # an update judges the test as new, then records it
+    assert [c.kind for c in updating.update({NODE: entry(1)})] == ["added"]
+    assert BaselineStore(tmp_path, "pi4").lookup(NODE) == entry(1)
+
+
+@pytest.mark.parametrize(("module", "name"), [
+    ("suites/test_a.py", "suites__test_a.json"),  # committed names stay as they were
+    ("tests/sub/test_x.py", "tests__sub__test_x.json"),
+    ("a/" * 60 + "test_x.py", "a__" * 60 + "test_x.json"),  # 197 bytes: still readable
+])
+def test_short_module_names_are_unchanged(module: str, name: str) -> None:
+    assert module_filename(module) == name
+
+
+def test_a_deep_module_path_maps_to_a_legal_stable_file_name(tmp_path: Path) -> None:
+    """Directories joined by "__" exceed 255 bytes long before the path does (PATH_MAX is 4096)."""
+    parts = [f"package_level_{i:02d}_with_a_long_descriptive_name" for i in range(12)]
+    module = "/".join(parts) + "/test_x.py"
+    node = f"{module}::test_model[onnxruntime]"
+    name = module_filename(module)
+    assert len(name.encode()) <= 200 and name.endswith("__test_x-" + name[-21:-5] + ".json")
+    assert module_filename(module) == name  # stable: a function of the path alone
+    assert module_filename(module.replace("level_00", "level_0X")) != name  # other paths, other files
+    unicode_module = "/".join(["ünïcödé_directory_name_" * 3] * 8) + "/test_π.py"
+    assert len(module_filename(unicode_module).encode()) <= 200
+    module_filename(unicode_module).encode("utf-8")  # cut on a character boundary
+    store = BaselineStore(tmp_path, "pi4")
+    assert [c.kind for c in store.update({node: entry(1)})] == ["added"]
+    assert store.path_for(node).name == name
+    assert BaselineStore(tmp_path, "pi4").lookup(node) == entry(1)
+    assert json.loads(store.path_for(node).read_text())["module"] == module
+
+
+OUT_OF_RANGE = [
+    ({"samples": {"latency_ms": [-1.0, -2.0]}}, "'latency_ms' holds -1.0"),
+    ({"samples": {"latency_ms": [1e308, 1e308]}}, "'latency_ms' holds 1e+308"),
+    ({"samples": {"latency_ms": [0.0]}}, "'latency_ms' holds 0.0"),
+    ({"samples": {"process_latency_ms": [0]}}, "'process_latency_ms' holds 0"),
+    ({"samples": {"process_reference_ms": [-3.0]}}, "'process_reference_ms' holds -3.0"),
+    ({"metrics": {"fps": -100}}, "'fps' is -100"),
+    ({"metrics": {"fps": 0}}, "'fps' is 0"),
+    ({"metrics": {"latency_p90_ms": 1e300}}, "'latency_p90_ms' is 1e+300"),
+    ({"metrics": {"reference_ms": 0.0}}, "'reference_ms' is 0.0"),
+    ({"metrics": {"top1_pct": 101}}, "'top1_pct' is 101"),
+    ({"metrics": {"cpu_wait_pct": -5}}, "'cpu_wait_pct' is -5"),
+    ({"metrics": {"peak_memory_mb": -1}}, "'peak_memory_mb' is -1"),
+    ({"metrics": {"instructions_per_inference": -1}}, "'instructions_per_inference' is -1"),
+    ({"metrics": {"my_own_metric": 1e200}}, "'my_own_metric' is 1e+200"),
+    ({"metrics": {"fps": 10**400}}, "'fps' is"),
+    ({"history": [{"recorded_at": "t", "process_latency_ms": [0.0]}]}, "'process_latency_ms' holds 0.0"),
+]
+
+
+@pytest.mark.parametrize(("change", "says"), OUT_OF_RANGE)
+def test_out_of_range_values_are_refused_by_reader_and_writer_alike(tmp_path: Path, change: dict, says: str) -> None:
+    """One set of rules: what the reader refuses, an update refuses to write (and a refused file stays as it was)."""
+    good = entry(1).to_json()
+    bad = {**good, **{k: {**good[k], **v} if isinstance(v, dict) else v for k, v in change.items()}}
+    with pytest.raises(BaselineError, match=re.escape(says)):
+        BaselineEntry.from_json(bad)
+    # the reader: one line naming the file and the entry; the file is left byte-for-byte alone by an update too
+    path = tmp_path / "pi4" / "suites__sub__test_arch.json"
+    path.parent.mkdir()
+    doc = {"schema_version": 1, "device": "pi4", "module": "suites/sub/test_arch.py",
+           "entries": {"test_arch[squeezenet-onnxruntime]": bad}}
+    raw = json.dumps(doc).encode()
+    path.write_bytes(raw)
+    for store in (BaselineStore(tmp_path, "pi4"), BaselineStore(tmp_path, "pi4", updating=True)):
+        with pytest.raises(BaselineError) as info:
+            store.lookup(NODE)
+        assert str(path) in str(info.value) and "\n" not in str(info.value) and says.split()[0] in str(info.value)
+    with pytest.raises(BaselineError):
+        BaselineStore(tmp_path, "pi4").update({"suites/sub/test_arch.py::test_other": entry(2)})
+    assert path.read_bytes() == raw
+    # the writer: the same entry, offered to an update, is refused naming the test, and nothing is written
+    path.unlink()
+    offered = BaselineEntry(metrics=dict(good["metrics"]), samples={k: list(v) for k, v in good["samples"].items()},
+                            environment=good["environment"], recorded_at=good["recorded_at"])
+    for key, value in change.items():
+        if key == "history":
+            offered.history = value
+        else:
+            getattr(offered, key).update(value)
+    with pytest.raises(BaselineError, match=r"entry 'test_arch\[squeezenet-onnxruntime\]' not recorded: "):
+        BaselineStore(tmp_path, "pi4").update({NODE: offered, "suites/sub/test_arch.py::test_fine": entry(2)})
+    assert not path.exists()
+
+
+def test_a_zero_process_time_never_reaches_the_history(tmp_path: Path) -> None:
+    """Issue 15.1: samples.process_latency_ms [0] was accepted, the next update moved it into ``history``, and the
+    reader then refused the file for ever. Now the reader refuses the first file, and an update never writes it."""
+    def recording(seed: int, process_ms: list[float]) -> BaselineEntry:
+        e = entry(seed)
+        e.samples["process_latency_ms"] = process_ms
+        return e
+
+    with pytest.raises(BaselineError, match=r"'process_latency_ms' holds 0\.0"):
+        BaselineStore(tmp_path, "pi4").update({NODE: recording(1, [0.0])})
+    assert not (tmp_path / "pi4" / "suites__sub__test_arch.json").exists()
+    BaselineStore(tmp_path, "pi4").update({NODE: recording(2, [20.0, 21.0])})
+    BaselineStore(tmp_path, "pi4").update({NODE: recording(3, [20.5, 20.7])})  # the first moves into the history
+    again = BaselineStore(tmp_path, "pi4").lookup(NODE)
+    assert again is not None and again.history[0]["process_latency_ms"] == [20.0, 21.0]
 
 
 def test_unwritable_root_is_one_line_error(tmp_path: Path) -> None:

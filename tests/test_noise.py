@@ -103,7 +103,7 @@ def test_a_history_survives_the_file_and_a_bad_one_is_a_one_line_error() -> None
     for bad in ([{"recorded_at": "t"}], [{"recorded_at": "t", "process_latency_ms": [-1.0]}], {"x": 1},
                 [{"recorded_at": 5, "process_latency_ms": [1.0]}]):
         data = entry.to_json() | {"history": bad}
-        with pytest.raises(BaselineError, match="'history' must be a list") as info:
+        with pytest.raises(BaselineError, match=r"^'history'") as info:
             BaselineEntry.from_json(data)
         assert "\n" not in str(info.value)
 

@@ -3,7 +3,9 @@
 ``config.parse_marker`` must turn any keyword arguments whatsoever into a MarkerSpec or a one-line
 ``pytest.UsageError`` naming the test and the argument, never another exception; valid arguments must round-trip.
 The baseline reader must accept every file the writer produces and turn every damaged one into a one-line
-``BaselineError`` naming the file (arbitrary bytes/JSON are already covered in tests/test_baseline.py).
+``BaselineError`` naming the file (arbitrary bytes/JSON are already covered in tests/test_baseline.py); it refuses
+out-of-range numbers (a zero, negative or absurd time), whatever ``BaselineStore.update`` writes from accepted input
+the reader accepts again, and the verdict never raises on any entry the reader accepted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import decimal
 import fractions
 import json
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,18 @@ pytest.importorskip("hypothesis", reason="property tests need hypothesis (pip in
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
+from pytest_edgeperf.baseline import (
+    ANY_RANGE,
+    SAMPLE_RANGES,
+    BaselineEntry,
+    BaselineError,
+    BaselineStore,
+    metric_range,
+)
 from pytest_edgeperf.config import MarkerSpec, parse_marker
 from pytest_edgeperf.frameworks import ALIASES, FRAMEWORKS
+from pytest_edgeperf.result import Result, Samples
+from pytest_edgeperf.verdict import judge
 
 TEST_ID = "suites/test_x.py::test_model"
 FIELDS = tuple(MarkerSpec.__dataclass_fields__)
@@ -165,9 +177,23 @@ metric_names = st.sampled_from(["fps", "latency_p50_ms", "latency_p90_ms", "peak
 json_text = st.text(max_size=20)
 env_values = st.none() | st.booleans() | st.integers(-10**6, 10**6) | finite | json_text
 
+
+
+def in_range(bounds: tuple[float, float]) -> st.SearchStrategy[float]:
+    """Numbers the reader accepts for a field, the bounds themselves included."""
+    lo, hi = bounds
+    return st.floats(lo, hi) | st.sampled_from([lo, hi])
+
+
+@st.composite
+def valid_metrics(draw: st.DrawFn) -> dict[str, float]:
+    names = draw(st.lists(metric_names, unique=True, max_size=5))
+    return {name: draw(in_range(metric_range(name))) for name in names}
+
+
 entries = st.builds(
     BaselineEntry,
-    metrics=st.dictionaries(metric_names, finite, max_size=5),
+    metrics=valid_metrics(),
     samples=st.dictionaries(st.just("latency_ms"), st.lists(st.floats(0.001, 1e4), max_size=30), max_size=1),
     sample_count=st.integers(0, 10**6),
     environment=st.dictionaries(json_text, env_values, max_size=4),
@@ -244,3 +270,127 @@ def test_one_damaged_field_is_read_or_refused_in_one_line(tmp_path: Path, where:
         assert path.read_bytes() == before
     else:
         assert entry is None or all(math.isfinite(v) for v in entry.metrics.values())
+
+
+# ---- out-of-range numbers: one set of rules for the reader and the writer ----------------------------------------
+
+STORED_KEYS = ("latency_ms", "process_latency_ms", "process_reference_ms")
+#: a mix the reader accepts and refuses: ordinary values, the bounds, zero, negatives, the absurd
+any_number = (st.floats(allow_nan=False, allow_infinity=False) | st.integers(-10**20, 10**20)
+              | st.sampled_from([0, 0.0, -0.0, -1.0, 1e-300, 1e-6, 1e9, 1e15, 1e16, 1e308, -1e308, 5e-324, 10**400])
+              | st.floats(0.01, 1e4))
+TIMING_METRICS = ["fps", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "reference_ms", "cpu_wait_pct",
+                  "peak_memory_mb", "top1_pct", "model_memory_mb", "energy_per_inference_j", "my_own_metric"]
+
+
+@st.composite
+def raw_entries(draw: st.DrawFn) -> dict[str, Any]:
+    """An entry as a file could hold it: right shape, any numbers (the reader decides which are in range)."""
+    number = st.floats(0.05, 200.0) | any_number if draw(st.booleans()) else any_number
+    per_process = st.lists(number, min_size=0, max_size=6)
+    samples = {k: draw(st.lists(number, max_size=40) if k == "latency_ms" else per_process)
+               for k in STORED_KEYS if draw(st.booleans())}
+    history = [{"recorded_at": "2024-01-01T00:00:00+00:00", "process_latency_ms": draw(st.lists(number, min_size=1,
+                                                                                                  max_size=6)),
+                **({"process_reference_ms": draw(per_process)} if draw(st.booleans()) else {})}
+               for _ in range(draw(st.integers(0, 3)))]
+    env = {"device": "host", "runtime": "onnxruntime", "threads": 2, "runtime_version": "1.17",
+           "hostname": "box", "cpu": "Some CPU", "model_sha256": "a" * 64,
+           "min_time_s": draw(st.sampled_from([1.0, 5.0, "x", None, -1.0, 1e308]))}
+    return {"metrics": draw(st.dictionaries(st.sampled_from(TIMING_METRICS), number, max_size=6)),
+            "samples": samples, "sample_count": 3, "environment": env,
+            "recorded_at": "2024-01-02T03:04:05+00:00", "recorded_by": {}, "quick": False, "history": history}
+
+
+def _accepted(data: dict[str, Any]) -> BaselineEntry | None:
+    try:
+        return BaselineEntry.from_json(json.loads(json.dumps(data)))
+    except BaselineError as exc:
+        assert "\n" not in str(exc)
+        return None
+
+
+def _current() -> Result:
+    """A measurement the stored entries are judged against: 5 processes, each timing the reference model too."""
+    rng = np.random.default_rng(0)
+    lat = list(2e-3 * (1.0 + rng.gamma(2.0, 0.01, 400)))
+    ref = list(5e-5 * (1.0 + rng.gamma(2.0, 0.01, 100)))
+    return Result(test_id="t.py::test_x", framework="onnxruntime", model="m.onnx", device="host", threads=2,
+                  samples=Samples(latency_s=lat, valid=[True] * 400, process=[i // 80 for i in range(400)],
+                                  reference_s=ref, reference_process=[i // 20 for i in range(100)]),
+                  peak_rss_mb=100.0, cpu_wait_pct=1.0, accuracy={"top1_pct": 90.0},
+                  environment={"device": "host", "runtime": "onnxruntime", "threads": 2, "runtime_version": "1.17",
+                               "hostname": "box", "cpu": "Some CPU", "model_sha256": "a" * 64, "min_time_s": 1.0})
+
+
+def _in_range(data: dict[str, Any]) -> bool:
+    """What the rules say, written out again independently of baseline.py's code."""
+    def ok(v: Any, bounds: tuple[float, float]) -> bool:
+        return (isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300
+                and bounds[0] <= v <= bounds[1])
+
+    return (all(ok(v, metric_range(k)) for k, v in data["metrics"].items())
+            and all(ok(v, SAMPLE_RANGES.get(k, ANY_RANGE)) for k, vs in data["samples"].items() for v in vs)
+            and all(ok(v, SAMPLE_RANGES[k]) for h in data["history"] for k in STORED_KEYS for v in h.get(k, [])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=raw_entries())
+@example(data={"metrics": {"fps": -100.0}, "samples": {}, "sample_count": 0, "environment": {}, "recorded_at": "t",
+               "history": []})
+@example(data={"metrics": {}, "samples": {"latency_ms": [-1.0] * 20}, "sample_count": 0, "environment": {},
+               "recorded_at": "t", "history": []})
+@example(data={"metrics": {}, "samples": {"latency_ms": [1e308] * 20}, "sample_count": 0, "environment": {},
+               "recorded_at": "t", "history": []})
+@example(data={"metrics": {}, "samples": {"process_latency_ms": [0]}, "sample_count": 0, "environment": {},
+               "recorded_at": "t", "history": []})
+def test_the_reader_refuses_out_of_range_numbers_and_the_verdict_never_raises_on_what_it_accepts(
+        data: dict[str, Any]) -> None:
+    entry = _accepted(data)
+    assert (entry is not None) == _in_range(data), data
+    if entry is None:
+        return
+    for limit in (10.0, 100.0):  # timing judged (100) or left inconclusive by a busy side (10)
+        verdict = judge(_current(), entry, {}, max_cpu_wait_pct=limit)
+        assert verdict.overall in ("PASS", "REGRESSION", "IMPROVED", "INCONCLUSIVE", "NEW")
+        assert all(m.change_pct is None or not math.isnan(m.change_pct) for m in verdict.metrics)
+
+
+def _as_entry(data: dict[str, Any]) -> BaselineEntry:
+    """An entry offered to an update, built from the same fields (not through the reader)."""
+    return BaselineEntry(metrics=dict(data["metrics"]), samples={k: list(v) for k, v in data["samples"].items()},
+                         sample_count=data["sample_count"], environment=dict(data["environment"]),
+                         recorded_at=data["recorded_at"], history=[dict(h) for h in data["history"]])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(old=raw_entries(), new=raw_entries())
+@example(old={"metrics": {}, "samples": {"process_latency_ms": [0]}, "sample_count": 0,
+              "environment": {"device": "host"}, "recorded_at": "t", "history": []},
+         new={"metrics": {}, "samples": {"process_latency_ms": [2.0]}, "sample_count": 0,
+              "environment": {"device": "host"}, "recorded_at": "u", "history": []})
+def test_whatever_an_update_writes_the_reader_accepts(tmp_path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Round trip: an accepted file plus any offered entry -> update -> the file is still accepted (or, when the
+    offered entry breaks the rules, the update refuses it and the stored file stays byte-for-byte as it was)."""
+    root = Path(tempfile.mkdtemp(dir=tmp_path))  # one fresh directory per example
+    path = root / "pi4" / "suites__test_prop.json"
+    path.parent.mkdir(parents=True)
+    doc = {"schema_version": 1, "device": "pi4", "module": "suites/test_prop.py", "entries": {"test_a": old}}
+    raw = json.dumps(doc).encode()
+    path.write_bytes(raw)
+    stored_ok = _accepted(old) is not None
+    offered_ok = _accepted(new) is not None
+    try:
+        BaselineStore(root, "pi4").update({"suites/test_prop.py::test_a": _as_entry(new),
+                                           "suites/test_prop.py::test_b": _as_entry(new)})
+    except BaselineError as exc:
+        assert not (stored_ok and offered_ok), exc  # accepted input is never refused
+        assert "\n" not in str(exc) and str(path) in str(exc)
+        assert path.read_bytes() == raw  # a refused update leaves the stored file as it was
+        return
+    assert stored_ok and offered_ok
+    fresh = BaselineStore(root, "pi4")
+    again = fresh.lookup("suites/test_prop.py::test_a")  # raises if the written file broke the rules
+    assert again is not None and again.metrics == _accepted(new).metrics
+    assert fresh.lookup("suites/test_prop.py::test_b") is not None
+    judge(_current(), again, {}, max_cpu_wait_pct=100.0)

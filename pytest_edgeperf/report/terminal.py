@@ -156,6 +156,8 @@ def write_summary(terminalreporter: Any, session: Any) -> None:
         tr.write_line("\n".join(lines) if lines else "no changes")
         for line in session.baseline_skipped:
             tr.write_line(f"not recorded: {line}")
+        for test, warning in getattr(session, "baseline_warnings", {}).items():
+            tr.write_line(f"WARNING {test}: {warning}", yellow=True, bold=True)
         for line in session.baseline_errors:
             tr.write_line(f"error: {line}")
 
