@@ -78,6 +78,21 @@ class EdgeperfFixture:
         return self._session.settings.sustained_s
 
     @property
+    def quick(self) -> bool:
+        """A smoke run (--edgeperf-quick): tiny budget, timing and speed-up gates informational."""
+        return self._session.settings.quick
+
+    @property
+    def budget(self) -> Budget:
+        """The budget ``measure()`` runs on before its own arguments: the session's (quick mode's tiny one
+        ignores the marker's) with the marker's overrides. Suites assert sample counts against it."""
+        s = self._session.settings
+        if s.quick:
+            return s.budget
+        spec = self.spec
+        return _budget_with(s.budget, spec.min_samples, spec.min_time_s, spec.max_time_s, spec.warmup_s)
+
+    @property
     def cache_dir(self) -> Path:
         return self._session.settings.cache_dir
 
@@ -112,7 +127,7 @@ class EdgeperfFixture:
             name = canonical_name(name)
         except UnknownFrameworkError as exc:
             raise EdgeperfFailure(str(exc)) from None
-        model_path = self._resolve_model(model_given)
+        model_path = self._resolve_model(model_given, framework=name)
         model_file = model_file_for(name, model_path)
         if model_file is None:
             if model_path.suffix and model_path.exists():
@@ -126,10 +141,7 @@ class EdgeperfFixture:
         if model_file.stat().st_size == 0:
             raise EdgeperfFailure(f"model file is empty: {model_given}")
 
-        budget = s.budget
-        if not s.quick:
-            budget = _budget_with(budget, spec.min_samples, spec.min_time_s, spec.max_time_s, spec.warmup_s)
-        budget = _budget_with(budget, min_samples, min_time_s, max_time_s, None)
+        budget = _budget_with(self.budget, min_samples, min_time_s, max_time_s, None)
         if s.sustained_s and spec.sustained_s:
             budget = replace(budget, min_time_s=s.sustained_s, max_time_s=s.sustained_s + 60)
         threads = threads or spec.threads or s.threads or _cpu_count()
@@ -185,7 +197,7 @@ class EdgeperfFixture:
         from .models.build import ensure_zoo_model
 
         try:
-            files = ensure_zoo_model(REFERENCE_MODEL, self.cache_dir / "models")
+            files = ensure_zoo_model(REFERENCE_MODEL, self.cache_dir / "models", formats=_formats_for(framework))
         except Exception as exc:  # the cache is not writable, onnx is missing: measure without it
             note = f"reference model unavailable ({exc}): timing is compared without correcting for machine speed"
             if note not in self._session.unavailable:
@@ -228,7 +240,11 @@ class EdgeperfFixture:
                 variant.add_metric(extra, value)
         failures = []
         if min_speedup is not None and (speedup is None or speedup < min_speedup):
-            failures.append(f"speed-up {_fmt(speedup, 'x')} < required {min_speedup:g}x")
+            shortfall = f"speed-up {_fmt(speedup, 'x')} < required {min_speedup:g}x"
+            if self._session.settings.quick:  # a quick run's few samples cannot tell speeds apart: report only
+                variant.notes.append(f"quick run: {shortfall} (informational only)")
+            else:
+                failures.append(shortfall)
         if max_memory_ratio is not None and (memory_ratio is None or memory_ratio > max_memory_ratio):
             failures.append(f"memory ratio {_fmt(memory_ratio, 'x')} > allowed {max_memory_ratio:g}x")
         if max_accuracy_drop_pct is not None:
@@ -263,7 +279,10 @@ class EdgeperfFixture:
                 rows.append([metric, f"{op} {limit:g}", "not measured", "NOT MEASURED"])
                 continue
             ok = value >= limit if op == ">=" else value <= limit
-            if not ok:
+            if not ok and self._session.settings.quick and metric in _TIMING_LIMITS:
+                result.notes.append(f"quick run: {metric} {value:.4g} outside the limit {op} {limit:g} "
+                                    "(informational only)")
+            elif not ok:
                 rows.append([metric, f"{op} {limit:g}", f"{value:.4g}", "LIMIT EXCEEDED"])
         if rows and result.status == STATUS_OK:
             table = tabulate(rows, headers=["metric", "limit", "measured", "verdict"], tablefmt="simple")
@@ -300,7 +319,9 @@ class EdgeperfFixture:
             f"{summary.removeprefix('edgeperf: ')}", table))
 
     # ---- inputs ----------------------------------------------------------------------------------------------
-    def _resolve_model(self, given: str) -> Path:
+    def _resolve_model(self, given: str, framework: str | None = None) -> Path:
+        """A model name as the user wrote it -> a path or stem; a ``zoo:`` model is built in ``framework``'s format
+        only (an ONNX Runtime user needs no TFLite exporter)."""
         if given.startswith("cache:"):
             return self.cache_dir / given[len("cache:"):]
         if given.startswith("zoo:"):
@@ -308,7 +329,8 @@ class EdgeperfFixture:
 
             self._progress and self._progress(f"building {given} (cached in {self.cache_dir / 'models'})")
             try:
-                files = ensure_zoo_model(given[4:], self.cache_dir / "models")
+                files = ensure_zoo_model(given[4:], self.cache_dir / "models",
+                                         formats=_formats_for(framework) if framework else None)
             except ValueError as exc:  # unknown name or bad builder arguments
                 raise EdgeperfFailure(f"{given}: {exc}") from None
             return Path(files.stem)
@@ -361,8 +383,18 @@ class EdgeperfFixture:
         return paths
 
 
+#: absolute limits on timing: informational in a quick run (memory, accuracy and energy limits still gate)
+_TIMING_LIMITS = ("fps", "latency_p90_ms")
+
 #: the machine-speed reference: a few 3x3 convolutions at 16x16, tens of microseconds on one thread
 REFERENCE_MODEL = "tiny_cnn"
+
+
+def _formats_for(framework: str) -> tuple[str, ...]:
+    """The model format a runtime loads first (its adapter's preferred extension): what a zoo build must write."""
+    from .frameworks import FRAMEWORKS, canonical_name
+
+    return (FRAMEWORKS[canonical_name(framework)].extensions[0].lstrip("."),)
 
 
 def _budget_with(budget: Budget, min_samples: int | None, min_time_s: float | None, max_time_s: float | None,
