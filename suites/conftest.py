@@ -42,9 +42,15 @@ def suites_dir() -> Path:
     return SUITES
 
 
+#: the evaluation sets are images: reading and resizing them needs OpenCV (an [onnx]- or [litert]-only install
+#: skips the accuracy suites with this reason; the timing suites still run)
+NEEDS_OPENCV = "the suites' evaluation images need OpenCV: pip install 'pytest-edgeperf[opencv]'"
+
+
 @pytest.fixture(scope="session")
 def digits(model_cache: Any) -> TrainedSet:
     """The digits CNN trained by scripts/train_digits.py (classification: top-1 / top-5)."""
+    pytest.importorskip("cv2", reason=NEEDS_OPENCV)
     from trained import digits_graph, load_trained
 
     trained = load_trained("digits_cnn", SUITES)
@@ -57,6 +63,7 @@ def digits(model_cache: Any) -> TrainedSet:
 @pytest.fixture(scope="session")
 def shapes(model_cache: Any) -> TrainedSet:
     """The shapes grid detector trained by scripts/train_shapes.py (detection: mAP at IoU 0.5)."""
+    pytest.importorskip("cv2", reason=NEEDS_OPENCV)
     from trained import load_trained, shapes_graph
 
     trained = load_trained("shapes_det", SUITES)

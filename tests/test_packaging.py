@@ -3,6 +3,7 @@ checkout (the suites' trained models live in ``suites/``, not in the package).""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +56,34 @@ def test_the_wheel_holds_every_module_py_typed_and_the_entry_points(tmp_path: Pa
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "edgeperf = pytest_edgeperf.plugin" in text and "edgeperf = pytest_edgeperf.cli:main" in text
+
+
+def test_without_opencv_an_image_dataset_is_a_one_line_failure_naming_the_extra(
+        tiny_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An [onnx]-only install: the plugin loads and measures; a test that reads images fails with one line that
+    says which extra to install (not ``ModuleNotFoundError: No module named 'cv2'`` from the plugin)."""
+    import cv2
+
+    images = tiny_project.path / "images" / "cat"
+    images.mkdir(parents=True)
+    cv2.imwrite(str(images / "0.png"), np.zeros((20, 20, 3), np.uint8))
+    blocked = tiny_project.path / "blocked" / "cv2"  # on PYTHONPATH for pytest and its workers: no OpenCV
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text('raise ImportError("OpenCV is not installed (blocked for this test)")\n')
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(blocked.parent),
+                                                                      os.environ.get("PYTHONPATH")])))
+    tiny_project.makepyfile(test_images="""
+        import pytest
+
+        @pytest.mark.edgeperf(model="tiny.onnx", frameworks=["onnxruntime"])
+        def test_random_inputs(edgeperf):
+            edgeperf.measure()
+
+        @pytest.mark.edgeperf(model="tiny.onnx", frameworks=["onnxruntime"])
+        def test_image_inputs(edgeperf):
+            edgeperf.measure(inputs="images", preprocess={"size": [16, 16]})
+    """)
+    result = tiny_project.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "--edgeperf-quick")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*needs OpenCV: pip install 'pytest-edgeperf[[]opencv[]]'*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
