@@ -244,6 +244,11 @@ def test_zoo_model_is_built_in_the_requested_format_only(tmp_path):
     assert set(files.read_meta()["files"]) == {"onnx"}
     stamp = files.onnx.stat().st_mtime_ns
     assert ensure_zoo_model("tiny_cnn", tmp_path, formats=["onnx"], depth=2).onnx.stat().st_mtime_ns == stamp
+    pytest.importorskip("ai_edge_litert", reason="TFLite export needs ai-edge-litert")
+    both = build_model(tiny_cnn(seed=1), tmp_path / "out", formats=["onnx", "tflite"])
+    again = build_model(tiny_cnn(seed=2), tmp_path / "out", formats=["onnx"])
+    assert not again.tflite.exists()  # the seed-1 TFLite file is gone, not left to be loaded as seed 2
+    assert both.stem == again.stem and set(again.read_meta()["files"]) == {"onnx"}
 
 
 def test_a_cached_model_gains_a_missing_format_and_keeps_the_other(tmp_path):

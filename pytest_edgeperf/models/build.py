@@ -132,6 +132,9 @@ def _build_unlocked(graph: Graph, files: ModelFiles, build_args: dict[str, Any] 
         os.chmod(files.path(kind), 0o644)
         keep[kind] = {"path": files.path(kind).name, "size_bytes": files.path(kind).stat().st_size,
                       "sha256": file_sha256(files.path(kind))}
+    for kind in FORMATS:
+        if kind not in keep:  # a file from an earlier build of another graph must not be loaded as this one
+            files.path(kind).unlink(missing_ok=True)
     gmeta = graph.meta
     meta = {
         "schema": META_SCHEMA,
