@@ -22,8 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+try:
+    import cv2
+except ImportError:  # the opencv extra is not installed: listing a dataset works, reading an image does not
+    cv2 = None
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 LABELS_FILE = "labels.txt"
@@ -37,6 +41,10 @@ class DatasetError(ValueError):
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image as BGR uint8 HxWx3 (what cv2 and the seed-001 pipeline expect)."""
     p = Path(path)
+    if cv2 is None:
+        from .preprocess import NO_OPENCV
+
+        raise DatasetError(f"{p}: {NO_OPENCV}")
     try:
         data = np.fromfile(p, dtype=np.uint8)
     except FileNotFoundError:

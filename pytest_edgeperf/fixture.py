@@ -118,6 +118,21 @@ class EdgeperfFixture:
         return self._session.settings.disabled
 
     @property
+    def quick(self) -> bool:
+        """A smoke run (--edgeperf-quick): tiny budget, timing and speed-up gates informational."""
+        return self._session.settings.quick
+
+    @property
+    def budget(self) -> Budget:
+        """The budget ``measure()`` runs on before its own arguments: the session's (quick mode's tiny one
+        ignores the marker's) with the marker's overrides. Suites assert sample counts against it."""
+        s = self._session.settings
+        if s.quick:
+            return s.budget
+        spec = self.spec
+        return _budget_with(s.budget, spec.min_samples, spec.min_time_s, spec.max_time_s, spec.warmup_s)
+
+    @property
     def cache_dir(self) -> Path:
         return self._session.settings.cache_dir
 
@@ -224,7 +239,7 @@ class EdgeperfFixture:
             name = canonical_name(name)
         except UnknownFrameworkError as exc:
             raise EdgeperfFailure(str(exc)) from None
-        model_path = self._resolve_model(model_given)
+        model_path = self._resolve_model(model_given, framework=name)
         model_file = model_file_for(name, model_path) or self._converted(name, model_path, model_given)
         if model_file is None:
             if model_path.suffix and model_path.exists():
@@ -238,10 +253,7 @@ class EdgeperfFixture:
         if model_file.stat().st_size == 0:
             raise EdgeperfFailure(f"model file is empty: {model_given}")
 
-        budget = s.budget
-        if not s.quick:
-            budget = _budget_with(budget, spec.min_samples, spec.min_time_s, spec.max_time_s, spec.warmup_s)
-        budget = _budget_with(budget, min_samples, min_time_s, max_time_s, None)
+        budget = _budget_with(self.budget, min_samples, min_time_s, max_time_s, None)
         if s.sustained_s and spec.sustained_s:
             budget = replace(budget, min_time_s=s.sustained_s, max_time_s=s.sustained_s + 60)
         threads = threads or spec.threads or s.threads or _cpu_count()
@@ -377,11 +389,11 @@ class EdgeperfFixture:
 
         A converter that is not installed is a skip with the reason; a conversion that fails fails the test.
         """
-        from .frameworks import FRAMEWORKS, ModelLoadError
+        from .frameworks import ModelLoadError, adapters
         from .frameworks.base import ConverterMissing
 
         try:
-            return FRAMEWORKS[framework].convert(model, self.cache_dir / "converted")
+            return adapters()[framework].convert(model, self.cache_dir / "converted")
         except ConverterMissing as exc:
             raise pytest.skip.Exception(f"{framework}: {exc}", _use_item_location=True) from None
         except ModelLoadError as exc:
@@ -409,7 +421,7 @@ class EdgeperfFixture:
         from .models.build import ensure_zoo_model
 
         try:
-            files = ensure_zoo_model(REFERENCE_MODEL, self.cache_dir / "models")
+            files = ensure_zoo_model(REFERENCE_MODEL, self.cache_dir / "models", formats=_formats_for(framework))
         except Exception as exc:  # the cache is not writable, onnx is missing: measure without it
             note = f"reference model unavailable ({exc}): timing is compared without correcting for machine speed"
             if note not in self._session.unavailable:
@@ -490,16 +502,21 @@ class EdgeperfFixture:
             if value is not None:
                 variant.add_metric(extra, value)
         # the gates are the variant's limits: its reports say FAIL when one is breached
+        quick = self._session.settings.quick
         for metric, limit, op, value in (("speedup_x", min_speedup, ">=", speedup),
                                          ("memory_ratio", max_memory_ratio, "<=", memory_ratio)):
-            if limit is not None:
+            if limit is not None and not (quick and metric == "speedup_x"):  # quick: a note below, not a FAIL
                 variant.add_limit(metric, op, limit, value)
         if max_accuracy_drop_pct is not None:
             variant.add_limit(f"{accuracy_metric}_drop_pp", "<=", max_accuracy_drop_pct,
                               drops.get(accuracy_metric))
         failures = []
         if min_speedup is not None and (speedup is None or speedup < min_speedup):
-            failures.append(f"speed-up {_fmt(speedup, 'x')} < required {min_speedup:g}x")
+            shortfall = f"speed-up {_fmt(speedup, 'x')} < required {min_speedup:g}x"
+            if quick:  # a quick run's few samples cannot tell speeds apart: report only
+                variant.notes.append(f"quick run: {shortfall} (informational only)")
+            else:
+                failures.append(shortfall)
         if max_memory_ratio is not None and (memory_ratio is None or memory_ratio > max_memory_ratio):
             failures.append(f"memory ratio {_fmt(memory_ratio, 'x')} > allowed {max_memory_ratio:g}x")
         if max_accuracy_drop_pct is not None:
@@ -616,10 +633,17 @@ class EdgeperfFixture:
             values["energy_per_inference_mj"] = values["energy_per_inference_j"] * 1e3
             checks.append(("energy_per_inference_mj", spec.max_energy_per_inference_mj, "<="))
         rows = []
+        quick = self._session.settings.quick
         for metric, limit, op in checks:
             if limit is None:
                 continue
             value = values.get(metric)
+            if quick and metric in _TIMING_LIMITS and value is not None:
+                # a smoke run's timing is informational: a note, and no limit a report would call FAIL
+                if not (value >= limit if op == ">=" else value <= limit):
+                    result.notes.append(f"quick run: {metric} {value:.4g} outside the limit {op} {limit:g} "
+                                        "(informational only)")
+                continue
             if result.add_limit(metric, op, limit, value):  # kept on the result: every report shows FAIL
                 continue
             if value is None:
@@ -673,7 +697,9 @@ class EdgeperfFixture:
             f"{summary.removeprefix('edgeperf: ')}", table))
 
     # ---- inputs ----------------------------------------------------------------------------------------------
-    def _resolve_model(self, given: str) -> Path:
+    def _resolve_model(self, given: str, framework: str | None = None) -> Path:
+        """A model name as the user wrote it -> a path or stem; a ``zoo:`` model is built in ``framework``'s format
+        only (an ONNX Runtime user needs no TFLite exporter)."""
         if given.startswith("cache:"):
             return self.cache_dir / given[len("cache:"):]
         if given.startswith("zoo:"):
@@ -681,7 +707,8 @@ class EdgeperfFixture:
 
             self._progress and self._progress(f"building {given} (cached in {self.cache_dir / 'models'})")
             try:
-                files = ensure_zoo_model(given[4:], self.cache_dir / "models")
+                files = ensure_zoo_model(given[4:], self.cache_dir / "models",
+                                         formats=_formats_for(framework) if framework else None)
             except ValueError as exc:  # unknown name or bad builder arguments
                 raise EdgeperfFailure(f"{given}: {exc}") from None
             return Path(files.stem)
@@ -772,9 +799,21 @@ def _timing_from_pairs(verdict: Any, est: PairedEstimate) -> None:
     verdict.overall = _overall([m.verdict for m in verdict.metrics]) if verdict.overall != "NO_BASELINE" \
         else verdict.overall
 
+#: absolute limits on timing: informational in a quick run (memory, accuracy and energy limits still gate)
+_TIMING_LIMITS = ("fps", "latency_p90_ms")
 
 #: the machine-speed reference: a few 3x3 convolutions at 16x16, tens of microseconds on one thread
 REFERENCE_MODEL = "tiny_cnn"
+
+
+def _formats_for(framework: str) -> tuple[str, ...]:
+    """The zoo format a runtime loads first (its adapter's preferred extension that the zoo writes): what a build
+    must write. A runtime that reads neither (ncnn converts from ONNX; a hook-added one) gets ONNX."""
+    from .frameworks import adapters, canonical_name
+
+    built = ("onnx", "tflite")
+    loads = [ext.lstrip(".") for ext in adapters()[canonical_name(framework)].extensions]
+    return (next((fmt for fmt in loads if fmt in built), "onnx"),)
 
 
 def _budget_with(budget: Budget, min_samples: int | None, min_time_s: float | None, max_time_s: float | None,

@@ -20,8 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
+
+try:
+    import cv2
+except ImportError:  # the opencv extra is not installed: images cannot be converted or resized
+    cv2 = None
+
+#: the one-line reason when an image must be read or prepared without OpenCV
+NO_OPENCV = "reading and preparing images needs OpenCV: pip install 'pytest-edgeperf[opencv]'"
 
 CHANNEL_ORDERS = ("RGB", "BGR")
 LAYOUTS = ("NHWC", "NCHW")
@@ -153,6 +160,8 @@ def geometry(image_hw: tuple[int, int], spec: PreprocessSpec) -> tuple[float, fl
 
 def preprocess_image(img_bgr_uint8: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """One BGR uint8 image (HxWx3 or HxW) -> a batch-1 model input (float32, or uint8 if the spec says so)."""
+    if cv2 is None:
+        raise PreprocessError(f"preprocess: {NO_OPENCV}")
     img = img_bgr_uint8
     if img.ndim == 2:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)

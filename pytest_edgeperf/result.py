@@ -139,6 +139,12 @@ class Result:
     verdict: str = ""
     verdict_reason: str = ""
 
+    def __repr__(self) -> str:
+        """One short line: pytest prints it in every failed assertion about a result (the samples are thousands)."""
+        fps = self.fps
+        return (f"Result({self.test_id!r}, {self.framework!r}, {self.model!r}, status={self.status!r}, "
+                f"valid={self.valid_count}, fps={'n/a' if fps is None else f'{fps:.4g}'})")
+
     # --- summaries derived from raw values -------------------------------------------------------------
     @property
     def valid_count(self) -> int:

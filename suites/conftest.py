@@ -65,10 +65,16 @@ def suites_dir() -> Path:
     return SUITES
 
 
+#: the evaluation sets are images: reading and resizing them needs OpenCV (an [onnx]- or [litert]-only install
+#: skips the accuracy suites with this reason; the timing suites still run)
+NEEDS_OPENCV = "the suites' evaluation images need OpenCV: pip install 'pytest-edgeperf[opencv]'"
+
+
 @pytest.fixture(scope="session")
 def digits(model_cache: Any) -> TrainedSet:
     """The digits CNN trained by scripts/train_digits.py (classification: top-1 / top-5)."""
-    from pytest_edgeperf.trained import digits_graph, load_trained
+    pytest.importorskip("cv2", reason=NEEDS_OPENCV)
+    from trained import digits_graph, load_trained
 
     trained = load_trained("digits_cnn", SUITES)
     stem = model_cache.build(digits_graph(SUITES), "digits_cnn")
@@ -80,13 +86,14 @@ def digits(model_cache: Any) -> TrainedSet:
 @pytest.fixture(scope="session")
 def shapes(model_cache: Any) -> TrainedSet:
     """The shapes grid detector trained by scripts/train_shapes.py (detection: mAP at IoU 0.5)."""
-    from pytest_edgeperf.trained import load_trained, shapes_graph
+    pytest.importorskip("cv2", reason=NEEDS_OPENCV)
+    from trained import load_trained, shapes_graph
 
     trained = load_trained("shapes_det", SUITES)
     stem = model_cache.build(shapes_graph(SUITES), "shapes_det")
     pre = dict(trained.meta["preprocess"])
     spec = {"task": "detection", "dataset": str(trained.eval_path), "preprocess": pre,
-            "decode": "pytest_edgeperf.trained:shapes_decode"}
+            "decode": "trained:shapes_decode"}
     return TrainedSet(stem, spec, pre, "random")
 
 

@@ -41,8 +41,9 @@ def test_int8_mobilenet_speedup(edgeperf, framework, model_cache):
 @pytest.mark.edgeperf(max_accuracy_drop_pct=2.0, min_time_s=5)
 def test_lowrank_digits(edgeperf, framework, digits, model_cache, suites_dir):
     """Seed 002: each k x k conv -> r filters k x k then a 1x1; keep 95% of the spectrum's energy."""
+    from trained import digits_graph
+
     from pytest_edgeperf.models.transforms import lowrank_decompose
-    from pytest_edgeperf.trained import digits_graph
 
     variant = model_cache.build(lowrank_decompose(digits_graph(suites_dir), energy=0.95), "digits_lowrank")
     parent = edgeperf.measure(digits.stem, label="fp32", accuracy=digits.accuracy)
@@ -71,8 +72,9 @@ def test_pruned_shapes_detector(edgeperf, framework, shapes, model_cache, suites
     Seed 003 fine-tuned after pruning; we do not (no training at test time), so the gate is the cost of pruning
     alone: measured 99.2 -> 82.8 mAP on this detector; a transform change that costs more than 20 points fails.
     """
+    from trained import shapes_graph
+
     from pytest_edgeperf.models.transforms import prune_channels
-    from pytest_edgeperf.trained import shapes_graph
 
     variant = model_cache.build(prune_channels(shapes_graph(suites_dir), ratio=0.15, by="l1"), "shapes_pruned")
     parent = edgeperf.measure(shapes.stem, label="fp32", accuracy=shapes.accuracy)

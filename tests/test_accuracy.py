@@ -3,7 +3,9 @@ and the shipped trained models re-scored from their evaluation sets in numpy and
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -222,6 +224,13 @@ DIGITS_TOP1_FLOOR_PCT = 90.0
 SHAPES_MAP50_FLOOR_PCT = 50.0
 
 
+@pytest.fixture
+def trained(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """``suites/trained.py``, imported as the suites import it (their folder on ``sys.path``)."""
+    monkeypatch.syspath_prepend(str(SUITES))
+    return importlib.import_module("trained")
+
+
 def _ort_predict(graph, tmp_path: Path):
     ort = pytest.importorskip("onnxruntime")
     from pytest_edgeperf.models.onnx_export import to_onnx
@@ -235,12 +244,10 @@ def _ort_predict(graph, tmp_path: Path):
 
 
 @pytest.mark.skipif(not (SUITES / "models" / "digits_cnn.npz").exists(), reason="digits model not trained")
-def test_shipped_digits_model_top1_is_recomputed_equal_in_numpy_and_onnxruntime(tmp_path):
-    from pytest_edgeperf.trained import digits_eval_set, digits_graph, load_trained
-
-    model = load_trained("digits_cnn")
-    graph = digits_graph()
-    ds = digits_eval_set()
+def test_shipped_digits_model_top1_is_recomputed_equal_in_numpy_and_onnxruntime(tmp_path, trained):
+    model = trained.load_trained("digits_cnn")
+    graph = trained.digits_graph()
+    ds = trained.digits_eval_set()
     assert len(ds) == model.meta["eval_n"] and ds.num_classes == 10
     ref = evaluate_classifier(lambda x: graph.forward_numpy(x)[0], ds, model.preprocess)
     assert ref["top1_pct"] >= DIGITS_TOP1_FLOOR_PCT
@@ -252,13 +259,13 @@ def test_shipped_digits_model_top1_is_recomputed_equal_in_numpy_and_onnxruntime(
 
 
 @pytest.mark.skipif(not (SUITES / "models" / "digits_cnn.npz").exists(), reason="digits model not trained")
-def test_shipped_digits_model_top1_is_the_same_in_litert(tmp_path):
+def test_shipped_digits_model_top1_is_the_same_in_litert(tmp_path, trained):
     litert = pytest.importorskip("ai_edge_litert.interpreter")
     from pytest_edgeperf.models.tflite_export import to_tflite
-    from pytest_edgeperf.trained import digits_eval_set, digits_graph, load_trained
 
-    model = load_trained("digits_cnn")
-    interp = litert.Interpreter(model_path=str(to_tflite(digits_graph(), tmp_path / "d.tflite")), num_threads=1)
+    model = trained.load_trained("digits_cnn")
+    interp = litert.Interpreter(model_path=str(to_tflite(trained.digits_graph(), tmp_path / "d.tflite")),
+                                num_threads=1)
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
 
@@ -267,17 +274,16 @@ def test_shipped_digits_model_top1_is_the_same_in_litert(tmp_path):
         interp.invoke()
         return interp.get_tensor(out)
 
-    acc = evaluate_classifier(predict, digits_eval_set(), model.preprocess)
+    acc = evaluate_classifier(predict, trained.digits_eval_set(), model.preprocess)
     assert acc["top1_pct"] == pytest.approx(model.meta["eval_top1_pct"], abs=0.5)
 
 
 @pytest.mark.skipif(not (SUITES / "models" / "shapes_det.npz").exists(), reason="shapes model not trained")
-def test_shipped_shapes_detector_map_is_recomputed_equal_in_numpy_and_onnxruntime(tmp_path):
-    from pytest_edgeperf.trained import load_trained, shapes_decode, shapes_eval_set, shapes_graph
-
-    model = load_trained("shapes_det")
-    graph = shapes_graph()
-    ds = shapes_eval_set()
+def test_shipped_shapes_detector_map_is_recomputed_equal_in_numpy_and_onnxruntime(tmp_path, trained):
+    shapes_decode = trained.shapes_decode
+    model = trained.load_trained("shapes_det")
+    graph = trained.shapes_graph()
+    ds = trained.shapes_eval_set()
     assert ds.classes == model.meta["labels"]
     ref = evaluate_detector(lambda x: graph.forward_numpy(x)[0], ds, model.preprocess, shapes_decode)
     assert ref["map50_pct"] >= SHAPES_MAP50_FLOOR_PCT

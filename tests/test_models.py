@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_edgeperf.models.build import ModelFiles, build_model, ensure_zoo_model, file_sha256
+from pytest_edgeperf.models.build import ModelBuildError, ModelFiles, build_model, ensure_zoo_model, file_sha256
 from pytest_edgeperf.models.graph import Graph, GraphBuilder, GraphError, Layer
 from pytest_edgeperf.models.transforms import (
     fold_batchnorm,
@@ -236,6 +236,67 @@ def test_cache_reuses_and_rebuilds(tmp_path):
 def _build_in_child(cache: str) -> str:
     files = ensure_zoo_model("tiny_cnn", Path(cache), depth=4)
     return file_sha256(files.tflite)
+
+
+def test_zoo_model_is_built_in_the_requested_format_only(tmp_path):
+    files = ensure_zoo_model("tiny_cnn", tmp_path, formats=["onnx"], depth=2)
+    assert files.onnx.stat().st_size > 100 and not files.tflite.exists()
+    assert set(files.read_meta()["files"]) == {"onnx"}
+    stamp = files.onnx.stat().st_mtime_ns
+    assert ensure_zoo_model("tiny_cnn", tmp_path, formats=["onnx"], depth=2).onnx.stat().st_mtime_ns == stamp
+    pytest.importorskip("ai_edge_litert", reason="TFLite export needs ai-edge-litert")
+    both = build_model(tiny_cnn(seed=1), tmp_path / "out", formats=["onnx", "tflite"])
+    again = build_model(tiny_cnn(seed=2), tmp_path / "out", formats=["onnx"])
+    assert not again.tflite.exists()  # the seed-1 TFLite file is gone, not left to be loaded as seed 2
+    assert both.stem == again.stem and set(again.read_meta()["files"]) == {"onnx"}
+
+
+def test_a_cached_model_gains_a_missing_format_and_keeps_the_other(tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="TFLite export needs ai-edge-litert")
+    onnx_only = ensure_zoo_model("tiny_cnn", tmp_path, formats=["onnx"], depth=2)
+    stamp = onnx_only.onnx.stat().st_mtime_ns
+    both = ensure_zoo_model("tiny_cnn", tmp_path, formats=["tflite"], depth=2)
+    assert both == onnx_only and both.onnx.stat().st_mtime_ns == stamp  # the ONNX file was not rewritten
+    meta = both.read_meta()["files"]
+    assert set(meta) == {"onnx", "tflite"}
+    assert meta["tflite"]["sha256"] == file_sha256(both.tflite)
+    assert ensure_zoo_model("tiny_cnn", tmp_path, depth=2) == both  # default (both here): current, reused
+
+
+def test_unknown_model_format_is_a_one_line_error(tmp_path):
+    with pytest.raises(ModelBuildError, match=r"model formats \['onnx', 'pt'\]: expected one or more of onnx, tflite"):
+        ensure_zoo_model("tiny_cnn", tmp_path, formats=["onnx", "pt"])
+    with pytest.raises(ModelBuildError, match="expected one or more"):
+        build_model(tiny_cnn(), tmp_path, formats=[])
+
+
+def test_without_litert_zoo_models_are_built_and_measured_for_onnxruntime(pytester: pytest.Pytester) -> None:
+    """A user with only the [onnx] extra: the zoo model, the suites' model cache and the machine-speed reference
+    are built as ONNX alone (no "TFLite export needs ai-edge-litert"), and measured."""
+    cache = pytester.path / "cache"
+    pytester.makeconftest("""
+        import sys
+        sys.modules["ai_edge_litert"] = None  # as if the litert extra were not installed
+    """)
+    pytester.makepyfile(test_zoo="""
+        import pytest
+
+        @pytest.mark.edgeperf(model="zoo:tiny_cnn", frameworks=["onnxruntime", "opencv"])
+        def test_model(edgeperf, framework):
+            assert edgeperf.measure().valid_count >= 10
+
+        def test_model_cache(model_cache):
+            stem = model_cache.zoo("tiny_cnn", depth=2)
+            assert stem.with_name(stem.name + ".onnx").exists()
+            assert not stem.with_name(stem.name + ".tflite").exists()
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "--edgeperf-quick",
+                                           f"--edgeperf-cache-dir={cache}", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("passed", 0) >= 2, result.stdout.str()
+    assert "TFLite export needs" not in result.stdout.str()
+    assert "reference model unavailable" not in result.stdout.str()
+    assert list(cache.rglob("*.onnx")) and not list(cache.rglob("*.tflite"))
 
 
 def test_concurrent_builders_do_not_corrupt_the_cache(tmp_path):

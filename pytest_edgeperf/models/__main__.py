@@ -7,6 +7,7 @@ what each model costs in parameters and bytes without running pytest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -29,11 +30,16 @@ def _kwargs(args: argparse.Namespace) -> dict:
     return kw
 
 
+def _sizes(files: dict) -> list[int | str]:
+    """Bytes of the ONNX and TFLite files; "-" for a format not built (TFLite needs the litert extra)."""
+    return [files[kind]["size_bytes"] if kind in files else "-" for kind in ("onnx", "tflite")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_edgeperf.models",
                                      description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="build zoo models to ONNX + TFLite + JSON meta")
+    b = sub.add_parser("build", help="build zoo models to ONNX (+ TFLite with the litert extra) + JSON meta")
     b.add_argument("names", nargs="+", metavar="NAME", help=f"one of: {', '.join(ZOO)} (or 'all')")
     b.add_argument("--out", type=Path, default=None, help="output folder (default: the model cache, reused)")
     b.add_argument("--seed", type=int, default=None)
@@ -57,8 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             meta = files.read_meta()
-            rows.append([name, meta["param_count"], meta["files"]["onnx"]["size_bytes"],
-                         meta["files"]["tflite"]["size_bytes"], str(files.stem)])
+            rows.append([name, meta["param_count"], *_sizes(meta["files"]), str(files.stem)])
         print(tabulate(rows, headers=["model", "params", "onnx_bytes", "tflite_bytes", "stem"]))
         return 0
 
@@ -70,11 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         built = cache / f"{name}.json"
         sizes = ["", ""]
         if built.exists():
-            try:
-                files = json.loads(built.read_text())["files"]
-                sizes = [files["onnx"]["size_bytes"], files["tflite"]["size_bytes"]]
-            except (OSError, ValueError, KeyError):
-                pass
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                sizes = _sizes(json.loads(built.read_text())["files"])
         rows.append([name, params, f"{ref / 1e6:.2f}M" if ref else "", f"{params * 4 / 1e6:.1f}", *sizes])
     print(tabulate(rows, headers=["model", "params", "paper", "fp32_mb", "onnx_bytes", "tflite_bytes"]))
     return 0

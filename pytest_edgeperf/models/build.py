@@ -1,4 +1,8 @@
-"""Building model files: a ``Graph`` -> ``<stem>.onnx`` + ``.tflite`` + ``.json`` meta, and the zoo cache.
+"""Building model files: a ``Graph`` -> ``<stem>.onnx`` and/or ``.tflite`` + ``.json`` meta, and the zoo cache.
+
+Only the formats asked for are written (by default those this machine can export: ONNX always, TFLite when
+ai-edge-litert is installed), so ``pip install pytest-edgeperf[onnx]`` builds zoo models for ONNX Runtime; a
+cached model missing a format gains it on the next request that needs it.
 
 Why a cache with a lock: the seeds' models are tens of MB (ResNet-50 ~100 MB) and are never committed, so they
 are built on first use. Several pytest-xdist workers may ask for the same model at once; an exclusive lock
@@ -12,7 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +24,14 @@ from typing import Any
 from pytest_edgeperf.fileio import LockError, atomic_write_text, exclusive_lock, file_sha256
 from pytest_edgeperf.models.graph import Graph
 from pytest_edgeperf.models.onnx_export import ONNX_OPSET, to_onnx
-from pytest_edgeperf.models.tflite_export import to_tflite
+from pytest_edgeperf.models.tflite_export import tflite_available, to_tflite
 from pytest_edgeperf.models.zoo import build_zoo_graph
 
 # Bump when an exporter or builder changes what it writes: cached models with another version are rebuilt.
 BUILDER_VERSION = 1
 META_SCHEMA = "edgeperf-model/1"
+#: every format the exporters write, in the order they are written
+FORMATS = ("onnx", "tflite")
 
 
 class ModelBuildError(ValueError):
@@ -47,11 +53,30 @@ class ModelFiles:
         return cls(stem=stem, onnx=stem.with_name(stem.name + ".onnx"),
                    tflite=stem.with_name(stem.name + ".tflite"), meta=stem.with_name(stem.name + ".json"))
 
+    def path(self, kind: str) -> Path:
+        """The file of format ``kind`` ("onnx" or "tflite")."""
+        return {"onnx": self.onnx, "tflite": self.tflite}[kind]
+
     def read_meta(self) -> dict[str, Any]:
         try:
             return json.loads(self.meta.read_text())
         except (OSError, ValueError) as exc:
             raise ModelBuildError(f"{self.meta}: cannot read model meta ({exc})") from None
+
+
+def available_formats() -> tuple[str, ...]:
+    """The formats this installation can export: ONNX always (onnx is a dependency), TFLite with ai-edge-litert."""
+    return ("onnx", "tflite") if tflite_available() else ("onnx",)
+
+
+def _formats(formats: Iterable[str] | None) -> tuple[str, ...]:
+    if formats is None:
+        return available_formats()
+    wanted = tuple(dict.fromkeys(formats))
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        raise ModelBuildError(f"model formats {list(wanted)}: expected one or more of {', '.join(FORMATS)}")
+    return tuple(f for f in FORMATS if f in wanted)
 
 
 def default_cache_dir() -> Path:
@@ -94,12 +119,22 @@ def _output_shapes(graph: Graph) -> dict[str, dict[str, list[int]]]:
     return out
 
 
-def _build_unlocked(graph: Graph, files: ModelFiles, build_args: dict[str, Any] | None) -> ModelFiles:
+def _build_unlocked(graph: Graph, files: ModelFiles, build_args: dict[str, Any] | None,
+                    formats: tuple[str, ...], keep: dict[str, Any] | None = None) -> ModelFiles:
+    """Export ``formats`` and write the meta last; ``keep`` holds meta entries of files already current."""
+    keep = dict(keep or {})
     files.meta.unlink(missing_ok=True)  # no meta = incomplete, until the end of this function
-    to_onnx(graph, files.onnx)
-    to_tflite(graph, files.tflite)
-    for path in (files.onnx, files.tflite):
-        os.chmod(path, 0o644)
+    exporters = {"onnx": to_onnx, "tflite": to_tflite}
+    for kind in formats:
+        if kind in keep:
+            continue
+        exporters[kind](graph, files.path(kind))
+        os.chmod(files.path(kind), 0o644)
+        keep[kind] = {"path": files.path(kind).name, "size_bytes": files.path(kind).stat().st_size,
+                      "sha256": file_sha256(files.path(kind))}
+    for kind in FORMATS:
+        if kind not in keep:  # a file from an earlier build of another graph must not be loaded as this one
+            files.path(kind).unlink(missing_ok=True)
     gmeta = graph.meta
     meta = {
         "schema": META_SCHEMA,
@@ -114,10 +149,7 @@ def _build_unlocked(graph: Graph, files: ModelFiles, build_args: dict[str, Any] 
         "tflite_input_shape": [1, *graph.input_shape],
         "outputs": _output_shapes(graph),
         "param_count": graph.param_count(),
-        "files": {
-            kind: {"path": path.name, "size_bytes": path.stat().st_size, "sha256": file_sha256(path)}
-            for kind, path in (("onnx", files.onnx), ("tflite", files.tflite))
-        },
+        "files": {kind: keep[kind] for kind in FORMATS if kind in keep},
         "seed": gmeta.get("seed"),
         "num_classes": gmeta.get("num_classes"),
         "task": gmeta.get("task"),
@@ -138,8 +170,13 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def build_model(graph: Graph, out_dir: Path, stem: str | None = None) -> ModelFiles:
-    """Export ``graph`` to ``out_dir/<stem>.{onnx,tflite,json}`` (stem defaults to ``graph.name``)."""
+def build_model(graph: Graph, out_dir: Path, stem: str | None = None,
+                formats: Iterable[str] | None = None) -> ModelFiles:
+    """Export ``graph`` to ``out_dir/<stem>.{onnx,tflite,json}`` (stem defaults to ``graph.name``).
+
+    ``formats``: "onnx" and/or "tflite"; default: every format this installation can export.
+    """
+    wanted = _formats(formats)
     graph.validate()
     out_dir = Path(out_dir)
     try:
@@ -148,7 +185,7 @@ def build_model(graph: Graph, out_dir: Path, stem: str | None = None) -> ModelFi
         raise ModelBuildError(f"{out_dir}: cannot create the model directory ({exc})") from None
     files = ModelFiles.for_stem(out_dir / (stem or graph.name))
     with _locked(files.stem):
-        return _build_unlocked(graph, files, None)
+        return _build_unlocked(graph, files, None, wanted)
 
 
 def _cache_stem(name: str, kwargs: dict[str, Any]) -> str:
@@ -158,26 +195,35 @@ def _cache_stem(name: str, kwargs: dict[str, Any]) -> str:
     return f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-def _is_current(files: ModelFiles, build_args: dict[str, Any]) -> bool:
-    """A cached build is reused only when complete and made by this builder version from the same args."""
+def _current_files(files: ModelFiles, build_args: dict[str, Any]) -> dict[str, Any]:
+    """The meta entries of the cached files that are complete and made by this builder version from the same
+    args (empty when none are): only these are reused."""
     try:
         meta = json.loads(files.meta.read_text())
         if meta.get("builder_version") != BUILDER_VERSION or meta.get("build_args") != build_args:
-            return False
-        for kind, path in (("onnx", files.onnx), ("tflite", files.tflite)):
-            if path.stat().st_size != meta["files"][kind]["size_bytes"]:
-                return False
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return True
+            return {}
+        return {kind: entry for kind, entry in meta["files"].items()
+                if kind in FORMATS and files.path(kind).stat().st_size == entry["size_bytes"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
-def ensure_zoo_model(name: str, cache_dir: Path | None = None, **kwargs: Any) -> ModelFiles:
-    """The zoo model ``name`` built with ``kwargs`` (seed, input_size, ...), from the cache when current."""
+def _is_current(files: ModelFiles, build_args: dict[str, Any], formats: tuple[str, ...]) -> bool:
+    return set(formats) <= set(_current_files(files, build_args))
+
+
+def ensure_zoo_model(name: str, cache_dir: Path | None = None, *, formats: Iterable[str] | None = None,
+                     **kwargs: Any) -> ModelFiles:
+    """The zoo model ``name`` built with ``kwargs`` (seed, input_size, ...), from the cache when current.
+
+    ``formats``: the files the caller will load ("onnx", "tflite"); default: every format this installation
+    can export. Formats already cached and current are kept, missing ones are added.
+    """
+    wanted = _formats(formats)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     build_args = json.loads(json.dumps({"zoo": name, **kwargs}, sort_keys=True, default=_json_default))
     files = ModelFiles.for_stem(cache_dir / _cache_stem(name, kwargs))
-    if _is_current(files, build_args):
+    if _is_current(files, build_args, wanted):
         return files
     graph = build_zoo_graph(name, **kwargs)  # raises ValueError naming the model for bad names/arguments
     try:
@@ -185,6 +231,8 @@ def ensure_zoo_model(name: str, cache_dir: Path | None = None, **kwargs: Any) ->
     except OSError as exc:
         raise ModelBuildError(f"{cache_dir}: cannot create the model cache ({exc})") from None
     with _locked(files.stem):
-        if _is_current(files, build_args):  # another worker built it while we waited
+        current = _current_files(files, build_args)  # another worker may have built it while we waited
+        if set(wanted) <= set(current):
             return files
-        return _build_unlocked(graph, files, build_args)
+        return _build_unlocked(graph, files, build_args, tuple(f for f in FORMATS if f in {*wanted, *current}),
+                               keep=current)

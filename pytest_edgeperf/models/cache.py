@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import ModelFiles, build_model, ensure_zoo_model
+from .build import FORMATS, ModelFiles, available_formats, build_model, ensure_zoo_model
 from .graph import Graph
 
 
@@ -38,16 +38,23 @@ class ModelCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def zoo(self, name: str, **kwargs: object) -> Path:
-        return ensure_zoo_model(name, self.root / "models", **kwargs).stem
+    def zoo(self, name: str, *, formats: Iterable[str] | None = None, **kwargs: object) -> Path:
+        return ensure_zoo_model(name, self.root / "models", formats=formats, **kwargs).stem
 
-    def build(self, graph: Graph, name: str | None = None) -> Path:
+    def build(self, graph: Graph, name: str | None = None, formats: Iterable[str] | None = None) -> Path:
+        """``graph`` exported to ``formats`` (default: every format this installation can export)."""
         digest = graph_digest(graph)[:12]
         out_dir = self.root / "built" / f"{name or graph.name}-{digest}"
         files = ModelFiles.for_stem(out_dir / (name or graph.name))
-        if files.meta.exists() and files.onnx.exists() and files.tflite.exists():
+        wanted = set(available_formats() if formats is None else formats)
+        try:
+            built = {kind for kind in files.read_meta().get("files", {}) if files.path(kind).exists()}
+        except (ValueError, KeyError, AttributeError):  # no meta yet, or not ours: build
+            built = set()
+        if wanted <= built:
             return files.stem
-        return build_model(graph, out_dir, stem=name or graph.name).stem
+        kinds = [kind for kind in FORMATS if kind in wanted | built]
+        return build_model(graph, out_dir, stem=name or graph.name, formats=kinds).stem
 
     def int8(self, stem: Path, calibration: Iterable[np.ndarray]) -> Path:
         """An ONNX int8 (QDQ, per-channel) variant of ``stem``.onnx, calibrated on ``calibration`` inputs."""

@@ -26,6 +26,11 @@ _FUSABLE_PRODUCERS = ("conv", "dwconv", "dense", "add")
 _FUSED_CODES = {"relu": 1, "relu6": 3}  # ActivationFunctionType.RELU, RELU6
 
 
+def tflite_available() -> bool:
+    """Whether this installation can write ``.tflite`` files (the schema comes with ai-edge-litert)."""
+    return tfl is not None
+
+
 def _require_schema() -> None:
     if tfl is None:
         raise GraphError("TFLite export needs ai-edge-litert (pip install 'pytest-edgeperf[litert]')")

@@ -4,6 +4,10 @@ Why a module: the weights are trained by ``scripts/train_digits.py`` / ``scripts
 shipped small in ``suites/models`` (npz of named arrays + a JSON with preprocessing and labels); the
 evaluation sets in ``suites/data``. Here they become ``Graph`` objects the exporters turn into ONNX and
 TFLite, so every runtime is scored on exactly the weights the training script reported on.
+
+Why in ``suites/`` and not in the package: the weights and images are the suites' test data (3 MB), not the
+plugin's; an installed wheel has no ``suites/``. The suites import this as ``trained`` (their folder is on
+``sys.path``; the worker gets it too, so the detection decode is ``trained:shapes_decode``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pytest_edgeperf.datasets import ClassificationDataset, DetectionDataset
 from pytest_edgeperf.models.graph import Graph, GraphBuilder
 from pytest_edgeperf.preprocess import PreprocessSpec, parse_preprocess
 
-SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITES_DIR = Path(__file__).resolve().parent
 
 
 class TrainedModelError(ValueError):
@@ -54,7 +58,7 @@ class TrainedModel:
 
 
 def load_trained(stem: str, root: Path | None = None) -> TrainedModel:
-    """Read a shipped model's npz + JSON (``root`` defaults to the repository's ``suites/``)."""
+    """Read a shipped model's npz + JSON (``root`` defaults to this ``suites/`` folder)."""
     root = Path(root) if root is not None else SUITES_DIR
     npz, meta_path = root / "models" / f"{stem}.npz", root / "models" / f"{stem}.json"
     try:
