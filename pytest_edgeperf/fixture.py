@@ -198,10 +198,8 @@ class EdgeperfFixture:
                 self._progress.clear()
         result.notes.extend(n for n in self._session.unavailable + self._pending_notes if n not in result.notes)
         self._pending_notes.clear()
-        if s.update_baselines and s.update_passes > 1:
-            result.notes.append(f"update pass {self._session.update_pass} of {s.update_passes}")
         self.results.append(result)
-        self._session.results.append(result)
+        self._session.add_result(result)
         self._check_limits(result)
         if judge:
             self._judge(result, baseline)
@@ -577,7 +575,7 @@ class EdgeperfFixture:
         for result in (variant, parent):
             result.notes.extend(n for n in self._session.unavailable if n not in result.notes)
             self.results.append(result)
-            self._session.results.append(result)
+            self._session.add_result(result)
         names = (a.model, b.model) if a.model != b.model else labels
         self._note_interpreters(run, names)
         est = judge_paired(run, min_speedup=min_speedup, max_slowdown_pct=max_slowdown_pct, names=names)
