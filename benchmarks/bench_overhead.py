@@ -5,10 +5,18 @@ directly in throughput. Each round runs, for each runtime, two fresh processes b
 
   bare    this script with ``--bare``: loads the model exactly as ``pytest_edgeperf/frameworks/*`` do
           (onnxruntime: intra_op_num_threads=N, inter_op 1, sequential, no spinning; ai_edge_litert:
-          Interpreter(num_threads=N); OpenCV: cv2.setNumThreads(N) + readNet), the same random input
-          (seed 0), the same warm-up (1 run + 5 runs + until 1 s), then times ``sess.run`` /
-          ``set_tensor + invoke + get_tensor`` / ``setInput + forward`` inline in a plain perf_counter loop
-          for the same duration. It imports nothing from pytest_edgeperf.
+          Interpreter(num_threads=N); OpenCV: cv2.setNumThreads(N) + readNet; OpenVINO: Core().read_model
+          of the .onnx, compile_model for "CPU" with INFERENCE_NUM_THREADS=N, NUM_STREAMS=1, PERFORMANCE_HINT
+          LATENCY, one infer request, the input set once as a shared-memory ov.Tensor; ncnn: Net with
+          opt.num_threads=N, no Vulkan, load_param + load_model), the same random input (seed 0; ncnn gets it
+          without its batch axis as an ncnn.Mat), the same warm-up (1 run + 5 runs + until 1 s), then times
+          ``sess.run`` / ``set_tensor + invoke + get_tensor`` / ``setInput + forward`` /
+          ``infer + get_output_tensor(0).data`` / ``create_extractor + input + extract`` inline in a plain
+          perf_counter loop for the same duration. It imports nothing from pytest_edgeperf.
+          ncnn cannot read ONNX: before the rounds the parent converts the zoo model with the plugin's own
+          converter (``NcnnAdapter.convert``, pnnx) into ``<cache>/converted/ncnn/``, exactly where the plugin
+          run looks (so it finds it cached); the bare child loads that .ncnn.param/.ncnn.bin and reads blob
+          names and the input shape from the conversion's .ncnn.json sidecar.
   plugin  ``python -m pytest`` on a one-test file (``@pytest.mark.edgeperf(model="zoo:tiny_cnn", ...)``) with
           the plugin's defaults (sensor sampler on at 10 Hz, guard on) plus ``--edgeperf-min-time``,
           ``--edgeperf-threads`` and ``--edgeperf-json``; fps is read back from the raw samples.
@@ -22,10 +30,11 @@ fps = 1 / median latency for both. The order inside a pair alternates every roun
 and the runtimes are interleaved inside each round, so slow drift of this shared machine hits both arms alike.
 The per-round ratio plugin/bare is the figure; its median over rounds is compared with the 0.99 target.
 
-Usage:  python benchmarks/bench_overhead.py                       (default: 6 rounds x 3 runtimes, ~4-5 min)
+Usage:  python benchmarks/bench_overhead.py                       (default: 6 rounds x 5 runtimes, ~8-9 min)
         python benchmarks/bench_overhead.py --rounds 10 --seconds 5 --threads 2 --runtimes onnxruntime,litert
         python benchmarks/bench_overhead.py --json overhead.json   (also save every round's raw figures)
         python benchmarks/bench_overhead.py --runtimes onnxruntime --pretrained silero_vad --rounds 4
+        python benchmarks/bench_overhead.py --runtimes onnxruntime,openvino,ncnn --rounds 4 --seconds 2
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-RUNTIMES = ("onnxruntime", "litert", "opencv")
+RUNTIMES = ("onnxruntime", "litert", "opencv", "openvino", "ncnn")
 TARGET_RATIO = 0.99
 WARMUP_S = 1.0  # the plugin's default Budget.warmup_s
 WARMUP_RUNS = 5  # the plugin's default Budget.warmup_runs
@@ -200,8 +209,76 @@ def bare_opencv(model_file: Path, threads: int, seconds: float) -> tuple[list[fl
             return lat, cv2.__version__
 
 
+def bare_openvino(model_file: Path, threads: int, seconds: float) -> tuple[list[float], str]:
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(model_file))
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+                                                 "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    port = model.inputs[0]
+    shape = tuple(int(d.get_length()) if d.is_static else 1 for d in port.get_partial_shape())
+    x = np.require(_random_input(shape, np.dtype(port.get_element_type().to_dtype())), requirements="C")
+    request.set_input_tensor(0, ov.Tensor(x, shared_memory=True))
+
+    def step() -> None:
+        request.infer()
+        _ = request.get_output_tensor(0).data  # the adapter's runner returns the output as a numpy view
+
+    _warm_up(step)
+    perf, lat = time.perf_counter, []
+    infer, output = request.infer, request.get_output_tensor
+    end = perf() + seconds
+    while True:
+        t0 = perf()
+        infer()
+        _ = output(0).data
+        t1 = perf()
+        lat.append(t1 - t0)
+        if t1 >= end and len(lat) >= MIN_SAMPLES:
+            return lat, ov.__version__.split("-", 1)[0]
+
+
+def bare_ncnn(model_file: Path, threads: int, seconds: float) -> tuple[list[float], str]:
+    """``model_file`` is the ``.ncnn.param`` the parent converted with the plugin's pnnx converter; its sidecar
+    ``.ncnn.json`` (plain JSON) gives the blob names and the source model's input shape."""
+    import ncnn
+
+    net = ncnn.Net()
+    net.opt.num_threads = threads
+    net.opt.use_vulkan_compute = False
+    stem = model_file.name.removesuffix(".param")
+    if net.load_param(str(model_file)) != 0 or net.load_model(str(model_file.with_name(stem + ".bin"))) != 0:
+        raise SystemExit(f"ncnn could not load {model_file}")
+    meta = json.loads(model_file.with_name(stem.removesuffix(".ncnn") + ".ncnn.json").read_text())
+    inp, out_name = meta["inputs"][0], meta["outputs"][0]["name"]
+    x = _random_input(tuple(inp["shape"]), np.dtype(inp.get("dtype") or "float32"))
+    in_name = inp["name"]
+    mat = ncnn.Mat(np.ascontiguousarray(x[0] if x.ndim >= 2 and x.shape[0] == 1 else x, dtype=np.float32))
+    create = net.create_extractor
+
+    def step() -> None:
+        ex = create()
+        ex.input(in_name, mat)
+        ex.extract(out_name)
+
+    _warm_up(step)
+    perf, lat = time.perf_counter, []
+    end = perf() + seconds
+    while True:
+        t0 = perf()
+        ex = create()
+        ex.input(in_name, mat)
+        ex.extract(out_name)
+        t1 = perf()
+        lat.append(t1 - t0)
+        if t1 >= end and len(lat) >= MIN_SAMPLES:
+            return lat, str(ncnn.__version__)
+
+
 BARE = {"onnxruntime": (bare_onnxruntime, ".onnx"), "litert": (bare_litert, ".tflite"),
-        "opencv": (bare_opencv, ".onnx")}
+        "opencv": (bare_opencv, ".onnx"), "openvino": (bare_openvino, ".onnx"), "ncnn": (bare_ncnn, ".ncnn.param")}
 
 
 def bare_main(runtime: str, model_stem: Path, threads: int, seconds: float, gc_off: bool,
@@ -302,11 +379,13 @@ def estimators(latencies_s: list[float]) -> dict[str, float]:
 
 
 def run_bare(runtime: str, stem: Path, threads: int, seconds: float, gc_off: bool,
-             pretrained: tuple[str, Path] | None = None) -> dict[str, Any]:
+             pretrained: tuple[str, Path] | None = None, model_file: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--bare", runtime, "--model-stem", str(stem),
            "--threads", str(threads), "--seconds", repr(seconds)] + (["--bare-gc-off"] if gc_off else [])
     if pretrained:  # the model file is located here, so the bare child imports nothing from pytest_edgeperf
         cmd += ["--bare-case", pretrained[0], "--model-file", str(pretrained[1])]
+    elif model_file:  # ncnn: the parent's conversion
+        cmd += ["--model-file", str(model_file)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=seconds * 4 + 120,
                          preexec_fn=_pin)
     if out.returncode != 0:
@@ -353,7 +432,8 @@ def run_plugin(workdir: Path, runtime: str, model: str, cache_dir: Path, threads
 def available_runtimes(wanted: list[str]) -> list[str]:
     import importlib.util
 
-    module = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert", "opencv": "cv2"}
+    module = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert", "opencv": "cv2", "openvino": "openvino",
+              "ncnn": "ncnn"}
     out = []
     for name in wanted:
         if name not in module:
@@ -363,6 +443,21 @@ def available_runtimes(wanted: list[str]) -> list[str]:
             continue
         out.append(name)
     return out
+
+
+def convert_for_ncnn(stem: Path, cache_dir: Path) -> Path | None:
+    """The zoo model converted by the plugin's own converter (pnnx) to where the plugin looks
+    (``<cache>/converted/ncnn/...``), before any round: the plugin run finds it cached, the bare child loads it.
+    None (with a line saying why) when pnnx is missing or the conversion fails."""
+    sys.path.insert(0, str(REPO))
+    from pytest_edgeperf.frameworks.base import ConverterMissing, ModelLoadError
+    from pytest_edgeperf.frameworks.ncnn_adapter import NcnnAdapter
+
+    try:
+        return NcnnAdapter.convert(stem, cache_dir / "converted")
+    except (ConverterMissing, ModelLoadError) as exc:
+        print(f"skipping ncnn: {exc}", flush=True)
+        return None
 
 
 def pretrained_cases(keys: list[str], runtimes: list[str]) -> dict[str, Path]:
@@ -396,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=6, help="interleaved bare/plugin pairs per runtime (default 6)")
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement (default 3)")
     ap.add_argument("--threads", type=int, default=1, help="inference threads in both arms (default 1)")
-    ap.add_argument("--runtimes", default=",".join(RUNTIMES), help="comma-separated (default: all three)")
+    ap.add_argument("--runtimes", default=",".join(RUNTIMES),
+                    help=f"comma-separated (default: all of {','.join(RUNTIMES)})")
     ap.add_argument("--model", default="tiny_cnn", help="zoo model (default tiny_cnn, < 1 ms per inference)")
     ap.add_argument("--cache-dir", type=Path, default=None, help="model cache (default: a temporary directory)")
     ap.add_argument("--bare-gc-off", action="store_true",
@@ -436,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         cache_dir = args.cache_dir or workdir / "cache"
         stem = build_model(args.model, cache_dir)
+        ncnn_param = convert_for_ncnn(stem, cache_dir) if "ncnn" in runtimes else None
+        if "ncnn" in runtimes and ncnn_param is None:
+            cases.remove("ncnn")
         print(f"bench_overhead: {args.model}, {args.threads} thread(s), {args.seconds:g} s per measurement, "
               f"{args.rounds} rounds, cases {', '.join(cases)}; pinned to {args.pin or 'no CPU'}; load average "
               f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
@@ -448,7 +547,8 @@ def main(argv: list[str] | None = None) -> int:
                 for arm in (("bare", "plugin") if bare_first else ("plugin", "bare")):
                     if arm == "bare":
                         arms[arm] = run_bare(runtime, stem, args.threads, args.seconds, args.bare_gc_off,
-                                             (key, pretrained[label]) if key else None)
+                                             (key, pretrained[label]) if key else None,
+                                             ncnn_param if runtime == "ncnn" else None)
                     else:
                         arms[arm] = run_plugin(workdir, runtime, args.model, cache_dir, args.threads,
                                                args.seconds, shlex.split(args.plugin_args), f"r{rnd}",
