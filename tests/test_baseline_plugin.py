@@ -215,8 +215,12 @@ def test_update_then_compare_unchanged_suite_passes(suite: pytest.Pytester) -> N
     assert path.read_bytes() == raw  # a compare run never writes baselines
     result = json.loads(out.read_text())["results"][0]
     fps = next(v for v in result["verdicts"] if v["metric"] == "fps")
-    assert fps["baseline"] == entry["metrics"]["fps"] and fps["verdict"] in ("PASS", "IMPROVED")
-    assert result["overall_verdict"] in ("PASS", "IMPROVED")
+    # unchanged: never a regression. On a shared VM the machine's own speed can move between the two runs; the
+    # verdict then says INCONCLUSIVE with its reason rather than guessing (the suite still passes).
+    assert fps["baseline"] == entry["metrics"]["fps"] and fps["verdict"] in ("PASS", "IMPROVED", "INCONCLUSIVE")
+    assert result["overall_verdict"] in ("PASS", "IMPROVED", "INCONCLUSIVE")
+    if fps["verdict"] == "INCONCLUSIVE":
+        assert fps["note"], fps  # said why (machine busy, machine speed changed, ...)
 
 
 # ---- 2. a slower model and a larger model under the same path --------------------------------------------------
