@@ -7,6 +7,7 @@ the outer snapshot.
 """
 
 import contextlib
+from collections.abc import Iterator
 
 import numpy  # noqa: F401
 import onnx
@@ -32,3 +33,17 @@ def tiny_project(pytester: pytest.Pytester) -> pytest.Pytester:
         modelbuilder.build("tiny.onnx")
     """)
     return pytester
+
+
+@pytest.fixture
+def quiet_device() -> Iterator[None]:
+    """Hold the host's device lock while a CPU-heavy test that measures nothing runs (a wheel build, four database
+    writers, every runtime's inference loop), so no measurement of the other xdist worker is timed beside it.
+
+    Measurements take this lock themselves; a test that measures through pytester must not use this fixture (the
+    inner run would wait for the lock its own process holds).
+    """
+    from pytest_edgeperf.measure import device_lock, device_lock_path
+
+    with device_lock(device_lock_path("host"), None, timeout_s=900):
+        yield

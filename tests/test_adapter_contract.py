@@ -51,6 +51,7 @@ def load(name: str, stem: Path, cache: Path, threads: int = 2):
     return adapter
 
 
+@pytest.mark.usefixtures("quiet_device")
 @pytest.mark.parametrize("model", [m for m, _ in MODELS])
 @pytest.mark.parametrize("runtime", sorted(FRAMEWORKS))
 def test_outputs_equal_the_reference(runtime: str, model: str, zoo: dict[str, ModelFiles], tmp_path: Path) -> None:
@@ -68,6 +69,7 @@ def test_outputs_equal_the_reference(runtime: str, model: str, zoo: dict[str, Mo
     np.testing.assert_allclose(got, expected, atol=TOLERANCE.get(runtime, 1e-4), rtol=TOLERANCE.get(runtime, 1e-3))
 
 
+@pytest.mark.usefixtures("quiet_device")
 @pytest.mark.parametrize("runtime", sorted(FRAMEWORKS))
 def test_the_runtime_runs_on_the_threads_given(runtime: str, zoo: dict[str, ModelFiles], tmp_path: Path) -> None:
     runtime_or_skip(runtime)

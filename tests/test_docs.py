@@ -78,6 +78,7 @@ def test_marker_reference_lists_every_marker_argument() -> None:
     assert not missing, f"marker arguments missing from docs/reference/marker.md: {missing}"
 
 
+@pytest.mark.usefixtures("quiet_device")
 def test_site_builds_strictly(tmp_path: Path) -> None:
     if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None:
         pytest.skip("mkdocs and mkdocs-material are not installed (pip install -e '.[docs]')")

@@ -183,6 +183,7 @@ engine.dispose()
 """
 
 
+@pytest.mark.usefixtures("quiet_device")
 def test_concurrent_writers_lose_nothing(history_url: str, tmp_path: Path) -> None:
     """4 processes x 50 runs at once (the acceptance's fleet): 200 runs, 200 measurements, 200 metric rows."""
     import sqlalchemy as sa
@@ -247,6 +248,7 @@ def test_dashboard_pages(step_site: Path) -> None:
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")  # nothing fetched at view time
 
 
+@pytest.mark.usefixtures("quiet_device")
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium not installed")
 def test_dashboard_renders_in_headless_chromium(step_site: Path, tmp_path: Path) -> None:
     page = next((step_site / "tests").glob("*.html"))

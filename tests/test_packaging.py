@@ -39,6 +39,7 @@ def test_no_module_reads_files_from_the_checkout() -> None:
     assert offenders == []
 
 
+@pytest.mark.usefixtures("quiet_device")
 def test_the_wheel_holds_every_module_py_typed_and_the_entry_points(tmp_path: Path) -> None:
     pytest.importorskip("build", reason="pip install build (a dev dependency)")
     source = tmp_path / "src"  # a copy: the build writes build/ and *.egg-info next to the sources
