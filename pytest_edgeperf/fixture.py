@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -371,16 +372,7 @@ class EdgeperfFixture:
         """measure()'s accelerator arguments, checked, else the marker's; only those of ``framework``."""
         from .frameworks.accelerators import AcceleratorError, normalize, options_for
 
-        out = {}
-        for arg, value in given.items():
-            if value is None:
-                out[arg] = getattr(self.spec, arg)
-                continue
-            try:
-                out[arg] = normalize(arg, value)
-            except AcceleratorError as exc:
-                raise EdgeperfFailure(f"measure() argument {arg!r}: {exc}") from None
-        return options_for(framework, out)
+        return options_for(framework, self._overrides(given, normalize, AcceleratorError))
 
     def _converted(self, framework: str, model: Path, given: str) -> Path | None:
         """The model converted for a runtime that cannot read its format (ncnn from ONNX), cached; None if none.
@@ -402,14 +394,20 @@ class EdgeperfFixture:
         from .config import input_argument
         from .frameworks.signature import SignatureError
 
+        return self._overrides(given, input_argument, SignatureError)
+
+    def _overrides(self, given: dict[str, Any], check: Callable[[str, Any], Any],
+                   error: type[Exception]) -> dict[str, Any]:
+        """measure()'s arguments checked by ``check`` (its ``error`` is the test's one-line failure), else the
+        marker's argument of the same name."""
         out = {}
         for name, value in given.items():
             if value is None:
                 out[name] = getattr(self.spec, name)
                 continue
             try:
-                out[name] = input_argument(name, value)
-            except SignatureError as exc:
+                out[name] = check(name, value)
+            except error as exc:
                 raise EdgeperfFailure(f"measure() argument {name!r}: {exc}") from None
         return out
 

@@ -393,14 +393,7 @@ def _run(proto: Protocol) -> int:
                peak_rss_mb=_read_status_mb("VmHWM"),
                reference_s=reference.durations if reference else [], reference_error=reference_error)
 
-    if request.get("accuracy"):
-        try:
-            accuracy = _accuracy_pass(request["accuracy"], adapter, plan, sys_path)
-        except Exception as exc:
-            proto.send("error", kind="accuracy", message=_one_line(exc))
-            return 6
-        proto.send("accuracy", **accuracy)
-    return 0
+    return _send_accuracy(proto, request, adapter, plan, sys_path)
 
 
 def serve_blocks(proto: Protocol, parent: ParentPipe, timer: Callable[..., tuple[list[float], ...]],
@@ -437,6 +430,12 @@ def serve_blocks(proto: Protocol, parent: ParentPipe, timer: Callable[..., tuple
                    cpu_wait_pct=_wait_pct(sched_start, _sched_totals_s()))
     proto.send("done", peak_rss_mb=_read_status_mb("VmHWM"), cpu_percent=100.0 * cpu_s / max(wall_s, 1e-9),
                python=sys.version.split()[0], executable=sys.executable)
+    return _send_accuracy(proto, request, adapter, plan, sys_path)
+
+
+def _send_accuracy(proto: Protocol, request: dict[str, Any], adapter: Any, plan: InputPlan,
+                   sys_path: list[str]) -> int:
+    """The accuracy pass after timing, when the request asks for one: 0, or 6 when it failed (said in one line)."""
     if request.get("accuracy"):
         try:
             accuracy = _accuracy_pass(request["accuracy"], adapter, plan, sys_path)
