@@ -44,7 +44,7 @@ from pytest_edgeperf.config import Budget  # noqa: E402
 from pytest_edgeperf.frameworks import model_file_for  # noqa: E402
 from pytest_edgeperf.measure import Instruments, MeasureRequest, run_measurement  # noqa: E402
 from pytest_edgeperf.models.build import ensure_zoo_model  # noqa: E402
-from pytest_edgeperf.paired import run_paired  # noqa: E402
+from pytest_edgeperf.worker.paired import run_paired  # noqa: E402
 
 ARMS = {"A/A": 0.0, "+2%": 0.02, "+5%": 0.05, "+10%": 0.10}
 GATES_PCT = (0.5, 1.0, 2.5)

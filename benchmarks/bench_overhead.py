@@ -300,7 +300,7 @@ def loop_cost_ns(n: int = 200_000, repeats: int = 7) -> dict[str, float]:
     nothing), which adds a Python frame and the ``[0]``. Median sample of 7 interleaved repeats of ``n`` calls.
     """
     from pytest_edgeperf.frameworks.onnxruntime_adapter import OnnxRuntimeAdapter
-    from pytest_edgeperf.worker import time_plain
+    from pytest_edgeperf.worker.child import time_plain
 
     out = [np.zeros(1, dtype=np.float32)]
 

@@ -141,7 +141,7 @@ def profile(workdir: Path, n: int, observed_hz: dict[float, float] | None = None
     from tabulate import tabulate
 
     from pytest_edgeperf.device.runner import CommandRunner
-    from pytest_edgeperf.sampler import TimelineSampler
+    from pytest_edgeperf.device.timeline import TimelineSampler
 
     dev = FakeDevice.pi3_cool(workdir / "fakepi3_profile")
     readers = dev.readers()

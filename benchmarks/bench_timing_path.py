@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pytest_edgeperf.frameworks import get_adapter
 from pytest_edgeperf.models.build import ensure_zoo_model
-from pytest_edgeperf.worker import random_input
+from pytest_edgeperf.worker.child import random_input
 
 
 def main() -> None:

@@ -590,7 +590,7 @@ def _marker_value(name: str, value: Any, bad: Any) -> Any:
         if not isinstance(value, dict):
             raise bad(name, f"expected a dict, got {type(value).__name__}")
         if name == "preprocess":
-            from .preprocess import PreprocessError, parse_preprocess
+            from .accuracy.preprocess import PreprocessError, parse_preprocess
 
             try:
                 parse_preprocess(value)

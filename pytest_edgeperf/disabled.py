@@ -28,7 +28,7 @@ def run_once(req: MeasureRequest, device_name: str, environment: dict[str, Any])
     from .frameworks.accelerators import AcceleratorUnavailable
     from .frameworks.signature import SignatureError
     from .measure import AcceleratorUnavailableError
-    from .worker import plan_inputs
+    from .worker.child import plan_inputs
 
     adapter = get_adapter(req.framework)
     adapter.configure(req.accelerator)

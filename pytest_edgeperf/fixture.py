@@ -28,9 +28,9 @@ from .measure import (
     WorkerError,
     run_measurement,
 )
-from .paired import PairedRun
 from .result import STATUS_OK, Result
 from .session import Breach, EdgeperfSession
+from .worker.paired import PairedRun
 
 
 class EdgeperfFailure(Exception):
@@ -532,7 +532,7 @@ class EdgeperfFixture:
 
     def _run_pair(self, a: MeasureRequest, b: MeasureRequest, labels: tuple[str, str]) -> PairedRun:
         """Both arms interleaved; a crash, hang or lock timeout is this test's one-line failure."""
-        from .paired import run_paired
+        from .worker.paired import run_paired
 
         s = self._session.settings
         try:
@@ -728,7 +728,7 @@ class EdgeperfFixture:
         assert inputs is not None
         if ":" in inputs and not Path(inputs).exists():
             return {"kind": "callable", "ref": inputs, "prepare": prepare}
-        from .datasets import ClassificationDataset, DatasetError
+        from .accuracy.datasets import ClassificationDataset, DatasetError
 
         path = self._resolve_model(inputs)
         try:
@@ -746,7 +746,7 @@ class EdgeperfFixture:
         path = self._resolve_model(str(accuracy["dataset"]))
         out["dataset"] = str(path)
         # read the evaluation set's index now: a bad label or missing file fails before minutes of timing
-        from .datasets import ClassificationDataset, DatasetError, DetectionDataset
+        from .accuracy.datasets import ClassificationDataset, DatasetError, DetectionDataset
 
         try:
             if out.get("task", "classification") == "detection":

@@ -531,7 +531,7 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
         _note_sticky_throttle(result, readers)
     result.invalid_reasons = {}
     if result.timeline:
-        from .sampler import achieved_rate_hz, effective_period_s, invalidate_samples
+        from .device.timeline import achieved_rate_hz, effective_period_s, invalidate_samples
 
         # judge validity by the gaps actually seen: slow readers stretch them beyond 1 / sample_hz
         period = effective_period_s(result.timeline, 1.0 / inst.sample_hz if inst.sample_hz > 0 else 0.0)
@@ -617,7 +617,7 @@ def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, ind
             progress(f"{req.test_id}: warming up{which}")
         ready = worker.expect("ready", inst.worker_timeout_s, "during warm-up")
         if readers is not None and inst.sample_hz > 0:
-            from .sampler import TimelineSampler
+            from .device.timeline import TimelineSampler
 
             sampler = _start_optional(lambda: TimelineSampler(readers, rate_hz=inst.sample_hz, pid=worker.pid,
                                                               command_budget=inst.sensor_budget),

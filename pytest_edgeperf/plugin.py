@@ -196,7 +196,7 @@ def pi_device(pytestconfig: pytest.Config) -> DeviceInfo:
 def thermal_guard(pytestconfig: pytest.Config) -> Any:
     """Waits until the device is cool, unthrottled and holds its clock floor under load; runs before every timing."""
     s = _session(pytestconfig)
-    from .guard import GuardSettings, ThermalGuard
+    from .device.guard import GuardSettings, ThermalGuard
 
     guard = s.guard_for(s.floor_ghz, Progress(pytestconfig, enabled=s.settings.progress))
     if guard is None:  # --edgeperf-no-guard: a guard that checks nothing, so tests calling it still work

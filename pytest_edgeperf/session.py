@@ -137,7 +137,7 @@ class EdgeperfSession:
         """The thermal guard with this test's floor (the marker may override the device's); None when disabled."""
         if not self.settings.guard_enabled:
             return None
-        from .guard import GuardSettings, ThermalGuard
+        from .device.guard import GuardSettings, ThermalGuard
 
         gs = GuardSettings.from_profile(self.profile, floor_ghz=floor_ghz, max_temp_c=self.settings.max_temp_c,
                                         hold_s=self.settings.guard_hold_s, timeout_s=self.settings.guard_timeout_s)

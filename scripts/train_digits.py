@@ -41,7 +41,7 @@ from numpy_nn import (  # the sibling module (scripts/ is on sys.path when run a
     softmax,
 )
 
-from pytest_edgeperf.preprocess import PreprocessSpec, preprocess_image
+from pytest_edgeperf.accuracy.preprocess import PreprocessSpec, preprocess_image
 
 SEED = 0
 INPUT_HW = 32
@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     write_eval_set(eval_root, eval_images, eval_labels)
 
     # Score from the files on disk, through the same loader + preprocessing the plugin uses.
-    from pytest_edgeperf.accuracy import topk_accuracy
-    from pytest_edgeperf.datasets import ClassificationDataset, load_image
+    from pytest_edgeperf.accuracy.datasets import ClassificationDataset, load_image
+    from pytest_edgeperf.accuracy.metrics import topk_accuracy
     ds = ClassificationDataset.from_folder(eval_root)
     x_eval = batch_inputs([load_image(pth) for pth, _ in ds], spec)
     acc = topk_accuracy(predict(params, x_eval), [lab for _, lab in ds])

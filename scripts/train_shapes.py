@@ -45,7 +45,7 @@ from numpy_nn import (  # the sibling module (scripts/ is on sys.path when run a
     softmax,
 )
 
-from pytest_edgeperf.preprocess import PreprocessSpec, preprocess_image
+from pytest_edgeperf.accuracy.preprocess import PreprocessSpec, preprocess_image
 
 SEED = 0
 EVAL_SEED = 12345
@@ -248,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     eval_root = args.out_root / "data" / "shapes" / "eval"
     write_eval_set(eval_root, args.eval_images)
 
-    from pytest_edgeperf.accuracy import decode_detections, evaluate_detector
-    from pytest_edgeperf.datasets import DetectionDataset
+    from pytest_edgeperf.accuracy.datasets import DetectionDataset
+    from pytest_edgeperf.accuracy.metrics import decode_detections, evaluate_detector
     ds = DetectionDataset.from_csv(eval_root / "annotations.csv")
     acc = evaluate_detector(lambda inp: forward(params, inp)[0], ds, spec,
                             lambda out: decode_detections(out, CONF_THRESHOLD, IOU_THRESHOLD,

@@ -52,8 +52,8 @@ class TrainedSet:
 
 
 def _calibration(dataset: Any, spec: Any, count: int = 64) -> list[np.ndarray]:
-    from pytest_edgeperf.datasets import load_image
-    from pytest_edgeperf.preprocess import preprocess_image
+    from pytest_edgeperf.accuracy.datasets import load_image
+    from pytest_edgeperf.accuracy.preprocess import preprocess_image
 
     items = list(dataset)[:count]
     return [preprocess_image(load_image(path), spec) for path, *_ in items]
@@ -101,8 +101,8 @@ def shapes(model_cache: Any) -> TrainedSet:
 def digits_int8(digits: TrainedSet, model_cache: Any) -> Path:
     """Post-training int8 (ONNX Runtime's static quantizer, QDQ, per-channel), calibrated on the eval images."""
     pytest.importorskip("onnxruntime", reason="int8 quantisation uses onnxruntime.quantization")
-    from pytest_edgeperf.datasets import ClassificationDataset
-    from pytest_edgeperf.preprocess import parse_preprocess
+    from pytest_edgeperf.accuracy.datasets import ClassificationDataset
+    from pytest_edgeperf.accuracy.preprocess import parse_preprocess
 
     dataset = ClassificationDataset.from_folder(digits.eval_inputs)
     return model_cache.int8(digits.stem, _calibration(dataset, parse_preprocess(digits.preprocess)))

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from pytest_edgeperf.accuracy import Detection, decode_detections
-from pytest_edgeperf.datasets import ClassificationDataset, DetectionDataset
+from pytest_edgeperf.accuracy.datasets import ClassificationDataset, DetectionDataset
+from pytest_edgeperf.accuracy.metrics import Detection, decode_detections
+from pytest_edgeperf.accuracy.preprocess import PreprocessSpec, parse_preprocess
 from pytest_edgeperf.models.graph import Graph, GraphBuilder
-from pytest_edgeperf.preprocess import PreprocessSpec, parse_preprocess
 
 SUITES_DIR = Path(__file__).resolve().parent
 

@@ -17,7 +17,8 @@ import cv2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_edgeperf.accuracy import (
+from pytest_edgeperf.accuracy.datasets import Annotation, ClassificationDataset, DetectionDataset
+from pytest_edgeperf.accuracy.metrics import (
     Detection,
     average_precision,
     decode_detections,
@@ -28,8 +29,7 @@ from pytest_edgeperf.accuracy import (
     nms,
     topk_accuracy,
 )
-from pytest_edgeperf.datasets import Annotation, ClassificationDataset, DetectionDataset
-from pytest_edgeperf.preprocess import parse_preprocess
+from pytest_edgeperf.accuracy.preprocess import parse_preprocess
 
 # --- top-k ------------------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ pytest.importorskip("cv2", reason="needs OpenCV (pip install -e '.[dev]')")
 
 import cv2
 
-from pytest_edgeperf.datasets import ClassificationDataset, DatasetError, DetectionDataset, load_image
+from pytest_edgeperf.accuracy.datasets import ClassificationDataset, DatasetError, DetectionDataset, load_image
 
 
 def _png(path: Path, h: int = 8, w: int = 8, value: int = 100) -> Path:

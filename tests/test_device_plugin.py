@@ -21,10 +21,10 @@ from fakedevice import FakeDevice
 from tinymodel import MODEL_BUILDER
 
 from pytest_edgeperf.device import UNDER_VOLTAGE_MESSAGE, UNDER_VOLTAGE_SINCE_BOOT_MESSAGE, ThrottleState
-from pytest_edgeperf.guard import GuardSettings, ThermalGuard
+from pytest_edgeperf.device.guard import GuardSettings, ThermalGuard
+from pytest_edgeperf.device.timeline import achieved_rate_hz, effective_period_s
 from pytest_edgeperf.report.progress import Progress
 from pytest_edgeperf.result import TimelinePoint
-from pytest_edgeperf.sampler import achieved_rate_hz, effective_period_s
 
 # record once: these tests count outcomes and entries of one pass (update passes: test_noise_plugin.py)
 UPDATE_ONCE = ("--edgeperf-update-baselines", "--edgeperf-update-passes=1")

@@ -10,7 +10,7 @@ import pytest
 from fakedevice import FakeDevice
 
 from pytest_edgeperf.device import PROFILES
-from pytest_edgeperf.guard import CpuLoad, GuardSettings, GuardSettingsError, ThermalGuard
+from pytest_edgeperf.device.guard import CpuLoad, GuardSettings, GuardSettingsError, ThermalGuard
 
 FAST = {"hold_s": 0.2, "poll_s": 0.05, "apply_load": False}
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("cv2", reason="needs OpenCV (pip install -e '.[dev]')")
 
-from pytest_edgeperf.preprocess import (
+from pytest_edgeperf.accuracy.preprocess import (
     PreprocessError,
     PreprocessSpec,
     geometry,

@@ -118,7 +118,7 @@ def test_reference_keeps_a_process_wide_thread_count(tmp_path) -> None:
     import importlib.util
 
     from pytest_edgeperf.frameworks import get_adapter
-    from pytest_edgeperf.worker import _load_reference
+    from pytest_edgeperf.worker.child import _load_reference
 
     source = tmp_path / "modelbuilder.py"  # the same builder the inner projects import
     source.write_text(MODEL_BUILDER)

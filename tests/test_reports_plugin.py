@@ -302,7 +302,7 @@ def test_cpu_use_is_never_more_than_the_cores_give(tmp_path: Path) -> None:
     import psutil
     from fakedevice import FakeDevice
 
-    from pytest_edgeperf.sampler import TimelineSampler
+    from pytest_edgeperf.device.timeline import TimelineSampler
 
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

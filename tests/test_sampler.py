@@ -11,8 +11,8 @@ import pytest
 from fakedevice import FakeDevice
 
 from pytest_edgeperf.device import DeviceReaders
+from pytest_edgeperf.device.timeline import REASON_CLOCK, REASON_THROTTLED, TimelineSampler, invalidate_samples
 from pytest_edgeperf.result import Samples, TimelinePoint
-from pytest_edgeperf.sampler import REASON_CLOCK, REASON_THROTTLED, TimelineSampler, invalidate_samples
 
 # --- sampler --------------------------------------------------------------------------------------------
 

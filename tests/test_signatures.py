@@ -164,7 +164,7 @@ def test_three_inputs_are_fed_by_name_with_the_values_given(runtime: str, tmp_pa
     assert [(s.name, s.shape, s.dtype) for s in adapter.inputs] == [
         ("input", (1, 64), "float32"), ("state", (2, 1, 16), "float32"), ("sr", (), "int64")]
     assert [s.name for s in adapter.outputs] == ["out", "state_out"]
-    from pytest_edgeperf.worker import generated_feed
+    from pytest_edgeperf.worker.child import generated_feed
 
     plan = resolve_inputs(adapter.inputs, "three.onnx", values={"sr": 16000, "state": 0.25})
     feed = generated_feed(plan, plan.specs, 0)

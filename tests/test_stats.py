@@ -106,7 +106,7 @@ def test_fast_half_mean_ignores_the_slow_half() -> None:
 def test_interleaved_timing_meets_the_budget_with_reference_blocks_between_chunks() -> None:
     import time
 
-    from pytest_edgeperf.worker import Reference, time_interleaved, time_plain
+    from pytest_edgeperf.worker.child import Reference, time_interleaved, time_plain
 
     calls: list[str] = []
 
@@ -131,7 +131,7 @@ def test_interleaved_timing_meets_the_budget_with_reference_blocks_between_chunk
 
 
 def test_interleaved_timing_respects_the_sample_cap() -> None:
-    from pytest_edgeperf.worker import Reference, time_interleaved, time_plain
+    from pytest_edgeperf.worker.child import Reference, time_interleaved, time_plain
 
     reference = Reference(lambda: None, block_runs=2, every_s=0.001)
     starts, _ = time_interleaved(lambda *b: time_plain(lambda: None, *b), reference, 10, 10.0, 20.0, 37)

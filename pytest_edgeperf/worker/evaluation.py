@@ -26,11 +26,11 @@ def evaluate_from_spec(spec: dict[str, Any], adapter: Any, sys_path: list[str],
     The image goes to the model's first input, quantised with its scale and zero point when the input is
     uint8/int8 (TFLite); ``fixed`` feeds the other inputs. A quantised first output is dequantised.
     """
-    from .accuracy import evaluate_classifier, evaluate_detector
+    from ..accuracy.datasets import ClassificationDataset, DetectionDataset
+    from ..accuracy.metrics import evaluate_classifier, evaluate_detector
+    from ..accuracy.preprocess import parse_preprocess
+    from ..frameworks.signature import dequantize, to_input_dtype
     from .callables import load_callable
-    from .datasets import ClassificationDataset, DetectionDataset
-    from .frameworks.signature import dequantize, to_input_dtype
-    from .preprocess import parse_preprocess
 
     pre = parse_preprocess(spec.get("preprocess") or {})
     layout = adapter.input_layout

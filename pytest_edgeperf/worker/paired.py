@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Budget
-from .fileio import file_sha256
-from .measure import DeviceNotReady, Instruments, MeasureRequest, Progress, WorkerProcess, device_lock
-from .result import STATUS_OK, Result, Samples
-from .stats import fast_half_mean
+from ..config import Budget
+from ..fileio import file_sha256
+from ..measure import DeviceNotReady, Instruments, MeasureRequest, Progress, WorkerProcess, device_lock
+from ..result import STATUS_OK, Result, Samples
+from ..stats import fast_half_mean
 
 #: the longest turn: short enough that the machine's drift within a pair is small (the check in issue 18 used it)
 MAX_TURN_S = 0.25

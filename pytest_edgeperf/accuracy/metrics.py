@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_edgeperf.datasets import Annotation, ClassificationDataset, DetectionDataset, load_image
-from pytest_edgeperf.preprocess import PreprocessSpec, geometry, preprocess_image
+from pytest_edgeperf.accuracy.datasets import Annotation, ClassificationDataset, DetectionDataset, load_image
+from pytest_edgeperf.accuracy.preprocess import PreprocessSpec, geometry, preprocess_image
 
 
 @dataclass(frozen=True)

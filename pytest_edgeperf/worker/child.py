@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
-from pytest_edgeperf.callables import load_callable
+from pytest_edgeperf.worker.callables import load_callable
 
 if TYPE_CHECKING:
     from pytest_edgeperf.frameworks.base import FrameworkAdapter
@@ -546,8 +546,8 @@ def _real_inputs(inputs: dict[str, Any], adapter: Any, plan: InputPlan, model: s
 
     first_spec = plan.specs[0]
     if inputs["kind"] == "images":
-        from pytest_edgeperf.datasets import load_image
-        from pytest_edgeperf.preprocess import parse_preprocess, preprocess_image
+        from pytest_edgeperf.accuracy.datasets import load_image
+        from pytest_edgeperf.accuracy.preprocess import parse_preprocess, preprocess_image
 
         spec = parse_preprocess(inputs.get("preprocess") or {})
         raw = [load_image(Path(p)) for p in inputs["paths"]]
@@ -610,7 +610,7 @@ def _accuracy_pass(spec: dict[str, Any], adapter: Any, plan: InputPlan, sys_path
 
     The image goes to the first input; any other input gets what it got while timing.
     """
-    from pytest_edgeperf.evaluation import evaluate_from_spec
+    from pytest_edgeperf.worker.evaluation import evaluate_from_spec
 
     return evaluate_from_spec(spec, adapter, sys_path, fixed=generated_feed(plan, plan.specs[1:], 0))
 

@@ -1,0 +1,1 @@
+"""The accuracy pass: datasets, preprocessing, metrics (top-k, mAP) and the evaluation the worker runs."""
