@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from pytest_edgeperf.fixture import REFERENCE_MODEL
     from pytest_edgeperf.frameworks import model_file_for
-    from pytest_edgeperf.measure import WorkerProcess
     from pytest_edgeperf.models.build import ensure_zoo_model
+    from pytest_edgeperf.worker.client import WorkerProcess
 
     cache = Path(tempfile.gettempdir()) / "edgeperf-bench"
     cache.mkdir(exist_ok=True)

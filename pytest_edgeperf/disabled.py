@@ -27,8 +27,8 @@ def run_once(req: MeasureRequest, device_name: str, environment: dict[str, Any])
     from .frameworks import ModelLoadError, get_adapter
     from .frameworks.accelerators import AcceleratorUnavailable
     from .frameworks.signature import SignatureError
-    from .measure import AcceleratorUnavailableError
     from .worker.child import plan_inputs
+    from .worker.client import AcceleratorUnavailableError
 
     adapter = get_adapter(req.framework)
     adapter.configure(req.accelerator)

@@ -19,17 +19,12 @@ from tabulate import tabulate
 
 from .compare import PairedEstimate
 from .config import Budget, MarkerSpec
+from .device.guard import DeviceNotReady
 from .fileio import LockError
-from .measure import (
-    AcceleratorUnavailableError,
-    DeviceNotReady,
-    Instruments,
-    MeasureRequest,
-    WorkerError,
-    run_measurement,
-)
+from .measure import Instruments, MeasureRequest, run_measurement
 from .result import STATUS_OK, Result
 from .session import Breach, EdgeperfSession
+from .worker.client import AcceleratorUnavailableError, WorkerError
 from .worker.paired import PairedRun
 
 

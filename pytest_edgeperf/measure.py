@@ -12,39 +12,24 @@ the result is INCONCLUSIVE (never a regression).
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import queue
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .config import BUSY_CPU_WAIT_PCT, DEFAULT_LOCK_TIMEOUT_S, Budget
-from .fileio import LockTimeout, exclusive_lock, file_sha256, private_directory
+from .device.guard import DeviceNotReady
+from .device.lock import Progress, device_lock
+from .fileio import file_sha256
+from .instruments import Instrument, Running
 from .result import STATUS_INCONCLUSIVE, STATUS_OK, Result, Samples, TimelinePoint
+from .worker.client import WorkerProcess
 
-Progress = Callable[[str], None]
-
-
-
-class WorkerError(Exception):
-    """The worker crashed, hung, or the runtime refused the model; the message is one line for the test report."""
-
-
-class AcceleratorUnavailableError(WorkerError):
-    """The requested provider, delegate or backend is not available here (the test skips; fails when strict)."""
-
-
-class DeviceNotReady(Exception):
-    """The thermal guard gave up; carries the guard's reason (with the last readings)."""
+if TYPE_CHECKING:
+    from .device.guard import ThermalGuard
+    from .device.readers import DeviceReaders
+    from .power import PowerMeter, PowerSampler, PowerTrace
 
 
 @dataclass
@@ -80,12 +65,12 @@ class Instruments:
     """Everything around the worker that reads the device; any of these may be absent (then it is not measured)."""
 
     device_name: str
-    readers: Any = None  # pytest_edgeperf.device.readers.DeviceReaders
+    readers: DeviceReaders | None = None
     floor_ghz: float | None = None
-    guard: Any = None  # pytest_edgeperf.guard.ThermalGuard
+    guard: ThermalGuard | None = None
     sample_hz: float = 10.0
     sensor_budget: float = 0.03
-    power_meter: Any = None  # pytest_edgeperf.power PowerMeter
+    power_meter: PowerMeter | None = None
     power_hz: float = 10.0
     idle_s: float = 0.0
     max_attempts: int = 3
@@ -95,346 +80,6 @@ class Instruments:
     lock_path: Path | None = None
     lock_timeout_s: float | None = DEFAULT_LOCK_TIMEOUT_S
     lock_announce: Progress | None = None  # says, even in a CI log, that the device lock is busy and who holds it
-
-
-# ---- the worker process ----------------------------------------------------------------------------------------
-
-
-class WorkerProcess:
-    """A running ``pytest_edgeperf.worker`` with a reader thread, so every wait has a deadline (a hang is a kill).
-
-    The worker runs in its own process group (a kill takes whatever it started) and dies with pytest: it asks the
-    kernel for SIGKILL when its parent goes (Linux), and kills itself when its stdin pipe from us closes (anywhere).
-    """
-
-    def __init__(self, request: dict[str, Any], describe: str, python: str | None = None) -> None:
-        """``python``: the interpreter to run the worker under (another venv's, --edgeperf-against-python)."""
-        self.describe = describe
-        self.phase = "starting"
-        self.peak_rss_mb: float | None = None  # the highest VmHWM seen while it ran (or that it reported)
-        self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - closed in close()
-        env = dict(os.environ)
-        env.setdefault("PYTHONHASHSEED", "0")
-        package_parent = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
-        env[PARENT_PID_ENV] = str(os.getpid())  # the worker checks it still has this parent (worker.die_with_parent)
-        self._oom_kills_at_start = oom_kill_count()
-        self.proc = subprocess.Popen(
-            [python or sys.executable, "-m", "pytest_edgeperf.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
-            text=True, bufsize=1, start_new_session=True,
-        )
-        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                self._events.put(json.loads(line))
-            except ValueError:
-                continue
-        self._events.put(None)
-
-    def expect(self, event: str, timeout_s: float, phase: str,
-               tick: Callable[[float], None] | None = None) -> dict[str, Any]:
-        """Wait for ``event``; a crash, an error event or the deadline becomes a one-line WorkerError.
-
-        ``tick(elapsed_s)`` is called about once a second while waiting (the live progress line).
-        """
-        self.phase = phase
-        start = time.monotonic()
-        deadline = start + timeout_s
-        next_tick = start + 1.0
-        self._sample_memory()
-        try:
-            while True:
-                try:
-                    message = self._events.get(timeout=max(0.0, min(0.25, deadline - time.monotonic())))
-                    break
-                except queue.Empty:
-                    if time.monotonic() >= deadline:
-                        raise
-                    self._sample_memory()
-                    if tick is not None and time.monotonic() >= next_tick:
-                        next_tick += 1.0
-                        tick(time.monotonic() - start)
-        except queue.Empty:
-            raise WorkerError(self._hang_message(timeout_s)) from None
-        if message is None:
-            raise WorkerError(self._crash_message())
-        if message.get("event") == "error":
-            if isinstance(message.get("peak_rss_mb"), (int, float)):
-                self.peak_rss_mb = max(self.peak_rss_mb or 0.0, float(message["peak_rss_mb"]))
-            self.wait_exit()
-            kind = message.get("kind")
-            what = {"adapter": "the runtime's adapter could not be built",
-                    "model_rejected": "the runtime refused the model", "inputs": "preparing the inputs failed",
-                    "inference": "inference failed", "accuracy": "the accuracy pass failed",
-                    "out_of_memory": f"out of memory {phase}"}.get(kind, kind)
-            if kind == "signature":  # the message names the input and what to give: nothing to add
-                raise WorkerError(f"{self.describe}: {message.get('message')}")
-            if kind == "accelerator_unavailable":
-                raise AcceleratorUnavailableError(str(message.get("message")))
-            text = f"{self.describe}: {what}: {message.get('message')}"
-            if kind == "out_of_memory":
-                text += self._peak_text(", ")
-            elif str(message.get("message", "")).startswith("MemoryError"):
-                text += f" (out of memory{self._peak_text(', ')})"
-            raise WorkerError(text)
-        if message.get("event") != event:
-            self.kill()
-            raise WorkerError(f"{self.describe}: protocol error, expected {event!r}, got {message.get('event')!r}")
-        return message
-
-    def go(self) -> None:
-        self.send({"cmd": "go"})
-
-    def send(self, command: dict[str, Any]) -> None:
-        """One command line to the worker; a worker that already died shows as such at the next ``expect``."""
-        assert self.proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError, OSError):
-            self.proc.stdin.write(json.dumps(command) + "\n")
-            self.proc.stdin.flush()
-
-    def wait_exit(self, timeout_s: float = 10.0) -> int | None:
-        """Close the worker's stdin (it exits on that, wherever it is) and reap it; kill it if it lingers."""
-        with contextlib.suppress(OSError):
-            if self.proc.stdin:
-                self.proc.stdin.close()
-        code = self._reap(timeout_s)
-        if code is None:
-            self.kill()
-            code = self.proc.returncode
-        return code
-
-    def kill(self) -> None:
-        """SIGKILL the worker's process group (only while the worker is unreaped: its pid cannot be reused)."""
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self._reap(5.0)
-
-    def _reap(self, timeout_s: float) -> int | None:
-        """The worker's exit code once it has exited (waiting at most ``timeout_s``), else None."""
-        try:
-            return self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def _sample_memory(self) -> None:
-        """Keep the worker's peak RSS (VmHWM) while it lives: after a SIGKILL nothing else can tell it.
-
-        (``wait4``'s ru_maxrss cannot: on Linux it includes the RSS of pytest itself, which the child was forked
-        from.)
-        """
-        if self.proc.returncode is None:
-            hwm = _status_kb(self.proc.pid).get("VmHWM")
-            if hwm:
-                self.peak_rss_mb = max(self.peak_rss_mb or 0.0, hwm / 1024.0)
-
-    def stderr_tail(self, lines: int = 3) -> str:
-        self._stderr.seek(0)
-        text = self._stderr.read().decode(errors="replace").strip().splitlines()
-        keep = [ln.strip() for ln in text if ln.strip()][-lines:]
-        return " | ".join(keep)
-
-    def _peak_text(self, sep: str, seen: str = "") -> str:
-        return f"{sep}peak RSS {seen}{self.peak_rss_mb:.0f} MB" if self.peak_rss_mb else ""
-
-    def _hang_message(self, timeout_s: float) -> str:
-        """No answer in time: killed; said as "possibly out of memory" when the worker was at a memory limit."""
-        self._sample_memory()
-        pressure = memory_pressure(self.proc.pid)
-        self.kill()
-        if pressure is None:
-            return f"{self.describe}: worker hung {self.phase} (no answer within {timeout_s:.0f} s); killed"
-        return (f"{self.describe}: worker stalled {self.phase}, possibly out of memory ({pressure}"
-                f"{self._peak_text(', ')}): no answer within {timeout_s:.0f} s; killed")
-
-    def _crash_message(self) -> str:
-        # the protocol stream closed: the worker is exiting, let it finish (closing stdin first would race its exit)
-        code = self._reap(5.0)
-        if code is None:
-            code = self.wait_exit(timeout_s=0.0)
-        tail = self.stderr_tail()
-        if code is not None and code < 0:
-            try:
-                sig = signal.Signals(-code).name
-            except ValueError:
-                sig = f"signal {-code}"
-            if sig == "SIGKILL":
-                oom = (self._oom_kills_at_start is not None
-                       and (oom_kill_count() or 0) > self._oom_kills_at_start)
-                how = ("killed by the kernel's out-of-memory killer (SIGKILL)" if oom
-                       else "killed (SIGKILL)")
-                how += f" {self.phase}"
-                if not oom:
-                    how += ", possibly out of memory"
-                how += self._peak_text(", ", "at least ")  # sampled while it ran: the end may have been higher
-            else:
-                how = f"crashed with {sig} {self.phase}"
-        elif "MemoryError" in tail:
-            how = f"ran out of memory {self.phase} (MemoryError{self._peak_text(', ', 'at least ')})"
-        else:
-            how = f"exited with status {code} {self.phase}"
-        return f"{self.describe}: worker {how}" + (f"; stderr: {tail}" if tail else "")
-
-    def close(self) -> None:
-        self.wait_exit()
-        self._stderr.close()
-
-
-#: the environment variable that tells a worker which pid its parent (pytest) has
-PARENT_PID_ENV = "EDGEPERF_PARENT_PID"
-
-
-def oom_kill_count() -> int | None:
-    """How many processes the kernel's OOM killer has killed since boot (``/proc/vmstat``), or None."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/vmstat").read_text().splitlines():
-            if line.startswith("oom_kill "):
-                return int(line.split()[1])
-    return None
-
-
-def _status_kb(pid: int) -> dict[str, int]:
-    out: dict[str, int] = {}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            parts = value.split()
-            if key.startswith("Vm") and len(parts) == 2 and parts[0].isdigit():
-                out[key] = int(parts[0])
-    return out
-
-
-def _cgroup_memory_mb(pid: int) -> tuple[float, float] | None:
-    """(used, limit) of the process's memory cgroup in MB (v2 memory.current/max, v1 usage/limit), or None."""
-    try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, rel = line.split(":", 2)
-        if controllers == "":  # cgroup v2
-            base, names = Path("/sys/fs/cgroup") / rel.lstrip("/"), ("memory.current", "memory.max")
-        elif "memory" in controllers.split(","):
-            base, names = (Path("/sys/fs/cgroup/memory") / rel.lstrip("/"),
-                           ("memory.usage_in_bytes", "memory.limit_in_bytes"))
-        else:
-            continue
-        try:
-            used, limit = (int((base / n).read_text().strip()) for n in names)
-        except (OSError, ValueError):  # "max": no limit
-            continue
-        if limit < 1 << 60:
-            return used / 2**20, limit / 2**20
-    return None
-
-
-def memory_pressure(pid: int) -> str | None:
-    """Why a live worker may be stuck on memory rather than hung, as a phrase for the message, or None.
-
-    Read before the worker is killed: it is near its address-space limit (RLIMIT_AS), its cgroup's limit, the
-    machine has almost no memory left, or part of it was swapped out (a worker that just started does not
-    swap unless memory is short). Linux only (``/proc``); elsewhere a stuck worker is reported as hung.
-    """
-    vm = _status_kb(pid)
-    if not vm:
-        return None
-    rss_mb, size_mb, swap_mb = vm.get("VmRSS", 0) / 1024, vm.get("VmSize", 0) / 1024, vm.get("VmSwap", 0) / 1024
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
-            if line.startswith("Max address space"):
-                soft = line.split()[3]
-                if soft.isdigit():
-                    limit_mb = int(soft) / 2**20
-                    if limit_mb - size_mb < max(64.0, 0.1 * limit_mb):
-                        return (f"{max(limit_mb - size_mb, 0):.0f} MB left under its address-space limit of "
-                                f"{limit_mb:.0f} MB")
-    cgroup = _cgroup_memory_mb(pid)
-    if cgroup is not None and cgroup[0] >= 0.9 * cgroup[1]:
-        return f"its memory cgroup at {cgroup[0]:.0f} of {cgroup[1]:.0f} MB"
-    meminfo: dict[str, int] = {}
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            meminfo[key] = int(value.split()[0])
-    total, available = meminfo.get("MemTotal"), meminfo.get("MemAvailable")
-    if total and available is not None and available < 0.05 * total:
-        return f"the machine at {available / 1024:.0f} MB available of {total / 1024:.0f} MB"
-    if swap_mb >= max(16.0, 0.1 * rss_mb):
-        return f"{swap_mb:.0f} MB of its {rss_mb + swap_mb:.0f} MB swapped out"
-    return None
-
-
-# ---- helpers ---------------------------------------------------------------------------------------------------
-
-
-def device_lock_path(device: str) -> Path:
-    """``$TMPDIR/pytest-edgeperf-<uid>/<device>.lock``: per user, in a directory no other user can write to.
-
-    (Two users measuring on one board are therefore not serialised; run a board's CI jobs as one user.)
-    """
-    return Path(tempfile.gettempdir()) / f"pytest-edgeperf-{os.getuid()}" / f"{device}.lock"
-
-
-@contextlib.contextmanager
-def device_lock(path: Path | None, progress: Progress | None, timeout_s: float | None = None,
-                announce: Progress | None = None) -> Iterator[None]:
-    """One measurement at a time per device, across processes (pytest-xdist workers, two CI jobs on one board).
-
-    A busy lock is announced (``announce``, a line even in a CI log; else the progress line) with the holder's pid,
-    and after ``timeout_s`` the measurement fails naming the holder (fileio.LockTimeout); a lock directory or file
-    another user could have planted is refused (fileio.LockError).
-    """
-    if path is None:
-        yield
-        return
-    private_directory(path.parent)
-    try:
-        with exclusive_lock(path, "the device lock", timeout_s=timeout_s, on_wait=announce or progress,
-                            owner_only=True, mode=0o600):
-            yield
-    except LockTimeout as exc:
-        raise LockTimeout(f"{exc}; another pytest is measuring on this device (--edgeperf-lock-timeout to wait "
-                          f"longer)", exc.holder_pid) from None
-
-
-class _Running:
-    """An instrument that was started; ``stop`` once with real arguments, or ``abandon`` after a failure."""
-
-    def __init__(self, instrument: Any, start_args: tuple[Any, ...], abandon_args: tuple[Any, ...]) -> None:
-        self.instrument, self.abandon_args, self.running = instrument, abandon_args, False
-        instrument.start(*start_args)
-        self.running = True
-
-    def stop(self, *args: Any) -> Any:
-        self.running = False
-        return self.instrument.stop(*args)
-
-    def abandon(self) -> None:
-        if self.running:
-            with contextlib.suppress(Exception):
-                self.stop(*self.abandon_args)
-
-
-def _start_optional(factory: Callable[[], Any], notes: list[str], what: str, start_args: tuple[Any, ...] = (),
-                    abandon_args: tuple[Any, ...] = ()) -> _Running | None:
-    try:
-        return _Running(factory(), start_args, abandon_args)
-    except Exception as exc:  # an instrument failing must not cost the measurement
-        notes.append(f"{what} could not start: {exc}")
-        return None
 
 
 # ---- the measurement -------------------------------------------------------------------------------------------
@@ -508,22 +153,22 @@ def _one_attempt(req: MeasureRequest, inst: Instruments, result: Result, describ
 
     processes = max(1, req.processes)
     budget = per_process_budget(req.budget, processes)
-    power = None
-    if inst.power_meter is not None:
+    around_all = Running(result.notes)  # the instruments around every process's window: the power sampler
+    meter = inst.power_meter
+    if meter is not None:
         from .power import PowerSampler
 
         # at least 5 readings inside the shortest window (a quick run is 0.2 s), at most 100 Hz
         power_hz = min(max(inst.power_hz, 5.0 / max(budget.min_time_s, 0.05)), 100.0)
-        power = _start_optional(lambda: PowerSampler(inst.power_meter, rate_hz=power_hz),
-                                result.notes, "the power sampler")
+        around_all.start(POWER_SAMPLER, lambda: PowerSampler(meter, rate_hz=power_hz))
+    power = cast("PowerSampler | None", around_all.get(POWER_SAMPLER))
     runs: list[_ProcessRun] = []
     try:
         for index in range(processes):
             runs.append(_run_one_process(req, inst, budget, index, processes, describe, progress, result, power))
     finally:
-        trace = power.stop() if power is not None else None
-        if power is not None:
-            power.abandon()
+        trace = cast("PowerTrace | None", around_all.stop_all().get(POWER_SAMPLER))
+        around_all.abandon()
 
     _combine_processes(result, runs)
     if readers is not None:
@@ -584,7 +229,7 @@ class _ProcessRun:
 
 def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, index: int, processes: int,
                      describe: str, progress: Progress | None, result: Result,
-                     power: _Running | None) -> _ProcessRun:
+                     power: PowerSampler | None) -> _ProcessRun:
     """Start one worker, time its share of the budget with the sensor sampler around it, collect its samples.
 
     Counters, the hotspot profile and the accuracy pass run in the first process only: they do not depend on
@@ -607,8 +252,8 @@ def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, ind
     }
     which = f" (process {index + 1} of {processes})" if processes > 1 else ""
     worker = WorkerProcess(request, describe)
-    sampler = counters = hotspots = None
-    readers = inst.readers
+    around = Running(result.notes)  # the instruments around this process's timed window
+    timed: dict[str, Any] = {}  # the worker's "timed" event: the counter session reads its count when stopped
     try:
         if progress:
             progress(f"{req.test_id}: loading {req.model_file.name} in {req.framework}{which}")
@@ -616,43 +261,24 @@ def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, ind
         if progress:
             progress(f"{req.test_id}: warming up{which}")
         ready = worker.expect("ready", inst.worker_timeout_s, "during warm-up")
-        if readers is not None and inst.sample_hz > 0:
-            from .device.timeline import TimelineSampler
-
-            sampler = _start_optional(lambda: TimelineSampler(readers, rate_hz=inst.sample_hz, pid=worker.pid,
-                                                              command_budget=inst.sensor_budget),
-                                      result.notes, "the sensor sampler")
-        if req.counters and first:
-            from .counters import CounterSession
-
-            session = CounterSession()
-            ok, why = session.available()
-            if ok:
-                counters = _start_optional(lambda: session, result.notes, "perf stat", (worker.pid,), (0,))
-            else:
-                result.counters = {"unavailable": why}
-                result.notes.append(f"hardware counters unavailable: {why}")
-        if req.hotspots and first:
-            from .counters import HotspotRecorder
-
-            hotspots_dir = req.artifacts_dir or Path(tempfile.mkdtemp(prefix="edgeperf-hotspots-"))
-            hotspots = _start_optional(HotspotRecorder, result.notes, "perf record", (worker.pid,), (hotspots_dir,))
+        for what, build in _instruments_for(req, inst, first, worker.pid, timed, power, result):
+            around.start(what, build)
         if progress:
             progress(f"{req.test_id}: timing{which} (>= {budget.min_samples} samples, >= {budget.min_time_s:g} s)")
         worker.go()
         min_s = budget.min_time_s
         tick = (lambda elapsed: progress(f"{req.test_id}: timing{which} {elapsed:.0f} s of >= {min_s:g} s "
                                          f"(>= {budget.min_samples} samples)")) if progress else None
-        timed = worker.expect("timed", budget.max_time_s + inst.worker_timeout_s, "while timing", tick)
-        timeline = sampler.stop() if sampler is not None else []
-        if counters is not None:
-            power_points = power.instrument.readings_so_far() if power is not None else None
-            result.counters = counters.stop(int(timed["count"]), power_points)
+        timed.update(worker.expect("timed", budget.max_time_s + inst.worker_timeout_s, "while timing", tick))
+        measured = around.stop_all()
+        timeline = cast("list[TimelinePoint]", measured.get(SENSOR_SAMPLER, []))
+        if COUNTER_SESSION in measured:
+            result.counters = cast("dict[str, Any]", measured[COUNTER_SESSION])
             result.notes.extend(f"hardware counters: {n}" for n in result.counters.get("notes", []))
             if processes > 1:
                 result.notes.append(f"hardware counters: counted in the first of {processes} worker processes")
-        if hotspots is not None:
-            result.counters["hotspots"] = hotspots.stop(hotspots_dir)
+        if HOTSPOT_RECORDER in measured:
+            result.counters["hotspots"] = measured[HOTSPOT_RECORDER]
         done = worker.expect("done", inst.worker_timeout_s, "while reporting its samples")
         if req.accuracy and first:
             if progress:
@@ -663,11 +289,50 @@ def _run_one_process(req: MeasureRequest, inst: Instruments, budget: Budget, ind
         worker.kill()
         raise
     finally:
-        for instrument in (sampler, counters, hotspots):
-            if instrument is not None:
-                instrument.abandon()
+        around.abandon()
         worker.close()
     return _ProcessRun(done=done, timeline=timeline, loaded=loaded, ready=ready)
+
+
+#: the instruments' names: the note when one cannot start says "<name> could not start: <why>"
+SENSOR_SAMPLER = "the sensor sampler"
+POWER_SAMPLER = "the power sampler"
+COUNTER_SESSION = "perf stat"
+HOTSPOT_RECORDER = "perf record"
+
+
+def _instruments_for(req: MeasureRequest, inst: Instruments, first: bool, pid: int, timed: dict[str, Any],
+                     power: PowerSampler | None,
+                     result: Result) -> list[tuple[str, Callable[[], Instrument[object]]]]:
+    """The instruments to start around one process's timed window, by name, each with how to build it.
+
+    Counters and hot spots are wanted of the first process only; counters that cannot count here are said
+    (in the result and its notes) instead of started.
+    """
+    wanted: list[tuple[str, Callable[[], Instrument[object]]]] = []
+    readers = inst.readers
+    if readers is not None and inst.sample_hz > 0:
+        from .device.timeline import TimelineSampler
+
+        wanted.append((SENSOR_SAMPLER, lambda: TimelineSampler(readers, rate_hz=inst.sample_hz, pid=pid,
+                                                               command_budget=inst.sensor_budget)))
+    if req.counters and first:
+        from .counters import CounterSession
+
+        session = CounterSession(pid=pid, inferences=lambda: int(timed.get("count", 0)),
+                                 power=power.readings_so_far if power is not None else None)
+        ok, why = session.available()
+        if ok:
+            wanted.append((COUNTER_SESSION, lambda: session))
+        else:
+            result.counters = {"unavailable": why}
+            result.notes.append(f"hardware counters unavailable: {why}")
+    if req.hotspots and first:
+        from .counters import HotspotRecorder
+
+        hotspots_dir = req.artifacts_dir or Path(tempfile.mkdtemp(prefix="edgeperf-hotspots-"))
+        wanted.append((HOTSPOT_RECORDER, lambda: HotspotRecorder(pid=pid, out_dir=hotspots_dir)))
+    return wanted
 
 
 def _combine_processes(result: Result, runs: list[_ProcessRun]) -> None:
@@ -746,7 +411,7 @@ def _add_note(result: Result, note: str) -> None:
         result.notes.append(note)
 
 
-def _note_sticky_throttle(result: Result, readers: Any) -> None:
+def _note_sticky_throttle(result: Result, readers: DeviceReaders) -> None:
     start, end = result.device_start.get("throttled_raw"), result.device_end.get("throttled_raw")
     if end is None:
         return
@@ -757,9 +422,10 @@ def _note_sticky_throttle(result: Result, readers: Any) -> None:
         _add_note(result, message)
 
 
-def _attach_power(result: Result, trace: Any, idle_w: float | None,
+def _attach_power(result: Result, trace: PowerTrace, idle_w: float | None,
                   windows: list[tuple[float, float, int]]) -> None:
     from .power import combine_power, summarize_power
+    from .power.join import join_power
 
     summaries = [summarize_power(trace, start, end, count, idle_w) for start, end, count in windows]
     summary = combine_power(summaries, accuracy=result.accuracy or None)
@@ -772,23 +438,5 @@ def _attach_power(result: Result, trace: Any, idle_w: float | None,
         result.notes.append(f"power estimated: {summary['estimated_windows']} of {summary['windows']} process windows "
                             f"({summary['estimated_s']:.2f} of {summary['window_s']:.2f} s) had too few power samples "
                             "of their own and were given the other windows' mean power")
-    # power readings join the timeline (nearest reading) so one chart can show them together; a point farther
-    # than one sampling period from any reading (after the meter vanished) stays empty rather than invented
-    points = sorted(getattr(trace, "samples", []))
-    if points and result.timeline:
-        import numpy as np
-
-        times = np.array([p[0] for p in points])
-        rate_hz = getattr(trace, "rate_hz", None)
-        gaps = np.diff(times)
-        period_s = float(np.median(gaps)) if gaps.size else (1.0 / rate_hz if rate_hz else 1.0)
-        if rate_hz:
-            period_s = max(period_s, 1.0 / rate_hz)
-        for tp in result.timeline:
-            i = int(np.clip(np.searchsorted(times, tp.t_s), 1, len(points) - 1)) if len(points) > 1 else 0
-            if i > 0 and abs(times[i - 1] - tp.t_s) <= abs(times[i] - tp.t_s):
-                i -= 1
-            if abs(times[i] - tp.t_s) <= period_s:
-                tp.power_w = float(points[i][2])
-    elif points:
-        result.timeline = [TimelinePoint(t_s=p[0], power_w=p[2]) for p in points]
+    # power readings join the timeline (nearest reading) so one chart can show them together
+    result.timeline = join_power(result.timeline, trace)

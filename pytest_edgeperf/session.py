@@ -95,7 +95,7 @@ class EdgeperfSession:
         self._result_pass: dict[int, int] = {}  # id(result) -> the update pass that measured it
         self.power_meter: Any = self._open_power_meter()
         from .device.environment import host_environment
-        from .measure import device_lock_path
+        from .device.lock import device_lock_path
 
         self.lock_path = device_lock_path(self.profile.name)
 

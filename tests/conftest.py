@@ -43,7 +43,7 @@ def quiet_device() -> Iterator[None]:
     Measurements take this lock themselves; a test that measures through pytester must not use this fixture (the
     inner run would wait for the lock its own process holds).
     """
-    from pytest_edgeperf.measure import device_lock, device_lock_path
+    from pytest_edgeperf.device.lock import device_lock, device_lock_path
 
     with device_lock(device_lock_path("host"), None, timeout_s=900):
         yield

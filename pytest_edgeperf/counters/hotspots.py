@@ -27,15 +27,21 @@ class HotspotRecorder(PerfProcess):
     """``perf record`` of the timed window; :meth:`stop` saves ``perf.data`` and ``hotspots.txt``."""
 
     def __init__(self, perf: str = "perf", attach_timeout_s: float = 2.0, stop_timeout_s: float = 10.0,
-                 report_timeout_s: float = 60.0) -> None:
+                 report_timeout_s: float = 60.0, *, pid: int | None = None, out_dir: Path | None = None) -> None:
+        """``pid``, ``out_dir``: what ``start()`` and ``stop()`` use when not given it (the instrument protocol)."""
         super().__init__(perf, attach_timeout_s)
+        self.attach_pid = pid
+        self.out_dir = out_dir
         self.stop_timeout_s = stop_timeout_s
         self.report_timeout_s = report_timeout_s
         self._data_path: Path | None = None
         self._started = False
 
-    def start(self, pid: int) -> None:
-        """Attach ``perf record -p PID`` (no shell); returns once it samples (bounded wait). Never raises."""
+    def start(self, pid: int | None = None) -> None:
+        """Attach ``perf record -p PID`` (no shell); returns once it samples (bounded wait); raises only if no pid."""
+        pid = self.attach_pid if pid is None else pid
+        if pid is None:
+            raise ValueError("the hot spot recorder has no process to attach to (no pid)")
         self._cleanup()
         self.notes = []
         self._started = True
@@ -47,8 +53,11 @@ class HotspotRecorder(PerfProcess):
         self._data_path = self._tmpdir / "perf.data"
         self._launch([path, "record", "-q", "-o", str(self._data_path), "-p", str(pid)], None)
 
-    def stop(self, out_dir: Path, top: int = 15) -> dict[str, Any]:
+    def stop(self, out_dir: Path | None = None, top: int = 15) -> dict[str, Any]:
         """Stop recording, report the top symbols and save ``perf.data`` + ``hotspots.txt`` in ``out_dir``."""
+        out_dir = self.out_dir if out_dir is None else out_dir
+        if out_dir is None:
+            raise ValueError("the hot spot recorder has no directory to save perf.data in")
         result: dict[str, Any] = {"tool": "perf record", "top": [], "perf_data": None, "hotspots_txt": None,
                                   "notes": []}
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ from pytest_edgeperf.counters.process import PerfProcess, _make_runner
 class CounterSession(PerfProcess):
     """``perf stat`` attached to the worker for the timed window; :meth:`stop` returns a JSON-able report.
 
-    Usage: ``s = CounterSession(); ok, why = s.available(); s.start(worker_pid); ...; report = s.stop(n)``.
+    Usage: ``s = CounterSession(); ok, why = s.available(); s.start(worker_pid); ...; report = s.stop(n)``; or, as
+    an instrument (instruments.py), given the pid and where the count comes from when built: ``CounterSession(pid=p,
+    inferences=lambda: n)``, then ``start()`` and ``stop()``.
     The software event ``task-clock`` is always added: it is countable wherever perf runs, so the report shows
     the attach worked (and CPU ms per inference) even where every hardware event is ``<not supported>``.
     """
@@ -43,8 +45,16 @@ class CounterSession(PerfProcess):
         interval_ms: int | None = 100,
         attach_timeout_s: float = 2.0,
         stop_timeout_s: float = 5.0,
+        *,
+        pid: int | None = None,
+        inferences: Callable[[], int] | None = None,
+        power: Callable[[], Sequence[tuple[float, float]]] | None = None,
     ) -> None:
+        """``pid``, ``inferences``, ``power``: what ``start()`` and ``stop()`` use when not given it themselves."""
         super().__init__(perf, attach_timeout_s)
+        self.attach_pid = pid
+        self.count_inferences = inferences
+        self.read_power = power
         self.events = validate_events(events)
         if SENTINEL_EVENT not in self.events:
             self.events = (*self.events, SENTINEL_EVENT)
@@ -86,8 +96,11 @@ class CounterSession(PerfProcess):
             return True, f"perf works; not supported here: {', '.join(unsupported)}", unsupported
         return True, "perf works; all events supported", unsupported
 
-    def start(self, pid: int) -> None:
-        """Attach ``perf stat -x, -p PID`` and return once it is counting (bounded wait). Never raises."""
+    def start(self, pid: int | None = None) -> None:
+        """Attach ``perf stat -x, -p PID`` and return once it is counting (bounded wait); raises only without a pid."""
+        pid = self.attach_pid if pid is None else pid
+        if pid is None:
+            raise ValueError("the counter session has no process to attach to (no pid)")
         self._cleanup()
         self.notes = []
         self._pid = pid
@@ -103,15 +116,20 @@ class CounterSession(PerfProcess):
             argv += ["-I", str(self.interval_ms)]
         self._launch(argv, self._out_path)
 
-    def stop(self, inferences: int, power: Sequence[tuple[float, float]] | None = None) -> dict[str, Any]:
+    def stop(self, inferences: int | None = None, power: Sequence[tuple[float, float]] | None = None) -> dict[str, Any]:
         """Stop perf and reduce its counts to a JSON-able report. Never raises: failures become notes.
 
         ``{"events": {name: {"value", "status", "running_pct", "unit"}}, "unsupported": [...], "not_counted":
         [...], "per_inference": {metric_name: value}, "ipc": x | None, "intervals": [{"t_s", "dt_s", event:
         rate_per_s}], "pearson_power": {event: r}, "inferences": n, "notes": [...]}``. ``intervals[*].t_s``
         is on this process's ``time.perf_counter`` clock; pass ``power`` ``[(t_s, power_w)]`` on the same
-        clock, sampled over the same window, to fill ``pearson_power``.
+        clock, sampled over the same window, to fill ``pearson_power``. Not given, they come from the callables
+        given when it was built (no count: 0).
         """
+        if inferences is None:
+            inferences = self.count_inferences() if self.count_inferences is not None else 0
+        if power is None and self.read_power is not None:
+            power = self.read_power()
         report: dict[str, Any] = {"tool": "perf stat", "events": {}, "unsupported": [], "not_counted": [],
                                   "per_inference": {}, "ipc": None, "intervals": [], "pearson_power": {},
                                   "inferences": inferences, "notes": []}

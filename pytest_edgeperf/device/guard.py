@@ -24,6 +24,10 @@ PROGRESS_INTERVAL_S = 1.0  # at most one progress line per second
 TEMP_MARGIN_C = 5.0  # default: start measuring this far below the profile's throttle temperature
 
 
+class DeviceNotReady(Exception):
+    """The thermal guard gave up; carries the guard's reason (with the last readings)."""
+
+
 class GuardSettingsError(ValueError):
     """Invalid guard settings (from options, ini or a marker)."""
 

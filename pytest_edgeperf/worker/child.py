@@ -197,7 +197,7 @@ def time_interleaved(timer: Callable[..., tuple[list[float], ...]], reference: R
 
 #: PR_SET_PDEATHSIG from <linux/prctl.h>: the signal the kernel sends a process when its parent dies
 _PR_SET_PDEATHSIG = 1
-#: the parent's pid (measure.PARENT_PID_ENV; not imported: the worker imports nothing of the parent side)
+#: the parent's pid (client.PARENT_PID_ENV; not imported: the worker imports nothing of the parent side)
 _PARENT_PID_ENV = "EDGEPERF_PARENT_PID"
 
 

@@ -17,13 +17,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Budget
+from ..device.guard import DeviceNotReady
+from ..device.lock import Progress, device_lock
 from ..fileio import file_sha256
-from ..measure import DeviceNotReady, Instruments, MeasureRequest, Progress, WorkerProcess, device_lock
 from ..result import STATUS_OK, Result, Samples
 from ..stats import fast_half_mean
+from .client import WorkerProcess
+
+if TYPE_CHECKING:
+    from ..measure import Instruments, MeasureRequest
 
 #: the longest turn: short enough that the machine's drift within a pair is small (the check in issue 18 used it)
 MAX_TURN_S = 0.25
