@@ -397,7 +397,7 @@ def _run(proto: Protocol) -> int:
 
 
 def serve_blocks(proto: Protocol, parent: ParentPipe, timer: Callable[..., tuple[list[float], ...]],
-                 request: dict[str, Any], adapter: Any, plan: InputPlan, sys_path: list[str]) -> int:
+                 request: dict[str, Any], adapter: FrameworkAdapter, plan: InputPlan, sys_path: list[str]) -> int:
     """Time one short turn at each ``block`` command (the other arm's worker sleeps meanwhile), until ``stop``.
 
     Each turn is its own small timed window: at least one sample, then samples until ``time_s`` has passed
@@ -433,7 +433,7 @@ def serve_blocks(proto: Protocol, parent: ParentPipe, timer: Callable[..., tuple
     return _send_accuracy(proto, request, adapter, plan, sys_path)
 
 
-def _send_accuracy(proto: Protocol, request: dict[str, Any], adapter: Any, plan: InputPlan,
+def _send_accuracy(proto: Protocol, request: dict[str, Any], adapter: FrameworkAdapter, plan: InputPlan,
                    sys_path: list[str]) -> int:
     """The accuracy pass after timing, when the request asks for one: 0, or 6 when it failed (said in one line)."""
     if request.get("accuracy"):
@@ -497,7 +497,7 @@ def _wait_pct(start: tuple[float, float] | None, end: tuple[float, float] | None
     return 100.0 * wait / (run + wait) if run + wait > 0 else None
 
 
-def plan_inputs(adapter: Any, inputs: dict[str, Any], request: dict[str, Any], model_name: str,
+def plan_inputs(adapter: FrameworkAdapter, inputs: dict[str, Any], request: dict[str, Any], model_name: str,
                 sys_path: list[str]) -> tuple[InputPlan, Callable[[Any], Any] | None, list[Any], Any]:
     """Resolve the model's inputs (shapes, dtypes, values) and make the first feed: (plan, prepare, raw, feed).
 
@@ -534,7 +534,7 @@ def generated_feed(plan: InputPlan, specs: list[TensorSpec], seed: int) -> dict[
     return feed
 
 
-def _real_inputs(inputs: dict[str, Any], adapter: Any, plan: InputPlan, model: str,
+def _real_inputs(inputs: dict[str, Any], adapter: FrameworkAdapter, plan: InputPlan, model: str,
                  sys_path: list[str]) -> tuple[Callable[[Any], Any], list[Any], Any]:
     """Inputs that are prepared inside the timed window: images + a preprocessing spec, or a user's callable.
 
@@ -605,7 +605,8 @@ def _real_inputs(inputs: dict[str, Any], adapter: Any, plan: InputPlan, model: s
     return prepare_with_fixed, raw, {**fixed, **given}
 
 
-def _accuracy_pass(spec: dict[str, Any], adapter: Any, plan: InputPlan, sys_path: list[str]) -> dict[str, Any]:
+def _accuracy_pass(spec: dict[str, Any], adapter: FrameworkAdapter, plan: InputPlan,
+                   sys_path: list[str]) -> dict[str, Any]:
     """MLPerf-style: accuracy over the whole evaluation set, in its own pass after the timed run.
 
     The image goes to the first input; any other input gets what it got while timing.

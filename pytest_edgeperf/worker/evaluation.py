@@ -1,6 +1,6 @@
 """The accuracy pass, run inside the worker after timing: the whole evaluation set through the loaded runtime.
 
-It connects a runtime adapter to the evaluators in ``accuracy`` (top-k, mAP@0.5) using the dataset and
+It connects a runtime adapter to the evaluators in ``accuracy.metrics`` (top-k, mAP@0.5) using the dataset and
 preprocessing the marker declared, so accuracy comes from the same runtime, threads and model file as the timing.
 """
 
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..frameworks.base import FrameworkAdapter
 
 
 def _to_layout(x: np.ndarray, layout: str) -> np.ndarray:
@@ -19,7 +22,7 @@ def _to_layout(x: np.ndarray, layout: str) -> np.ndarray:
     return x
 
 
-def evaluate_from_spec(spec: dict[str, Any], adapter: Any, sys_path: list[str],
+def evaluate_from_spec(spec: dict[str, Any], adapter: FrameworkAdapter, sys_path: list[str],
                        fixed: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
     """``spec``: task, dataset (folder of class sub-folders, or CSV), preprocess, decode ('module:function').
 
