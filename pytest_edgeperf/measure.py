@@ -8,6 +8,10 @@ separate runs of the same model disagree and how fast the machine was (see verdi
 Samples that overlap a throttled or under-clocked period are marked invalid; if
 too many are, the guard cools the device and the measurement is repeated a bounded number of times, after which
 the result is INCONCLUSIVE (never a regression).
+
+Here is the attempt loop only: the worker's two sides are in worker/ (client.py here, child.py there), the
+instruments follow one start/stop protocol (instruments.py), the device lock is device/lock.py and the power
+readings join the timeline in power/join.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Owns device truth: board profiles and detection, sensor readers, and the command runner they use."""
+"""Owns device truth: board profiles and detection, sensor readers and the command runner they use, and on them the
+thermal guard (``guard``), the sensor timeline while timing (``timeline``), the device lock (``lock``), the kernel's
+memory figures (``memory``) and the host environment (``environment``)."""
 
 from pytest_edgeperf.device.profiles import (
     PROFILES,

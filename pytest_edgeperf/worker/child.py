@@ -221,7 +221,7 @@ def die_with_parent() -> None:
 
 
 def _leave() -> None:
-    """Go now, with whatever this process group started (the worker leads its own group: measure.WorkerProcess)."""
+    """Go now, with whatever this process group started (the worker leads its own group: client.WorkerProcess)."""
     if os.getpgrp() == os.getpid():
         import signal
 
