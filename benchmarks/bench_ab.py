@@ -40,11 +40,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pytest_edgeperf.compare import judge_paired  # noqa: E402
-from pytest_edgeperf.config import Budget  # noqa: E402
+from pytest_edgeperf.config import Budget, Settings  # noqa: E402
 from pytest_edgeperf.frameworks import model_file_for  # noqa: E402
-from pytest_edgeperf.measure import Instruments, MeasureRequest, run_measurement  # noqa: E402
+from pytest_edgeperf.measure import MeasureRequest, run_measurement  # noqa: E402
 from pytest_edgeperf.models.build import ensure_zoo_model  # noqa: E402
 from pytest_edgeperf.paired import run_paired  # noqa: E402
+from pytest_edgeperf.session import instruments_from  # noqa: E402
 
 ARMS = {"A/A": 0.0, "+2%": 0.02, "+5%": 0.05, "+10%": 0.10}
 GATES_PCT = (0.5, 1.0, 2.5)
@@ -90,7 +91,7 @@ def _request(name: str, framework: str, model_file: Path, threads: int, budget: 
 def trial(workdir: Path, name: str, framework: str, model_file: Path, threads: int, budget: Budget,
           spin_b_s: float) -> dict[str, Any]:
     (workdir / "bench_ab_mod.py").write_text(_MOD.format(spin_a=0.0, spin_b=spin_b_s))
-    inst = Instruments(device_name="host", worker_timeout_s=120)
+    inst = instruments_from(Settings(rootdir=REPO, worker_timeout_s=120), "host")
     a = _request(name, framework, model_file, threads, budget, "A", workdir)
     b = _request(name, framework, model_file, threads, budget, "B", workdir)
     start = time.monotonic()
@@ -107,7 +108,7 @@ def baseline_measurement_s(workdir: Path, name: str, framework: str, model_file:
     req = replace(_request(name, framework, model_file, threads, budget, "A", workdir), processes=5,
                   reference_file=reference)
     start = time.monotonic()
-    run_measurement(req, Instruments(device_name="host", worker_timeout_s=120))
+    run_measurement(req, instruments_from(Settings(rootdir=REPO, worker_timeout_s=120), "host"))
     return time.monotonic() - start
 
 

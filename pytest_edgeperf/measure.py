@@ -25,11 +25,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import BUSY_CPU_WAIT_PCT, DEFAULT_LOCK_TIMEOUT_S, Budget
+from .config import BUSY_CPU_WAIT_PCT, Budget
 from .fileio import LockTimeout, exclusive_lock, file_sha256, private_directory
 from .result import STATUS_INCONCLUSIVE, STATUS_OK, Result, Samples, TimelinePoint
+
+if TYPE_CHECKING:
+    from .device.readers import DeviceReaders
+    from .guard import ThermalGuard
+    from .power.base import PowerMeter
 
 Progress = Callable[[str], None]
 
@@ -77,24 +82,27 @@ class MeasureRequest:
 
 @dataclass
 class Instruments:
-    """Everything around the worker that reads the device; any of these may be absent (then it is not measured)."""
+    """Everything around the worker that reads the device; a None part is absent (then it is not measured).
+
+    No defaults here: the session builds them once from ``Settings`` (session.instruments_from), which holds them.
+    """
 
     device_name: str
-    readers: Any = None  # pytest_edgeperf.device.readers.DeviceReaders
-    floor_ghz: float | None = None
-    guard: Any = None  # pytest_edgeperf.guard.ThermalGuard
-    sample_hz: float = 10.0
-    sensor_budget: float = 0.03
-    power_meter: Any = None  # pytest_edgeperf.power PowerMeter
-    power_hz: float = 10.0
-    idle_s: float = 0.0
-    max_attempts: int = 3
-    min_valid_fraction: float = 0.8
-    worker_timeout_s: float = 300.0
-    environment: dict[str, Any] = field(default_factory=dict)
-    lock_path: Path | None = None
-    lock_timeout_s: float | None = DEFAULT_LOCK_TIMEOUT_S
-    lock_announce: Progress | None = None  # says, even in a CI log, that the device lock is busy and who holds it
+    readers: DeviceReaders | None
+    floor_ghz: float | None
+    guard: ThermalGuard | None
+    sample_hz: float
+    sensor_budget: float
+    power_meter: PowerMeter | None
+    power_hz: float
+    idle_s: float
+    max_attempts: int
+    min_valid_fraction: float
+    worker_timeout_s: float
+    environment: dict[str, Any]
+    lock_path: Path | None
+    lock_timeout_s: float | None
+    lock_announce: Progress | None  # says, even in a CI log, that the device lock is busy and who holds it
 
 
 # ---- the worker process ----------------------------------------------------------------------------------------
