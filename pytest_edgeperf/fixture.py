@@ -298,15 +298,12 @@ class EdgeperfFixture:
         None (today's verdict) when it is unchanged, built by code, or REF's copy cannot be had; the reason is
         one line: a note on the result, or once for the session when git or REF itself is the problem.
         """
-        from .gitref import GitRefError, check_ref, model_at_ref
+        from .against import ref_model
+        from .gitref import GitRefError, check_ref
 
         s = self._session.settings
         ref = s.against
         assert ref is not None
-        if req.model.startswith(("zoo:", "cache:")):
-            self._pending_notes.append(f"{req.model}: not comparable against {ref} (built by code); timing "
-                                       f"judged against the stored baselines")
-            return None
         try:
             check_ref(ref, s.rootdir)
         except GitRefError as exc:
@@ -315,7 +312,7 @@ class EdgeperfFixture:
                 self._session.device_notes.append(note)
             return None
         try:
-            ref_file = model_at_ref(req.model_file, ref, s.cache_dir / "against")
+            ref_file = ref_model(req.model, req.model_file, ref, s.rootdir, s.cache_dir)  # against.py
         except GitRefError as exc:
             self._pending_notes.append(f"--edgeperf-against: {exc}; timing judged against the stored baselines")
             return None
