@@ -147,7 +147,8 @@ def run_config(cfg: dict[str, Any], args: argparse.Namespace, budget: Budget) ->
     # during it and wake slower after): one +10% trial measures the effect, and the spins are scaled to match.
     probe = paired_trial(cfg, budget, 0.10 * per_inference)
     realised = 1 / probe["speedup"] - 1 if probe["speedup"] else 0.10
-    scale = min(1.0, max(0.1, 0.10 / realised)) if realised > 0.01 else 1.0
+    precise = probe["high"] is not None and (probe["high"] - probe["low"]) / 2 < 0.025  # else: noise, not effect
+    scale = min(1.0, max(0.1, 0.10 / realised)) if precise and realised > 0.01 else 1.0
     rows = []
     for rep in range(args.reps):
         base, base_wall = stored_measurement(cfg, budget, 0.0)
