@@ -55,26 +55,8 @@ LAYERS = 8
 ARMS = ("A", "B5", "B10")
 SPIN_FRACTION = {"A": 0.0, "B5": 0.05, "B10": 0.10}
 
-_MOD = '''"""Inputs and a calibrated busy-wait for bench_verdict.py (runs inside the plugin's worker)."""
-import os
-import time
-
-import numpy as np
-
-SPIN_S = float(os.environ.get("BENCH_SPIN_S", "0"))
-
-
-def frames(shape, dtype):
-    rng = np.random.default_rng(1)
-    return [rng.standard_normal(shape).astype(dtype) for _ in range(8)]
-
-
-def spin(x, _clock=time.perf_counter, _spin_s=SPIN_S):
-    stop = _clock() + _spin_s  # the same loop for A (zero spin) and B: identical code path
-    while _clock() < stop:
-        pass
-    return x
-'''
+#: the worker-side module (inputs and the calibrated busy-wait ``spin``), shared with bench_ab.py
+SPINWORK = Path(__file__).with_name("spinwork.py")
 
 _TEST = '''import os
 
@@ -122,7 +104,7 @@ class Runner:
 
     def __init__(self, workdir: Path, model: Path, args: argparse.Namespace) -> None:
         self.workdir, self.model, self.args = workdir, model, args
-        (workdir / "bench_mod.py").write_text(_MOD)
+        (workdir / "bench_mod.py").write_text(SPINWORK.read_text())
         (workdir / "test_verdict_bench.py").write_text(_TEST)
         self.count = 0
 

@@ -191,14 +191,11 @@ def against_ref(req: MeasureRequest, settings: Settings, notes: list[str],
     one line: a note for the result (``notes``), or once for the session (``session_notes``) when git or REF
     itself is the problem.
     """
-    from .gitref import GitRefError, check_ref, model_at_ref
+    from .against import ref_model
+    from .gitref import GitRefError, check_ref
 
     ref = settings.against
     assert ref is not None
-    if req.model.startswith(("zoo:", "cache:")):
-        notes.append(f"{req.model}: not comparable against {ref} (built by code); timing judged against the stored "
-                     f"baselines")
-        return None
     try:
         check_ref(ref, settings.rootdir)
     except GitRefError as exc:
@@ -207,7 +204,7 @@ def against_ref(req: MeasureRequest, settings: Settings, notes: list[str],
             session_notes.append(note)
         return None
     try:
-        ref_file = model_at_ref(req.model_file, ref, settings.cache_dir / "against")
+        ref_file = ref_model(req.model, req.model_file, ref, settings.rootdir, settings.cache_dir)  # against.py
     except GitRefError as exc:
         notes.append(f"--edgeperf-against: {exc}; timing judged against the stored baselines")
         return None
