@@ -169,7 +169,6 @@ def _build_unlocked(graph: Graph, files: ModelFiles, build_args: dict[str, Any] 
         if kind in keep:
             continue
         _exporter(kind)(graph, files.path(kind))
-        os.chmod(files.path(kind), 0o644)
         keep[kind] = {"path": files.path(kind).name, "size_bytes": files.path(kind).stat().st_size,
                       "sha256": file_sha256(files.path(kind))}
     for kind in FORMATS:

@@ -17,12 +17,13 @@ import copy
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pytest_edgeperf.fileio import atomic_path
 
 OPS = (
     "conv", "dwconv", "dense", "relu", "relu6", "leaky_relu", "maxpool", "avgpool", "gap", "concat", "add",
@@ -153,14 +154,8 @@ class Graph:
                   "meta": _jsonable(self.meta), "layers": layers}
         arrays["__graph__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
         return path
 
     @classmethod

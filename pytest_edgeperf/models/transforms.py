@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pytest_edgeperf.fileio import atomic_path
 from pytest_edgeperf.models.graph import Graph, Layer, bn_scale_shift, conv_geometry, single_blas_thread
 
 
@@ -302,12 +303,8 @@ def quantize_onnx_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike
             return None if arr is None else {inp.name: arr}
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp.onnx")
-    try:
+    with atomic_path(out_path, suffix=".tmp.onnx") as tmp:
         quantize_static(str(onnx_path), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_path
