@@ -18,8 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..fileio import atomic_write_text
-
-RESULTS_SCHEMA_VERSION = 1
+from ..schema import RESULTS_SCHEMA_VERSION
 
 
 def results_payload(session: Any) -> dict[str, Any]:
