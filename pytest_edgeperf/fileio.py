@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pytest_edgeperf.errors import EdgeperfError
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path, *, mode: int = 0o644, tmp_prefix: str | None = None,
@@ -80,7 +82,7 @@ def file_sha256(path: Path) -> str:
 # ---- lock files ------------------------------------------------------------------------------------------------
 
 
-class LockError(Exception):
+class LockError(EdgeperfError):
     """A lock file that cannot be used safely (a planted symlink, another user's file) or in time; one line."""
 
 

@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 from .compare import PairedEstimate
 from .config import Budget, MarkerSpec
+from .errors import EdgeperfError
 from .fileio import LockError
 from .measure import (
     AcceleratorUnavailableError,
@@ -33,7 +34,7 @@ from .result import STATUS_OK, Result
 from .session import Breach, EdgeperfSession
 
 
-class EdgeperfFailure(Exception):
+class EdgeperfFailure(EdgeperfError):
     """Fails the test with a one-line reason (worker crash, missing model): no traceback from our code."""
 
 

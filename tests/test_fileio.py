@@ -32,3 +32,30 @@ def test_a_writer_that_fails_leaves_the_old_file_and_no_temp(tmp_path: Path) -> 
     with pytest.raises(TypeError):
         atomic_write_bytes(path, "not bytes")  # type: ignore[arg-type]
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_every_error_the_package_raises_for_a_user_is_an_edgeperf_error() -> None:
+    """One base for the one-line user errors; each keeps the builtin base older ``except`` clauses catch."""
+    import importlib
+    import pkgutil
+
+    import pytest_edgeperf
+    from pytest_edgeperf.errors import EdgeperfError
+
+    errors: list[type[BaseException]] = []
+    for info in pkgutil.walk_packages(pytest_edgeperf.__path__, "pytest_edgeperf."):
+        if info.name.endswith("__main__"):
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:  # an extra that is not installed (the history's sqlalchemy)
+            continue
+        errors += [obj for obj in vars(module).values()
+                   if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == info.name
+                   and not obj.__name__.startswith("_")]
+    assert len(errors) >= 25
+    assert [e.__qualname__ for e in errors if not issubclass(e, EdgeperfError)] == []
+    from pytest_edgeperf.baseline import BaselineError
+    from pytest_edgeperf.power.base import MeterError
+
+    assert issubclass(BaselineError, ValueError) and issubclass(MeterError, RuntimeError)

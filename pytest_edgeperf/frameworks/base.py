@@ -15,17 +15,18 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import EdgeperfError
 from .signature import TensorSpec
 
 #: what ``make_runner`` and ``run`` take: ``{input name: array}``, or one array for the first input
 Feed = Mapping[str, np.ndarray] | np.ndarray
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(EdgeperfError):
     """The runtime refused the model (wrong format, unsupported operator, corrupt file)."""
 
 
-class ConverterMissing(Exception):
+class ConverterMissing(EdgeperfError):
     """The runtime needs its model converted and the converter is not installed (a skip, with how to install)."""
 
 

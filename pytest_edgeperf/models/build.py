@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_edgeperf.errors import EdgeperfError
 from pytest_edgeperf.fileio import LockError, atomic_write_text, exclusive_lock, file_sha256
 from pytest_edgeperf.models.graph import Graph
 from pytest_edgeperf.models.zoo import build_zoo_graph
@@ -37,7 +38,7 @@ FORMATS = ("onnx", "tflite")
 ZOO_EXTRA_MODULES = ("onnx", "flatbuffers")
 
 
-class ModelBuildError(ValueError):
+class ModelBuildError(EdgeperfError, ValueError):
     """A model that cannot be built or a cache that cannot be used; the message names the model/file."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_edgeperf.errors import EdgeperfError
 from pytest_edgeperf.fileio import atomic_path
 
 OPS = (
@@ -33,7 +34,7 @@ ACTIVATIONS = ("relu", "relu6", "leaky_relu", "sigmoid")
 _FORMAT = "edgeperf-graph/1"
 
 
-class GraphError(ValueError):
+class GraphError(EdgeperfError, ValueError):
     """A graph that cannot be built or exported; the message names the graph and the layer."""
 
 
