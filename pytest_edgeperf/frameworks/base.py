@@ -158,9 +158,3 @@ class FrameworkAdapter(ABC):
     @property
     def input_dtype(self) -> np.dtype:
         return np.dtype(self.inputs[0].dtype or "float32")
-
-    def to_model_layout(self, x_nhwc: np.ndarray) -> np.ndarray:
-        """Convert an NHWC batch to this model's layout (ONNX models here are NCHW)."""
-        if self.input_layout == "NCHW" and x_nhwc.ndim == 4:
-            return np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))
-        return x_nhwc

@@ -39,7 +39,7 @@ def _sizes(files: dict[str, dict[str, int]]) -> list[int | str]:
     return [files[kind]["size_bytes"] if kind in files else "-" for kind in ("onnx", "tflite")]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``models`` subcommand (called from ``pytest_edgeperf.cli.build_parser``)."""
     models = sub.add_parser("models", help=DESCRIPTION, description=DESCRIPTION)
     _add_commands(models)

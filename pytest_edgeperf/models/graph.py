@@ -192,7 +192,11 @@ def single_blas_thread() -> contextlib.AbstractContextManager:
 
 
 # --- attribute helpers (shared with the exporters) -------------------------------------------------------
-def pair(value: Any) -> tuple[int, int]:
+#: a conv/pool layer's padding: TensorFlow's "same" or "valid", or that many pixels on every side
+Padding = str | int
+
+
+def pair(value: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
     """``3`` -> ``(3, 3)``; ``(3, 1)`` stays."""
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
@@ -201,7 +205,7 @@ def pair(value: Any) -> tuple[int, int]:
     return int(value), int(value)
 
 
-def conv_geometry(layer: Layer) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], Any]:
+def conv_geometry(layer: Layer) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], Padding]:
     """(kernel, stride, dilation, padding) of a conv/dwconv/pool layer with defaults filled in."""
     if layer.op in ("conv", "dwconv"):
         w = layer.weights.get("w")
@@ -217,7 +221,7 @@ def conv_geometry(layer: Layer) -> tuple[tuple[int, int], tuple[int, int], tuple
     return kernel, stride, dilation, padding
 
 
-def pads_1d(size: int, k: int, s: int, d: int, padding: Any) -> tuple[int, int, int]:
+def pads_1d(size: int, k: int, s: int, d: int, padding: Padding) -> tuple[int, int, int]:
     """(pad_before, pad_after, out_size) along one axis, TensorFlow SAME semantics for ``"same"``."""
     eff = (k - 1) * d + 1
     if padding == "same":
