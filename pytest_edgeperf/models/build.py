@@ -6,7 +6,7 @@ cached model missing a format gains it on the next request that needs it. The ex
 ``flatbuffers``, which come with the ``zoo`` extra (and with ``onnx``, ``litert``, ``all``): they are imported only
 when a file is written, so a cached model, and every model a user brings as a file, needs neither.
 
-Why a cache with a lock: the seeds' models are tens of MB (ResNet-50 ~100 MB) and are never committed, so they
+Why a cache with a lock: the studies' models are tens of MB (ResNet-50 ~100 MB) and are never committed, so they
 are built on first use. Several pytest-xdist workers may ask for the same model at once; an exclusive lock
 file per stem serialises the builders, and every file is written to a temp name and ``os.replace``d, with the
 meta JSON written last, so a reader never sees a half-written model and a crashed build is simply redone.

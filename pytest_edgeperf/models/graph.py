@@ -1,6 +1,6 @@
 """The model IR: a tiny NHWC layer graph that the exporters (ONNX, TFLite) and the variant transforms share.
 
-Why an IR of our own: the seeds' architectures and the project's trained networks must exist in ONNX *and*
+Why an IR of our own: the studies' architectures and the project's trained networks must exist in ONNX *and*
 TFLite with bit-for-bit the same weights, built offline without TensorFlow or PyTorch. One plain description
 (layers + numpy weights) exported twice gives that, and ``forward_numpy`` is the slow reference both exports
 are checked against.

@@ -1,6 +1,6 @@
 """The TFLite exporter: an IR ``Graph`` -> NHWC float32 ``.tflite`` written with flatbuffers, no TensorFlow.
 
-Why hand-written: the project must build the seeds' models on a Pi with only the runtime wheels installed.
+Why hand-written: the project must build the studies' models on a Pi with only the runtime wheels installed.
 ``ai_edge_litert`` ships the TFLite schema as ``schema_py_generated``; its object API (``ModelT`` ...) packs a
 model from numpy arrays. Batchnorms are folded, relu/relu6 after conv/dwconv/dense/add are fused as TFLite's
 converter would (XNNPACK sees the usual patterns), constant buffers are 16-byte aligned.
