@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from pytest_edgeperf import noise
+from pytest_edgeperf.errors import EdgeperfError
 from pytest_edgeperf.fileio import atomic_write_text
 from pytest_edgeperf.result import STATUS_OK, Result
 
@@ -61,7 +62,7 @@ _TMP_PREFIX = ".edgeperf-"
 _TMP_SUFFIX = ".tmp"
 
 
-class BaselineError(ValueError):
+class BaselineError(EdgeperfError, ValueError):
     """A baseline file or directory a user must fix; the message is one line naming the file."""
 
 

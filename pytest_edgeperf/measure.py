@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import BUSY_CPU_WAIT_PCT, Budget
+from .errors import EdgeperfError
 from .fileio import LockTimeout, exclusive_lock, file_sha256, private_directory
 from .result import STATUS_INCONCLUSIVE, STATUS_OK, Result, Samples, TimelinePoint
 
@@ -40,7 +41,7 @@ Progress = Callable[[str], None]
 
 
 
-class WorkerError(Exception):
+class WorkerError(EdgeperfError):
     """The worker crashed, hung, or the runtime refused the model; the message is one line for the test report."""
 
 
@@ -48,7 +49,7 @@ class AcceleratorUnavailableError(WorkerError):
     """The requested provider, delegate or backend is not available here (the test skips; fails when strict)."""
 
 
-class DeviceNotReady(Exception):
+class DeviceNotReady(EdgeperfError):
     """The thermal guard gave up; carries the guard's reason (with the last readings)."""
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-RESULT_SCHEMA_VERSION = 1
+from pytest_edgeperf.schema import RESULTS_SCHEMA_VERSION as RESULT_SCHEMA_VERSION
 
 # Result.status values.
 STATUS_OK = "ok"  # enough valid samples, numbers are trustworthy

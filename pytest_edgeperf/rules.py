@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_edgeperf.errors import EdgeperfError
+
 KINDS = ("timing", "memory", "accuracy", "energy", "counter", "scalar")
 
 
@@ -62,7 +64,7 @@ DEFAULT_RULES: tuple[MetricRule, ...] = (
 )
 
 
-class ToleranceError(ValueError):
+class ToleranceError(EdgeperfError, ValueError):
     """A bad tolerance spec (option, ini or marker); the message names the bad part."""
 
 

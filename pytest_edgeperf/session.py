@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .config import Settings, clock_floor_ghz
+from .errors import EdgeperfError
 from .measure import Instruments
 from .result import Result
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 ProgressLine = Callable[[str], None]
 
 
-class EdgeperfFailure(Exception):
+class EdgeperfFailure(EdgeperfError):
     """Fails the test with a one-line reason (worker crash, missing model): no traceback from our code."""
 
 

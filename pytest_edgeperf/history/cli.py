@@ -10,18 +10,23 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
 from .db import HistoryError, connect, redact, resolve_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from .changes import Filters
 
 EXIT_OK, EXIT_REGRESSION = 0, 1
 URL_HELP = ("history database: a file path, sqlite:///PATH or postgresql://USER@HOST/DB "
             "(default: $EDGEPERF_HISTORY or .edgeperf/history.db)")
 
 
-def _engine(args: argparse.Namespace, *, create: bool = True) -> Any:
+def _engine(args: argparse.Namespace, *, create: bool = True) -> Engine:
     url = resolve_url(args.url or os.environ.get("EDGEPERF_HISTORY"), Path.cwd())
     return connect(url, create=create)
 
@@ -44,7 +49,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _filters(args: argparse.Namespace) -> Any:
+def _filters(args: argparse.Namespace) -> Filters:
     from .changes import Filters
 
     metrics = tuple(m.strip() for m in (args.metric or "").split(",") if m.strip())
@@ -106,7 +111,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``history`` subcommand and its own subcommands (called from ``pytest_edgeperf.cli.build_parser``)."""
     history = sub.add_parser("history", help="the results history: record runs, find change points, dashboard")
     hsub = history.add_subparsers(dest="history_command", required=True)

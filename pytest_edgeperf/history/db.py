@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from pytest_edgeperf.errors import EdgeperfError
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
@@ -34,7 +36,7 @@ _PG_WRITE_LOCK = 0x6564676570657266
 T = TypeVar("T")
 
 
-class HistoryError(Exception):
+class HistoryError(EdgeperfError):
     """A history URL or database a user must fix; the message is one line naming it."""
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..errors import EdgeperfError
 from ..fileio import atomic_write_text
-
-RESULTS_SCHEMA_VERSION = 1
+from ..schema import RESULTS_SCHEMA_VERSION
 
 
 def results_payload(session: Any) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def _baselines_for_html(session: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-class InputError(ValueError):
+class InputError(EdgeperfError, ValueError):
     """Input a user must fix (missing file, not JSON, wrong shape); the message is one line naming it."""
 
 
