@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from .errors import EdgeperfError
+
 # ---- defaults -------------------------------------------------------------------------------------------------
 
 
@@ -681,7 +683,7 @@ class MeasureArguments:
     target: str | None = None
 
 
-class MeasureArgumentError(ValueError):
+class MeasureArgumentError(EdgeperfError, ValueError):
     """A ``measure()`` argument that cannot be used; the message names it (the test fails with this one line)."""
 
 
