@@ -5,6 +5,10 @@ re-reads each file fresh, merges (other entries untouched), writes a temp file i
 fsyncs it, ``os.replace``\\ s it over the old file and fsyncs the directory. A killed process therefore
 leaves the old file or the new one, and two processes updating the same directory lose no entry. A file
 that does not parse is never overwritten by a merge: the user must fix or delete it.
+
+The raw samples go to content-named sidecars (``sidecar.py``), written before the module file that references them,
+so a killed update leaves at worst a sidecar nothing references yet; an update removes the sidecars no module file
+of the device references any more (not when one of those files cannot be read: it might reference them).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from pytest_edgeperf.fileio import atomic_write_text
 
 from .changes import Change
 from .entry import BaselineEntry, _without_history
-from .files import BASELINE_SCHEMA_VERSION, _dumps, _parse_file
+from .files import _dumps, _parse_file, module_document
 from .naming import device_dirname, module_filename, split_nodeid
+from .sidecar import GITATTRIBUTES, SAMPLES_DIR, parse_sidecar, read_sidecar, referenced
 from .validate import BaselineError, _one_line
 
 LOCK_NAME = ".lock"
@@ -86,14 +91,23 @@ class BaselineStore:
     def path_for(self, nodeid: str) -> Path:
         return self.directory / module_filename(split_nodeid(nodeid)[0])
 
-    def _read(self, path: Path, module: str, allow_empty: bool) -> dict[str, BaselineEntry]:
+    @property
+    def samples_directory(self) -> Path:
+        return self.directory / SAMPLES_DIR
+
+    def _load_samples(self, ref: str) -> dict[str, list[float]]:
+        return read_sidecar(self.directory, ref)
+
+    def _read(self, path: Path, module: str, allow_empty: bool,
+              unloadable: dict[str, BaselineError] | None = None) -> dict[str, BaselineEntry]:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise BaselineError(f"{path}: cannot read baseline ({_os_reason(exc)})") from None
-        return _parse_file(path, raw, self.device, module, allow_empty=allow_empty)
+        return _parse_file(path, raw, self.device, module, allow_empty=allow_empty, load=self._load_samples,
+                           unloadable=unloadable)
 
     def lookup(self, nodeid: str) -> BaselineEntry | None:
         """The recorded entry for a test id, None if none; a bad file raises BaselineError (read once)."""
@@ -125,8 +139,17 @@ class BaselineStore:
         changes: list[Change] = []
         with _locked(self.directory):
             _remove_stale_temps(self.directory)
-            current = {path: self._read(path, module, True) for path, (module, _) in sorted(by_file.items())}
+            _remove_stale_temps(self.samples_directory)
+            unloadable: dict[Path, dict[str, BaselineError]] = {}
+            current = {path: self._read(path, module, True, unloadable.setdefault(path, {}))
+                       for path, (module, _) in sorted(by_file.items())}
+            for path, errors in unloadable.items():  # kept as it is, such an entry would lose its raw samples
+                for test, error in sorted(errors.items()):
+                    if test not in by_file[path][1]:
+                        raise error
             texts: dict[Path, tuple[str, dict[str, BaselineEntry]]] = {}
+            sidecars: dict[str, str] = {}
+            owners: dict[str, Path] = {}  # a sidecar -> a module file it is written for (for messages)
             for path, (module, new) in sorted(by_file.items()):
                 merged = dict(current[path])
                 for test, entry in sorted(new.items()):
@@ -137,23 +160,57 @@ class BaselineStore:
                                           dict(entry.metrics)))
                     # the same recording stored again does not count twice toward the noise
                     merged[test] = old if same and old is not None else entry.continued_from(old)
-                doc = {
-                    "schema_version": BASELINE_SCHEMA_VERSION,
-                    "device": self.device,
-                    "module": module,
-                    "entries": {k: merged[k].to_json() for k in sorted(merged)},
-                }
+                doc, side = module_document(self.device, module, merged)
+                if side is not None:
+                    sidecars[side[0]] = side[1]
+                    owners.setdefault(side[0], path)
                 try:
                     text = _dumps(doc) + "\n"
                 except ValueError as exc:  # a NaN or infinity that slipped past the entry check
                     raise BaselineError(f"{path}: not written: {_one_line(exc)}") from None
-                _parse_file(path, text.encode("utf-8"), self.device, module)  # the reader must accept it
+                # the reader must accept it, with the sidecars about to be written
+                _parse_file(path, text.encode("utf-8"), self.device, module,
+                            load=lambda ref: parse_sidecar(self.directory / ref, sidecars[ref].encode("utf-8")))
                 texts[path] = (text, merged)
+            self._write_sidecars(sidecars, owners)  # first: a module file never references a sidecar not yet written
             for path, (text, merged) in texts.items():
                 _atomic_write(path, text)
                 self._cache[path] = merged
+            self._remove_unreferenced_sidecars()
         self._priors.clear()
         return changes
+
+    def _write_sidecars(self, sidecars: Mapping[str, str], owners: Mapping[str, Path]) -> None:
+        """Each sidecar not already on disk with exactly this content (content-named: the same samples, one file)."""
+        if not sidecars:
+            return
+        directory = self.samples_directory
+        try:
+            directory.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise BaselineError(f"{directory}: cannot create it ({_os_reason(exc)}); no baseline written") from None
+        if not (directory / ".gitattributes").exists():
+            _atomic_write(directory / ".gitattributes", GITATTRIBUTES)
+        for ref, text in sorted(sidecars.items()):
+            path = self.directory / ref
+            with contextlib.suppress(OSError):
+                if path.read_bytes() == text.encode("utf-8"):
+                    continue
+            try:
+                atomic_write_text(path, text, tmp_prefix=_TMP_PREFIX + path.name + ".")
+            except OSError as exc:
+                raise BaselineError(f"{owners[ref]}: cannot write baseline ({_os_reason(exc)}: its raw samples "
+                                    f"{path}); the old file is unchanged") from None
+
+    def _remove_unreferenced_sidecars(self) -> None:
+        """Sidecars no module file of this device references (the samples of replaced recordings)."""
+        refs = referenced(sorted(self.directory.glob("*.json")))
+        if refs is None:  # a module file that cannot be read might reference any of them: keep them all
+            return
+        for path in self.samples_directory.glob("*.json"):
+            if f"{SAMPLES_DIR}/{path.name}" not in refs:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def noise_prior(self, by_reference: bool) -> noise.NoisePrior | None:
         """The pooled run-to-run variance of every entry of this device (all module files), read once.
