@@ -117,13 +117,15 @@ class BaselineStore:
             self._cache[path] = self._read(path, module, self.updating)
         return self._cache[path].get(test)
 
-    def update(self, entries: Mapping[str, BaselineEntry]) -> list[Change]:
+    def update(self, entries: Mapping[str, BaselineEntry], *, continue_history: bool = True) -> list[Change]:
         """Merge entries (keyed by node id) into their module files; returns what changed, per test.
 
         All affected files are re-read and validated under the lock before any is written, so a corrupt
         file aborts the whole update and nothing is half-applied. What is written is checked with the reader's
         own rules first (each new entry, then each whole file): an entry the reader would refuse (a zero or
         negative time, a value out of range) aborts the update naming it, and no file is written.
+        ``continue_history`` False: the new entries bring their own history and do not continue the stored ones
+        (baselines written from the results history, whose old entry may be from before a change point).
         """
         by_file: dict[Path, tuple[str, dict[str, BaselineEntry]]] = {}
         for nodeid, entry in entries.items():
@@ -154,12 +156,14 @@ class BaselineStore:
                 merged = dict(current[path])
                 for test, entry in sorted(new.items()):
                     old = merged.get(test)
-                    same = old is not None and _without_history(old) == _without_history(entry)
+                    same = old is not None and (_without_history(old) == _without_history(entry)
+                                                if continue_history else old == entry)
                     kind = "added" if old is None else ("unchanged" if same else "updated")
                     changes.append(Change(path, test, kind, dict(old.metrics) if old else {},
                                           dict(entry.metrics)))
                     # the same recording stored again does not count twice toward the noise
-                    merged[test] = old if same and old is not None else entry.continued_from(old)
+                    merged[test] = (old if same and old is not None
+                                    else entry.continued_from(old) if continue_history else entry)
                 doc, side = module_document(self.device, module, merged)
                 if side is not None:
                     sidecars[side[0]] = side[1]
