@@ -187,8 +187,8 @@ def test_update_then_compare_unchanged_suite_passes(suite: pytest.Pytester) -> N
     assert all((len(ln) - len(ln.lstrip(" "))) % 2 == 0 for ln in text.splitlines())
     entry = doc["entries"][THROUGHPUT_KEY]
     # the raw latencies in a sidecar named by its content, referenced from the entry (the reviewer reads the rest)
-    sidecar = (path.parent / entry["samples_file"]).read_text()
-    samples = json.loads(sidecar)["latency_ms"]
+    sidecar = (path.parent / doc["samples_file"]).read_text()
+    samples = json.loads(sidecar)[THROUGHPUT_KEY]["latency_ms"]
     assert len(samples) == min(entry["sample_count"], 2000) and entry["sample_count"] >= 50
     # every list of numbers on one line (raw samples, per-process values): a diff shows one changed line each
     assert sum(1 for ln in sidecar.splitlines() if '"latency_ms": [' in ln and ln.rstrip().endswith("]}")) == 1
