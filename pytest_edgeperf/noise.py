@@ -14,7 +14,7 @@ variances; never lowered below its own estimate, so a noisy test keeps its noise
 no other history is judged as before, without a noise floor; ``--edgeperf-update-baselines`` records twice by
 default (``--edgeperf-update-passes``) so that a fresh set of baselines already knows its noise.
 
-Pure functions over plain values: ``baseline.py`` keeps the history, ``verdict.py`` applies the floor.
+Pure functions over plain values: ``baseline/entry.py`` keeps the history, ``verdict.py`` applies the floor.
 """
 
 from __future__ import annotations

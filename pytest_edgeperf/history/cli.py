@@ -1,4 +1,4 @@
-"""``edgeperf history add|changes|ack|dashboard``: the results history from the command line.
+"""``edgeperf history add|changes|ack|dashboard|baselines``: the results history from the command line.
 
 Exit codes as the rest of ``edgeperf``: 0 ok, 1 ``changes`` found an unacknowledged regression as the newest change
 point of a gated metric, 2 bad input (one line on stderr naming the file or URL).
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from .changes import Filters
 
-EXIT_OK, EXIT_REGRESSION = 0, 1
+EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
 URL_HELP = ("history database: a file path, sqlite:///PATH or postgresql://USER@HOST/DB "
             "(default: $EDGEPERF_HISTORY or .edgeperf/history.db)")
 
@@ -111,6 +111,24 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from ..baseline import describe_changes
+    from .baselines import write_baselines
+
+    engine = _engine(args, create=False)
+    try:
+        outcome = write_baselines(engine, Path(args.baselines), _filters(args), min_runs=args.min_runs,
+                                  alpha=args.alpha, min_change_pct=args.min_change)
+    finally:
+        engine.dispose()
+    for line in outcome.notes + outcome.refused:
+        print(line, file=sys.stderr)
+    if outcome.changes:
+        print(f"edgeperf: baselines written from the history in {args.baselines}")
+    print(describe_changes(outcome.changes))
+    return EXIT_USAGE if outcome.refused else EXIT_OK
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``history`` subcommand and its own subcommands (called from ``pytest_edgeperf.cli.build_parser``)."""
     history = sub.add_parser("history", help="the results history: record runs, find change points, dashboard")
@@ -155,6 +173,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     dash.add_argument("-o", "--output", required=True, help="directory to write index.html and tests/ into")
     common(dash, filters=True)
     dash.set_defaults(func=cmd_dashboard)
+
+    base = hsub.add_parser("baselines", help="write baselines from the runs since each test's last change point "
+                                             "(instead of re-measuring); exit 2 when a test's runs lack raw samples")
+    common(base, filters=True)
+    base.add_argument("--baselines", default="baselines", help="baselines root to write (default: baselines)")
+    base.add_argument("--min-runs", type=int, default=5, help="change points: fewest runs on each side (default 5)")
+    base.add_argument("--alpha", type=float, default=0.01, help="change points: rank-test threshold (default 0.01)")
+    base.add_argument("--min-change", type=float, default=2.0, help="change points: smallest change, %% (default 2)")
+    base.set_defaults(func=cmd_baselines)
 
 
 __all__ = ["HistoryError", "add_parser", "redact"]
