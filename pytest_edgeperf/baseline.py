@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from pytest_edgeperf import noise
 from pytest_edgeperf.fileio import atomic_write_text
 from pytest_edgeperf.result import STATUS_OK, Result
+from pytest_edgeperf.verdict import noise
 
 BASELINE_SCHEMA_VERSION = 1
 # Raw samples kept per metric. 2000 values give a rank test plenty of power and keep one entry ~16 KB.

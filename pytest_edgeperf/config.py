@@ -425,7 +425,7 @@ def check_report_paths(paths: dict[str, Path | None]) -> None:
 
 def parse_tolerance_option(spec: str | dict[str, Any], where: str) -> dict[str, float]:
     """Delegate to the verdict's parser, turning its error into a one-line usage error naming ``where``."""
-    from .rules import ToleranceError, parse_tolerances
+    from .verdict.rules import ToleranceError, parse_tolerances
 
     try:
         return parse_tolerances(spec)
@@ -576,7 +576,7 @@ def _marker_value(name: str, value: Any, bad: Any) -> Any:
     if name == "tolerance":
         if not isinstance(value, (str, dict)):
             raise bad(name, f"expected a dict or 'metric=5%,...', got {_short_repr(value)}")
-        from .rules import ToleranceError, parse_tolerances
+        from .verdict.rules import ToleranceError, parse_tolerances
 
         try:
             return parse_tolerances(value)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from test_verdict_processes import STEADY, multi_process_result
 
-from pytest_edgeperf import noise
 from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
-from pytest_edgeperf.verdict import PASS, REGRESSION, format_verdict_table, judge
+from pytest_edgeperf.verdict import noise
+from pytest_edgeperf.verdict.judge import PASS, REGRESSION, format_verdict_table, judge
 
 NODE = "suites/test_x.py::test_x[onnxruntime]"
 

@@ -13,7 +13,7 @@ import pytest
 from pytest_edgeperf import stats
 from pytest_edgeperf.baseline import BaselineEntry
 from pytest_edgeperf.result import STATUS_INCONCLUSIVE, Result, Samples
-from pytest_edgeperf.verdict import (
+from pytest_edgeperf.verdict.judge import (
     IMPROVED,
     INCONCLUSIVE,
     NEW,

@@ -17,7 +17,7 @@ import pytest
 from pytest_edgeperf import stats
 from pytest_edgeperf.baseline import BaselineEntry
 from pytest_edgeperf.result import Result, Samples
-from pytest_edgeperf.verdict import IMPROVED, INCONCLUSIVE, PASS, REGRESSION, judge, location_change
+from pytest_edgeperf.verdict.judge import IMPROVED, INCONCLUSIVE, PASS, REGRESSION, judge, location_change
 
 SAMPLES_PER_PROCESS = 80
 

@@ -48,15 +48,16 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from pytest_edgeperf import noise, stats
+from pytest_edgeperf import stats
 from pytest_edgeperf.baseline import BaselineEntry, comparable_environment
 from pytest_edgeperf.config import BUSY_CPU_WAIT_PCT
 from pytest_edgeperf.result import STATUS_OK, Result
-from pytest_edgeperf.rules import DEFAULT_RULES, MetricRule, rule_for, tolerance_for
-from pytest_edgeperf.rules import KINDS as KINDS  # re-exported: callers read the rules through the verdict too
-from pytest_edgeperf.rules import ToleranceError as ToleranceError
-from pytest_edgeperf.rules import merge_tolerances as merge_tolerances
-from pytest_edgeperf.rules import parse_tolerances as parse_tolerances
+from pytest_edgeperf.verdict import noise
+from pytest_edgeperf.verdict.rules import DEFAULT_RULES, MetricRule, rule_for, tolerance_for
+from pytest_edgeperf.verdict.rules import KINDS as KINDS  # re-exported: callers read the rules through the verdict too
+from pytest_edgeperf.verdict.rules import ToleranceError as ToleranceError
+from pytest_edgeperf.verdict.rules import merge_tolerances as merge_tolerances
+from pytest_edgeperf.verdict.rules import parse_tolerances as parse_tolerances
 
 PASS = "PASS"
 REGRESSION = "REGRESSION"
