@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from .verdict.rules import BUSY_CPU_WAIT_PCT as BUSY_CPU_WAIT_PCT  # the verdict's busy limit
+
 # ---- defaults -------------------------------------------------------------------------------------------------
 
 
@@ -36,9 +38,6 @@ DEFAULT_BUDGET = Budget()
 #: run's samples show (the process and the moment it ran), and the verdict can only see that spread between
 #: processes (verdict.location_change; figures in benchmarks/README.md)
 DEFAULT_PROCESSES = 5
-#: above this share of its runnable time spent waiting for a CPU, a worker shared the machine with other load: the
-#: result says so and its timing is not judged (idle runs here waited 0.4-1.2%, beside a 1-core CPU hog 38-49%)
-BUSY_CPU_WAIT_PCT = 10.0
 #: passes of the session --edgeperf-update-baselines makes: each measured test is recorded once per pass, minutes
 #: apart, so fresh baselines already hold two runs to learn the run-to-run noise from (noise.py)
 DEFAULT_UPDATE_PASSES = 2

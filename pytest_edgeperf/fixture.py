@@ -331,7 +331,7 @@ class EdgeperfFixture:
     def _measure_against(self, req: MeasureRequest, baseline: Any, ref_req: MeasureRequest, ref: str) -> Result:
         """The model timed interleaved with REF's version: fps from the pairs, the rest against the baselines."""
         from .compare import judge_paired
-        from .verdict.judge import merge_tolerances, rule_for, tolerance_for
+        from .verdict.rules import merge_tolerances, rule_for, tolerance_for
 
         s = self._session.settings
         run = self._run_pair(req, ref_req, ("current", ref))
@@ -654,7 +654,9 @@ class EdgeperfFixture:
                 table))
 
     def _judge(self, result: Result, entry: Any, paired: PairedEstimate | None = None) -> None:
-        from .verdict.judge import format_verdict_table, judge, merge_tolerances
+        from .verdict.judge import judge
+        from .verdict.rules import merge_tolerances
+        from .verdict.table import format_verdict_table
 
         s = self._session.settings
         tolerances = merge_tolerances(s.tolerances, self.spec.tolerance)
@@ -776,7 +778,7 @@ def _timing_from_pairs(verdict: Any, est: PairedEstimate) -> None:
     """--edgeperf-against: fps is judged from the interleaved pairs against REF's model (its row says "vs REF"),
     the other timing metrics are not judged (their baseline is another model); memory and accuracy stay."""
     from .compare import INCONCLUSIVE, REGRESSION
-    from .verdict.judge import _overall
+    from .verdict.outcome import overall as _overall
 
     gate = est.gates[0] if est.gates else None
     for m in verdict.metrics:
