@@ -60,7 +60,7 @@ from pytest_edgeperf.models.build import ensure_zoo_model  # noqa: E402
 from pytest_edgeperf.paired import run_paired  # noqa: E402
 from pytest_edgeperf.result import Result  # noqa: E402
 from pytest_edgeperf.session import instruments_from  # noqa: E402
-from pytest_edgeperf.verdict import judge  # noqa: E402
+from pytest_edgeperf.verdict.judge import judge  # noqa: E402
 
 #: the suites' architectures (suites/test_frameworks.py) at input sizes that keep an inference near 10 ms here
 DEFAULT_MODELS = "squeezenet1_1@96,mobilenet_v1@96,googlenet@64,resnet50@64,nin@96,yolov4_tiny@64"

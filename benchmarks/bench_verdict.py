@@ -220,7 +220,8 @@ def verdict_matrices(data: dict[str, Any], alpha: float | None,
     from dataclasses import replace
 
     from pytest_edgeperf.baseline import BaselineEntry
-    from pytest_edgeperf.verdict import DEFAULT_ALPHA, judge
+    from pytest_edgeperf.verdict.judge import judge
+    from pytest_edgeperf.verdict.timing import DEFAULT_ALPHA
 
     a = alpha if alpha is not None else DEFAULT_ALPHA
     results = {arm: [to_result(r) for r in data["runs"][arm]] for arm in ARMS}
@@ -311,7 +312,7 @@ def verdict_statistic(run: dict[str, Any], normalised: bool) -> float | None:
     """What the verdict compares between runs: the 20%-trimmed mean over processes of log(fast-half mean), each
     divided by its process's reference time when ``normalised`` (None if the run has no reference)."""
     from pytest_edgeperf.stats import trimmed_mean
-    from pytest_edgeperf.verdict import PROCESS_TRIM
+    from pytest_edgeperf.verdict.location import PROCESS_TRIM
 
     per_process = to_result(run).process_statistics()
     if normalised and not all(ref for _, ref in per_process):
@@ -402,7 +403,7 @@ def print_report(data: dict[str, Any], mats: dict[str, dict[str, np.ndarray]], a
                  statistic: str = "p1") -> None:
     from tabulate import tabulate
 
-    from pytest_edgeperf.verdict import DEFAULT_ALPHA
+    from pytest_edgeperf.verdict.timing import DEFAULT_ALPHA
 
     runs = data["runs"]
     n = {arm: len(runs[arm]) for arm in ARMS}

@@ -22,7 +22,7 @@ from .result import Result
 from .session import Breach
 
 if TYPE_CHECKING:
-    from .verdict import TestVerdict
+    from .verdict.outcome import TestVerdict
 
 
 @dataclass
@@ -222,7 +222,7 @@ def judge_against(run: PairedRun, ref: str, tolerances: dict[str, float], settin
     """The model's fps against REF's from the interleaved pairs, the fps tolerance as the allowed slowdown; kept in
     the result's environment (``paired_comparison``, ``against``) for the reports."""
     from .compare import judge_paired
-    from .verdict import rule_for, tolerance_for
+    from .verdict.rules import rule_for, tolerance_for
 
     rule = rule_for("fps")
     assert rule is not None
@@ -239,7 +239,7 @@ def timing_from_pairs(verdict: TestVerdict, est: PairedEstimate) -> None:
     """--edgeperf-against: fps is judged from the interleaved pairs against REF's model (its row says "vs REF"),
     the other timing metrics are not judged (their baseline is another model); memory and accuracy stay."""
     from .compare import INCONCLUSIVE, REGRESSION
-    from .verdict import _overall
+    from .verdict.outcome import overall as _overall
 
     gate = est.gates[0] if est.gates else None
     for m in verdict.metrics:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from .errors import EdgeperfError
+from .verdict.rules import BUSY_CPU_WAIT_PCT as BUSY_CPU_WAIT_PCT  # the verdict's busy limit
 
 # ---- defaults -------------------------------------------------------------------------------------------------
 
@@ -40,9 +41,6 @@ DEFAULT_BUDGET = Budget()
 #: run's samples show (the process and the moment it ran), and the verdict can only see that spread between
 #: processes (verdict.location_change; figures in benchmarks/README.md)
 DEFAULT_PROCESSES = 5
-#: above this share of its runnable time spent waiting for a CPU, a worker shared the machine with other load: the
-#: result says so and its timing is not judged (idle runs here waited 0.4-1.2%, beside a 1-core CPU hog 38-49%)
-BUSY_CPU_WAIT_PCT = 10.0
 #: passes of the session --edgeperf-update-baselines makes: each measured test is recorded once per pass, minutes
 #: apart, so fresh baselines already hold two runs to learn the run-to-run noise from (noise.py)
 DEFAULT_UPDATE_PASSES = 2
@@ -431,7 +429,7 @@ def check_report_paths(paths: dict[str, Path | None]) -> None:
 
 def parse_tolerance_option(spec: str | dict[str, Any], where: str) -> dict[str, float]:
     """Delegate to the verdict's parser, turning its error into a one-line usage error naming ``where``."""
-    from .rules import ToleranceError, parse_tolerances
+    from .verdict.rules import ToleranceError, parse_tolerances
 
     try:
         return parse_tolerances(spec)
@@ -586,7 +584,7 @@ def _marker_value(name: str, value: Any, bad: BadArgument) -> Any:
     if name == "tolerance":
         if not isinstance(value, (str, dict)):
             raise bad(name, f"expected a dict or 'metric=5%,...', got {_short_repr(value)}")
-        from .rules import ToleranceError, parse_tolerances
+        from .verdict.rules import ToleranceError, parse_tolerances
 
         try:
             return parse_tolerances(value)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .compare import PairedEstimate
     from .paired import PairedRun
     from .report.progress import Progress
-    from .verdict import TestVerdict
+    from .verdict.outcome import TestVerdict
 
 
 class EdgeperfFixture:
@@ -291,7 +291,7 @@ class EdgeperfFixture:
     def _measure_against(self, req: MeasureRequest, baseline: BaselineEntry | None, ref_req: MeasureRequest,
                          ref: str) -> Result:
         """The model timed interleaved with REF's version: fps from the pairs, the rest against the baselines."""
-        from .verdict import merge_tolerances
+        from .verdict.rules import merge_tolerances
 
         run = self._run_pair(req, ref_req, ("current", ref))
         result = run.a
@@ -311,7 +311,8 @@ class EdgeperfFixture:
 
     def _judge(self, result: Result, entry: BaselineEntry | None, paired: PairedEstimate | None = None) -> None:
         """The verdict against the stored baseline (fps against REF's model under --edgeperf-against)."""
-        from .verdict import judge, merge_tolerances
+        from .verdict.judge import judge
+        from .verdict.rules import merge_tolerances
 
         s = self._session.settings
         tolerances = merge_tolerances(s.tolerances, self.spec.tolerance)
@@ -351,7 +352,7 @@ class EdgeperfFixture:
 def _regression_breach(result: Result, verdict: TestVerdict, device: str, paired: PairedEstimate | None) -> Breach:
     """A regression (or a missing baseline under --edgeperf-strict): the verdict's line and its table; an fps
     regression against REF's model (--edgeperf-against) with the interleaved pairs' table above it."""
-    from .verdict import format_verdict_table
+    from .verdict.table import format_verdict_table
 
     what = ("regressed against" if verdict.overall == "REGRESSION"
             else "has no baseline (--edgeperf-strict) in")

@@ -229,7 +229,7 @@ class EdgeperfSession:
         """What an xdist worker passes to the controller (plain JSON): its results and baseline changes."""
         from .baseline import describe_changes
 
-        return {"results": [r.to_json() for r in self.results],
+        return {"results": [r.to_json(handoff=True) for r in self.results],
                 "baseline_changes": describe_changes(self.baseline_changes) if self.baseline_changes else "",
                 "baseline_skipped": self.baseline_skipped, "baseline_errors": self.baseline_errors,
                 "baseline_warnings": self.baseline_warnings}

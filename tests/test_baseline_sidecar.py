@@ -25,7 +25,7 @@ from test_baseline_plugin import (  # noqa: F401 (own_device_lock: a fixture)
 
 from pytest_edgeperf.baseline import BaselineError, BaselineStore
 from pytest_edgeperf.baseline.files import _dumps
-from pytest_edgeperf.verdict import judge
+from pytest_edgeperf.verdict.judge import judge
 
 OTHER = "suites/sub/test_arch.py::test_other[m]"
 

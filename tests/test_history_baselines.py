@@ -23,7 +23,7 @@ from pytest_edgeperf.cli import main as edgeperf_main
 from pytest_edgeperf.history.db import connect, resolve_url
 from pytest_edgeperf.history.record import GitInfo, record_payload
 from pytest_edgeperf.result import Result
-from pytest_edgeperf.verdict import judge
+from pytest_edgeperf.verdict.judge import judge
 
 RUNS, STEP_AT = 12, 6
 FLAGS = ["-p", "no:randomly", "-p", "no:cacheprovider", "--edgeperf-device=host", "--edgeperf-no-guard",

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_edgeperf import noise
-from pytest_edgeperf.result import STATUS_OK, Result
+from pytest_edgeperf.result import STATUS_OK, Result, comparable_environment
+from pytest_edgeperf.verdict import noise
 
 from .validate import (
     ANY_RANGE,
@@ -54,16 +54,6 @@ def decimate(values: np.ndarray | list[float], limit: int = MAX_STORED_SAMPLES) 
         idx = np.linspace(0, arr.size - 1, limit).round().astype(int)
         arr = arr[idx]
     return [_round(float(v)) for v in arr]
-
-
-def comparable_environment(result: Result) -> dict[str, Any]:
-    """Result.environment with the device, runtime and thread count filled in from the Result itself."""
-    env = dict(result.environment)
-    env.setdefault("device", result.device)
-    env.setdefault("runtime", result.framework)
-    env.setdefault("threads", result.threads)
-    env.setdefault("model", result.model)
-    return env
 
 
 def default_recorded_by(environment: Mapping[str, Any] | None = None) -> dict[str, str]:

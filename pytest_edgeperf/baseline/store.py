@@ -20,8 +20,8 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from pytest_edgeperf import noise
 from pytest_edgeperf.fileio import atomic_write_text
+from pytest_edgeperf.verdict import noise
 
 from .changes import Change
 from .entry import BaselineEntry, _without_history
