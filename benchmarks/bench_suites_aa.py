@@ -89,10 +89,10 @@ def rejudge(saved: list[dict[str, Any]], slowdowns: list[float]) -> None:
     """Judge the saved compare runs again with this checkout's verdict, against entries rebuilt from the saved update
     passes (each continuing the one before, as the store does) and the device prior pooled from them; then the same
     runs made ``slowdowns`` times slower, to show what the learnt minimum effects still catch."""
-    from pytest_edgeperf import noise
     from pytest_edgeperf.baseline import BaselineEntry
     from pytest_edgeperf.result import Result
-    from pytest_edgeperf.verdict import judge
+    from pytest_edgeperf.verdict import noise
+    from pytest_edgeperf.verdict.judge import judge
 
     rows = []
     for run in saved:

@@ -55,26 +55,8 @@ LAYERS = 8
 ARMS = ("A", "B5", "B10")
 SPIN_FRACTION = {"A": 0.0, "B5": 0.05, "B10": 0.10}
 
-_MOD = '''"""Inputs and a calibrated busy-wait for bench_verdict.py (runs inside the plugin's worker)."""
-import os
-import time
-
-import numpy as np
-
-SPIN_S = float(os.environ.get("BENCH_SPIN_S", "0"))
-
-
-def frames(shape, dtype):
-    rng = np.random.default_rng(1)
-    return [rng.standard_normal(shape).astype(dtype) for _ in range(8)]
-
-
-def spin(x, _clock=time.perf_counter, _spin_s=SPIN_S):
-    stop = _clock() + _spin_s  # the same loop for A (zero spin) and B: identical code path
-    while _clock() < stop:
-        pass
-    return x
-'''
+#: the worker-side module (inputs and the calibrated busy-wait ``spin``), shared with bench_ab.py
+SPINWORK = Path(__file__).with_name("spinwork.py")
 
 _TEST = '''import os
 
@@ -122,7 +104,7 @@ class Runner:
 
     def __init__(self, workdir: Path, model: Path, args: argparse.Namespace) -> None:
         self.workdir, self.model, self.args = workdir, model, args
-        (workdir / "bench_mod.py").write_text(_MOD)
+        (workdir / "bench_mod.py").write_text(SPINWORK.read_text())
         (workdir / "test_verdict_bench.py").write_text(_TEST)
         self.count = 0
 
@@ -238,7 +220,8 @@ def verdict_matrices(data: dict[str, Any], alpha: float | None,
     from dataclasses import replace
 
     from pytest_edgeperf.baseline import BaselineEntry
-    from pytest_edgeperf.verdict import DEFAULT_ALPHA, judge
+    from pytest_edgeperf.verdict.judge import judge
+    from pytest_edgeperf.verdict.timing import DEFAULT_ALPHA
 
     a = alpha if alpha is not None else DEFAULT_ALPHA
     results = {arm: [to_result(r) for r in data["runs"][arm]] for arm in ARMS}
@@ -329,7 +312,7 @@ def verdict_statistic(run: dict[str, Any], normalised: bool) -> float | None:
     """What the verdict compares between runs: the 20%-trimmed mean over processes of log(fast-half mean), each
     divided by its process's reference time when ``normalised`` (None if the run has no reference)."""
     from pytest_edgeperf.stats import trimmed_mean
-    from pytest_edgeperf.verdict import PROCESS_TRIM
+    from pytest_edgeperf.verdict.location import PROCESS_TRIM
 
     per_process = to_result(run).process_statistics()
     if normalised and not all(ref for _, ref in per_process):
@@ -420,7 +403,7 @@ def print_report(data: dict[str, Any], mats: dict[str, dict[str, np.ndarray]], a
                  statistic: str = "p1") -> None:
     from tabulate import tabulate
 
-    from pytest_edgeperf.verdict import DEFAULT_ALPHA
+    from pytest_edgeperf.verdict.timing import DEFAULT_ALPHA
 
     runs = data["runs"]
     n = {arm: len(runs[arm]) for arm in ARMS}

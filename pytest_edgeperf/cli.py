@@ -1,4 +1,5 @@
-"""The ``edgeperf`` command: merge results across devices, render reports, show/diff baselines, explain.
+"""The ``edgeperf`` command: merge results across devices, render reports, show/diff baselines, explain, the
+results history (``history``) and the model zoo (``models``).
 
 Plain and scriptable for CI: output goes to stdout (or ``-o``), problems to stderr as one line naming the
 file. Exit codes: 0 ok, 1 a test failed: a regression, a breached limit or gate, an error (``explain``,
@@ -20,6 +21,7 @@ from pytest_edgeperf import __version__
 from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
 from pytest_edgeperf.history import cli as history_cli
 from pytest_edgeperf.history.db import HistoryError
+from pytest_edgeperf.models import command as models_command
 from pytest_edgeperf.report import outcome
 from pytest_edgeperf.report.files import InputError, load_results
 from pytest_edgeperf.report.html import write_html_report, write_merged_html_report, write_text_atomic
@@ -287,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.set_defaults(func=cmd_baselines_diff)
 
     history_cli.add_parser(sub)
+    models_command.add_parser(sub)
     return parser
 
 

@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from .errors import EdgeperfError
 from .measure import MeasureRequest
 from .result import STATUS_DISABLED, Result
 
 DISABLED_REASON = "not measured: --edgeperf-disable (the model ran one inference in-process, untimed)"
 
 
-class DisabledRunError(Exception):
+class DisabledRunError(EdgeperfError):
     """The model could not be loaded or run once; the message is one line (the test fails with it)."""
 
 

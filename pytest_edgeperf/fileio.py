@@ -1,4 +1,4 @@
-"""Small file helpers shared by everything that stores files: atomic text writes, content digests, lock files.
+"""Small file helpers shared by everything that stores files: atomic writes, content digests, lock files.
 
 A reader (a pull request diff, a CI step, a second pytest process) must see the old file or the new one, never a
 half-written one, whatever kills the writer; and files are identified by content (sha256), not by name.
@@ -17,21 +17,32 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pytest_edgeperf.errors import EdgeperfError
 
-def atomic_write_text(path: Path, text: str, *, mode: int = 0o644, tmp_prefix: str | None = None) -> None:
-    """Write via a temp file in the same directory, fsync, rename over ``path``, fsync the directory.
 
-    ``mode``: mkstemp creates 0600 files; reports, caches and baselines are meant to be shared. Raises OSError
-    (disk full, read-only) after removing the temp file, leaving any old ``path`` untouched.
+@contextlib.contextmanager
+def atomic_path(path: Path, *, mode: int = 0o644, tmp_prefix: str | None = None,
+                suffix: str = ".tmp") -> Iterator[Path]:
+    """A temp path in ``path``'s directory to write to; when the block ends without an exception it is fsynced,
+    given ``mode`` and renamed over ``path``, and the directory is fsynced.
+
+    For writers that take a file name (a quantiser, ``shutil.move``); ``atomic_write_bytes`` and
+    ``atomic_write_text`` use it too. ``mode``: mkstemp creates 0600 files; reports, caches, models and baselines
+    are meant to be shared. On any exception (disk full, read-only, Ctrl-C) the temp file is removed and any old
+    ``path`` is left untouched. ``suffix``: for tools that read the format from the name (``.tmp.onnx``).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix or f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=tmp_prefix or f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-            os.fchmod(fh.fileno(), mode)
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -43,6 +54,20 @@ def atomic_write_text(path: Path, text: str, *, mode: int = 0o644, tmp_prefix: s
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, tmp_prefix: str | None = None) -> None:
+    """Write ``data`` via a temp file in the same directory, renamed over ``path`` (see ``atomic_path``).
+
+    Raises OSError (disk full, read-only) after removing the temp file, leaving any old ``path`` untouched.
+    """
+    with atomic_path(path, mode=mode, tmp_prefix=tmp_prefix) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: Path, text: str, *, mode: int = 0o644, tmp_prefix: str | None = None) -> None:
+    """``atomic_write_bytes`` of ``text`` in UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode, tmp_prefix=tmp_prefix)
 
 
 def file_sha256(path: Path) -> str:
@@ -57,7 +82,7 @@ def file_sha256(path: Path) -> str:
 # ---- lock files ------------------------------------------------------------------------------------------------
 
 
-class LockError(Exception):
+class LockError(EdgeperfError):
     """A lock file that cannot be used safely (a planted symlink, another user's file) or in time; one line."""
 
 

@@ -14,8 +14,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from pytest_edgeperf.errors import EdgeperfError
 
-class GitRefError(Exception):
+
+class GitRefError(EdgeperfError):
     """Why REF's version of a model cannot be had, in one line."""
 
 

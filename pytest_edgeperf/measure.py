@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .config import BUSY_CPU_WAIT_PCT, DEFAULT_LOCK_TIMEOUT_S, Budget
+from .config import BUSY_CPU_WAIT_PCT, Budget
 from .device.guard import DeviceNotReady
 from .device.lock import Progress, device_lock
 from .fileio import file_sha256
@@ -33,7 +33,8 @@ from .worker.client import WorkerProcess
 if TYPE_CHECKING:
     from .device.guard import ThermalGuard
     from .device.readers import DeviceReaders
-    from .power import PowerMeter, PowerSampler, PowerTrace
+    from .power import PowerSampler, PowerTrace
+    from .power.base import PowerMeter
 
 
 @dataclass
@@ -66,24 +67,27 @@ class MeasureRequest:
 
 @dataclass
 class Instruments:
-    """Everything around the worker that reads the device; any of these may be absent (then it is not measured)."""
+    """Everything around the worker that reads the device; a None part is absent (then it is not measured).
+
+    No defaults here: the session builds them once from ``Settings`` (session.instruments_from), which holds them.
+    """
 
     device_name: str
-    readers: DeviceReaders | None = None
-    floor_ghz: float | None = None
-    guard: ThermalGuard | None = None
-    sample_hz: float = 10.0
-    sensor_budget: float = 0.03
-    power_meter: PowerMeter | None = None
-    power_hz: float = 10.0
-    idle_s: float = 0.0
-    max_attempts: int = 3
-    min_valid_fraction: float = 0.8
-    worker_timeout_s: float = 300.0
-    environment: dict[str, Any] = field(default_factory=dict)
-    lock_path: Path | None = None
-    lock_timeout_s: float | None = DEFAULT_LOCK_TIMEOUT_S
-    lock_announce: Progress | None = None  # says, even in a CI log, that the device lock is busy and who holds it
+    readers: DeviceReaders | None
+    floor_ghz: float | None
+    guard: ThermalGuard | None
+    sample_hz: float
+    sensor_budget: float
+    power_meter: PowerMeter | None
+    power_hz: float
+    idle_s: float
+    max_attempts: int
+    min_valid_fraction: float
+    worker_timeout_s: float
+    environment: dict[str, Any]
+    lock_path: Path | None
+    lock_timeout_s: float | None
+    lock_announce: Progress | None  # says, even in a CI log, that the device lock is busy and who holds it
 
 
 # ---- the measurement -------------------------------------------------------------------------------------------

@@ -11,14 +11,23 @@ import json
 import signal
 import threading
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .config import MARKER_HELP, OPTIONS, MarkerSpec, option_help, parse_marker, settings_from_config
-from .fixture import EdgeperfFailure, EdgeperfFixture
+from .fixture import EdgeperfFixture
 from .report.progress import Progress
-from .session import DeviceInfo, EdgeperfSession, NullPowerMeter
+from .session import DeviceInfo, EdgeperfFailure, EdgeperfSession, NullPowerMeter
+
+if TYPE_CHECKING:
+    from pluggy import Result as HookResult
+    from xdist.workermanage import WorkerController
+
+    from .device.guard import ThermalGuard
+    from .frameworks.base import FrameworkAdapter
+    from .models.cache import ModelCache
+    from .power.base import PowerMeter
 
 SESSION_KEY = pytest.StashKey[EdgeperfSession]()
 #: said beside a marked test that failed under --edgeperf-disable: its assertions may be on figures never measured
@@ -27,7 +36,7 @@ DISABLED_HINT = ("--edgeperf-disable: measure() measured nothing (result.status 
 SPEC_KEY = pytest.StashKey[MarkerSpec]()
 SIGTERM_KEY = pytest.StashKey[signal.Handlers]()  # the SIGTERM handler to restore at unconfigure
 FIXTURE_KEY = pytest.StashKey[EdgeperfFixture]()
-RUNTIMES_HOOK_KEY = pytest.StashKey[Callable[[], list[Any]]]()
+RUNTIMES_HOOK_KEY = pytest.StashKey[Callable[[], list[list[type["FrameworkAdapter"]]]]]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -60,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     hook = config.hook
 
-    def added_runtimes() -> list[Any]:
+    def added_runtimes() -> list[list[type[FrameworkAdapter]]]:
         return hook.pytest_edgeperf_add_runtimes(config=config)
 
     config.stash[RUNTIMES_HOOK_KEY] = added_runtimes
@@ -119,7 +128,7 @@ def _session(config: pytest.Config) -> EdgeperfSession:
 # ---- collection ------------------------------------------------------------------------------------------------
 
 
-def _marker_spec(node_id: str, node: Any) -> MarkerSpec | None:
+def _marker_spec(node_id: str, node: pytest.Item) -> MarkerSpec | None:
     marker = node.get_closest_marker("edgeperf")
     if marker is None:
         return None
@@ -193,7 +202,7 @@ def pi_device(pytestconfig: pytest.Config) -> DeviceInfo:
 
 
 @pytest.fixture(scope="session")
-def thermal_guard(pytestconfig: pytest.Config) -> Any:
+def thermal_guard(pytestconfig: pytest.Config) -> ThermalGuard:
     """Waits until the device is cool, unthrottled and holds its clock floor under load; runs before every timing."""
     s = _session(pytestconfig)
     from .device.guard import GuardSettings, ThermalGuard
@@ -205,14 +214,14 @@ def thermal_guard(pytestconfig: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="session")
-def power_meter(pytestconfig: pytest.Config) -> Any:
+def power_meter(pytestconfig: pytest.Config) -> PowerMeter | NullPowerMeter:
     """The power meter chosen by --edgeperf-power-meter (or the device default); ``available`` False when none."""
     meter = _session(pytestconfig).power_meter
     return meter if meter is not None else NullPowerMeter()
 
 
 @pytest.fixture(scope="session")
-def model_cache(pytestconfig: pytest.Config) -> Any:
+def model_cache(pytestconfig: pytest.Config) -> ModelCache:
     """Builds models once into the cache (zoo architectures, graphs from shipped weights, int8 variants)."""
     from .models.cache import ModelCache
 
@@ -233,7 +242,7 @@ def edgeperf(request: pytest.FixtureRequest, framework: str) -> EdgeperfFixture:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, None]:
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, HookResult[object], None]:
     """A marked test that did not call ``edgeperf.measure()`` itself is measured after its body ran."""
     outcome = yield
     if outcome.excinfo is not None or SPEC_KEY not in pyfuncitem.stash:
@@ -249,7 +258,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, None
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+def pytest_runtest_makereport(item: pytest.Item,
+                               call: pytest.CallInfo[None]) -> Generator[None, HookResult[pytest.TestReport], None]:
     """Like pytest-memray: a limit or regression fails the test's own report, with a table that explains it.
 
     Then every measurement of the test learns the outcome (report/outcome.py), so no report says NEW or PASS for
@@ -382,7 +392,8 @@ def _record_baselines(item: pytest.Item, report: pytest.TestReport, s: EdgeperfS
         report.longrepr = f"[edgeperf] baseline not updated: {exc}"
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
     s = config.stash.get(SESSION_KEY, None)
     if s is None:
         return
@@ -430,7 +441,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
+def pytest_testnodedown(node: WorkerController, error: object | None) -> None:
     """xdist controller: collect a finished worker's results so one summary and one JSON cover every worker."""
     s = node.config.stash.get(SESSION_KEY, None)
     payload = getattr(node, "workeroutput", {}).get("edgeperf")

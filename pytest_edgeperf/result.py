@@ -8,12 +8,13 @@ that baselines and reports can always recompute a summary instead of trusting a 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-RESULT_SCHEMA_VERSION = 1
+from pytest_edgeperf.schema import RESULTS_SCHEMA_VERSION as RESULT_SCHEMA_VERSION
 
 # Result.status values.
 STATUS_OK = "ok"  # enough valid samples, numbers are trustworthy
@@ -138,6 +139,10 @@ class Result:
     # (report/outcome.py); FAIL for a breached limit, so no report says NEW for a test that failed
     verdict: str = ""
     verdict_reason: str = ""
+    # the baseline latencies (ms) the verdict compared this result against, for the HTML report's distribution
+    # chart: the report does not look the baseline up a second time. Only an xdist worker's handoff carries them
+    # (``to_json(handoff=True)``); the results file leaves them out, the baseline file has them.
+    baseline_latency_ms: list[float] = field(default_factory=list, repr=False, compare=False)
 
     def __repr__(self) -> str:
         """One short line: pytest prints it in every failed assertion about a result (the samples are thousands)."""
@@ -264,8 +269,11 @@ class Result:
         return None
 
     # --- JSON ----------------------------------------------------------------------------------------
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, handoff: bool = False) -> dict[str, Any]:
+        """The result's JSON form; ``handoff`` (an xdist worker to its controller) keeps the baseline latencies too."""
         data = asdict(self)
+        if not handoff:
+            del data["baseline_latency_ms"]
         # raw samples dominate the file: nanosecond resolution is what perf_counter gives; an all-zero
         # preprocessing list (ready tensors, no preprocessing) is stored empty
         samples = data["samples"]
@@ -290,6 +298,39 @@ class Result:
         kwargs["samples"] = Samples(**data.get("samples", {}))
         kwargs["timeline"] = [TimelinePoint(**p) for p in data.get("timeline", [])]
         return cls(**kwargs)
+
+
+def comparable_environment(result: Result) -> dict[str, Any]:
+    """Result.environment with the device, runtime and thread count filled in from the Result itself.
+
+    What a baseline stores as its environment and what the verdict compares it with: both sides in one form.
+    """
+    env = dict(result.environment)
+    env.setdefault("device", result.device)
+    env.setdefault("runtime", result.framework)
+    env.setdefault("threads", result.threads)
+    env.setdefault("model", result.model)
+    return env
+
+
+@runtime_checkable
+class Measured(Protocol):
+    """What the verdict reads alike from both sides of a comparison: a ``Result`` and a ``BaselineEntry``.
+
+    Declared so the two classes cannot drift apart unnoticed: each computes the same raw values its own way (a
+    Result from its samples, a baseline entry from what it stored) and the verdict treats them symmetrically.
+    """
+
+    @property
+    def environment(self) -> Mapping[str, Any]: ...
+
+    def metric_samples(self, name: str) -> np.ndarray | None:
+        """Raw per-inference values behind a timing metric (for rank tests), None for scalar metrics."""
+        ...
+
+    def process_statistics(self) -> list[tuple[float, float | None]]:
+        """Per worker process: (fast-half mean latency ms, fast-half mean reference ms or None)."""
+        ...
 
 
 #: a worker process needs this many valid samples for its own fast-half mean

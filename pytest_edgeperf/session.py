@@ -1,7 +1,8 @@
 """Run-wide state: the resolved device, its readers and instruments, the baseline store, and every result so far.
 
 Built once in ``pytest_configure``; fixtures and report hooks read it. Devices are resolved here so a wrong
-``--edgeperf-device`` stops the session before anything is measured.
+``--edgeperf-device`` stops the session before anything is measured. The instruments every measurement runs with
+are built here once from ``Settings`` (``instruments_from``), which holds their defaults.
 """
 
 from __future__ import annotations
@@ -9,17 +10,32 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .config import Settings
+from .config import Settings, clock_floor_ghz
+from .errors import EdgeperfError
+from .measure import Instruments
 from .result import Result
 
 if TYPE_CHECKING:
+    from .baseline import BaselineStore, Change
+    from .device.guard import ThermalGuard
     from .device.profiles import DeviceProfile
+    from .device.readers import DeviceReaders, ThrottleState
+    from .power.base import PowerMeter
     from .power.factory import MeterFactory
+
+#: a live progress line (report/progress.py): called with a message
+ProgressLine = Callable[[str], None]
+
+
+class EdgeperfFailure(EdgeperfError):
+    """Fails the test with a one-line reason (worker crash, missing model): no traceback from our code."""
 
 
 @dataclass
@@ -77,11 +93,11 @@ class EdgeperfSession:
                 f"device profile {self.profile.name} forced by --edgeperf-allow-device-mismatch "
                 f"(this machine reports {detected or 'no device-tree model'}); its baselines are stored as "
                 f"{self.profile.name}'s")
-        self.floor_ghz = settings.min_freq_ghz if settings.min_freq_ghz is not None else self.profile.floor_freq_ghz
+        self.floor_ghz = clock_floor_ghz(None, settings, self.profile.floor_freq_ghz)
         self.unavailable: list[str] = self.readers.unavailable()
         self.results: list[Result] = []
         self.breaches: dict[str, list[Breach]] = {}
-        self.baseline_changes: list[Any] = []
+        self.baseline_changes: list[Change] = []
         self.worker_change_lines: list[str] = []  # baseline changes described by xdist workers
         self.baseline_errors: list[str] = []
         self.baseline_skipped: list[str] = []
@@ -93,7 +109,7 @@ class EdgeperfSession:
         self.history_line = ""  # what --edgeperf-history did with this run (recorded, or why not), said in the summary
         self.silent_pass = False  # an update pass that a later pass repeats: its tests are not reported
         self._result_pass: dict[int, int] = {}  # id(result) -> the update pass that measured it
-        self.power_meter: Any = self._open_power_meter()
+        self.power_meter = self._open_power_meter()
         from .device.environment import host_environment
         from .device.lock import device_lock_path
 
@@ -104,11 +120,10 @@ class EdgeperfSession:
             update_machine_info(self.environment)
             _check_machine_info(self.environment)
         self.device_start = self.readers.snapshot()
-        self._store: Any = None
-        self._guard: Any = None
+        self._store: BaselineStore | None = None
 
     # ---- instruments ---------------------------------------------------------------------------------------
-    def _open_power_meter(self) -> Any:
+    def _open_power_meter(self) -> PowerMeter | None:
         from .power import PowerSpecError, parse_meter_spec
         from .power.factory import BUILTIN_KINDS
 
@@ -133,7 +148,7 @@ class EdgeperfSession:
             self.unavailable.append("power: no power meter configured (--edgeperf-power-meter)")
         return meter
 
-    def guard_for(self, floor_ghz: float | None, progress: Any = None) -> Any:
+    def guard_for(self, floor_ghz: float | None, progress: ProgressLine | None = None) -> ThermalGuard | None:
         """The thermal guard with this test's floor (the marker may override the device's); None when disabled."""
         if not self.settings.guard_enabled:
             return None
@@ -143,8 +158,22 @@ class EdgeperfSession:
                                         hold_s=self.settings.guard_hold_s, timeout_s=self.settings.guard_timeout_s)
         return ThermalGuard(self.readers, gs, progress=progress)
 
+    @cached_property
+    def instruments(self) -> Instruments:
+        """The readers, samplers, power meter and device lock every measurement of the run shares."""
+        return instruments_from(self.settings, self.profile.name, readers=self.readers, floor_ghz=self.floor_ghz,
+                                power_meter=self.power_meter, environment=self.environment,
+                                lock_path=self.lock_path)
+
+    def instruments_for(self, floor_ghz: float | None, progress: ProgressLine | None,
+                        announce: ProgressLine) -> Instruments:
+        """One test's instruments: its clock floor (the marker may override the device's) and the guard on it,
+        its progress line, and ``announce`` to say in any log that the device lock is busy."""
+        return replace(self.instruments, floor_ghz=floor_ghz, guard=self.guard_for(floor_ghz, progress),
+                       environment=dict(self.environment), lock_announce=announce)
+
     @property
-    def store(self) -> Any:
+    def store(self) -> BaselineStore:
         if self._store is None:
             from .baseline import BaselineStore
 
@@ -182,10 +211,8 @@ class EdgeperfSession:
             self.baseline_errors.append(str(exc))
             raise
 
-    def _add_changes(self, changes: list[Any]) -> None:
+    def _add_changes(self, changes: list[Change]) -> None:
         """One line per test however many update passes recorded it: from before the first to after the last."""
-        from dataclasses import replace
-
         index = {(c.file, c.test): i for i, c in enumerate(self.baseline_changes)}
         for change in changes:
             i = index.get((change.file, change.test))
@@ -202,7 +229,7 @@ class EdgeperfSession:
         """What an xdist worker passes to the controller (plain JSON): its results and baseline changes."""
         from .baseline import describe_changes
 
-        return {"results": [r.to_json() for r in self.results],
+        return {"results": [r.to_json(handoff=True) for r in self.results],
                 "baseline_changes": describe_changes(self.baseline_changes) if self.baseline_changes else "",
                 "baseline_skipped": self.baseline_skipped, "baseline_errors": self.baseline_errors,
                 "baseline_warnings": self.baseline_warnings}
@@ -236,6 +263,20 @@ class EdgeperfSession:
                 self.power_meter.close()
 
 
+def instruments_from(settings: Settings, device_name: str, *, readers: DeviceReaders | None = None,
+                     floor_ghz: float | None = None, power_meter: PowerMeter | None = None,
+                     environment: dict[str, Any] | None = None, lock_path: Path | None = None) -> Instruments:
+    """Instruments from ``settings`` (their rates, attempts and timeouts) around the device parts given; a part
+    not given is not measured (no readers: no timeline; no lock path: no device lock). No guard: a test's own
+    (``EdgeperfSession.instruments_for``)."""
+    return Instruments(
+        device_name=device_name, readers=readers, floor_ghz=floor_ghz, guard=None, sample_hz=settings.sample_hz,
+        sensor_budget=settings.sensor_budget, power_meter=power_meter, power_hz=settings.power_hz,
+        idle_s=settings.idle_s, max_attempts=settings.max_attempts, min_valid_fraction=settings.min_valid_fraction,
+        worker_timeout_s=settings.worker_timeout_s, environment=dict(environment or {}), lock_path=lock_path,
+        lock_timeout_s=settings.lock_timeout_s, lock_announce=None)
+
+
 def _check_machine_info(info: dict[str, Any]) -> None:
     """What ``pytest_edgeperf_update_machine_info`` left must be JSON: every result file and baseline holds it."""
     for key, value in info.items():
@@ -252,8 +293,8 @@ def _check_machine_info(info: dict[str, Any]) -> None:
 class DeviceInfo:
     """What the ``pi_device`` fixture gives a test: the profile, live readings, and what could not be read."""
 
-    profile: Any
-    readers: Any
+    profile: DeviceProfile
+    readers: DeviceReaders
     floor_ghz: float | None
     unavailable: list[str] = field(default_factory=list)
 
@@ -270,5 +311,5 @@ class DeviceInfo:
     def temperature_c(self) -> float | None:
         return self.readers.temperature_c()
 
-    def throttled(self) -> Any:
+    def throttled(self) -> ThrottleState | None:
         return self.readers.throttled()

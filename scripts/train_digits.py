@@ -2,7 +2,8 @@
 
 Why: issue 5 wants at least one classifier whose accuracy is real and re-computable offline. scikit-learn's
 bundled digits (1797 8x8 images, 10 classes) are upscaled onto canvases of varying size with jitter and
-noise, written as grey PNGs, and read back through the seed-001 path (OpenCV resize of the shorter side to
+noise, written as grey PNGs, and read back through the Pi 3 framework comparison's path (OpenCV resize of the
+shorter side to
 36, centre crop 32x32, mean subtraction and scaling; 3 channels RGB, NHWC) so that resize and crop matter.
 Training images go through the very same render + ``preprocess_image`` path, with fresh jitter every epoch.
 

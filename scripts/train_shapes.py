@@ -1,6 +1,7 @@
 """Generate the shapes-with-boxes detection set and train the shipped tiny grid detector in numpy.
 
-Why: issue 5 wants a detector whose mAP@0.5 is real and re-computable offline (seed 003 gated YOLOv4-tiny on
+Why: issue 5 wants a detector whose mAP@0.5 is real and re-computable offline (the ChangSafe pruning study gated
+YOLOv4-tiny on
 VOC mAP). Images are 64x64 BGR: a blotchy colour background with pixel noise and 1-3 non-overlapping filled
 squares, circles or triangles (side 12-28 px, random colour with contrast). Training images are drawn fresh
 from the seeded generator every step; the evaluation set is a separate seed, written as PNGs with

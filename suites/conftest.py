@@ -1,6 +1,7 @@
 """Shared fixtures of the suites: the project's own models, built on first use into the edgeperf cache.
 
-Architectures (seeds 000-004) come from the zoo with synthetic, seeded weights: honest for throughput and memory,
+Architectures (of the five source papers) come from the zoo with synthetic, seeded weights: honest for throughput
+and memory,
 meaningless for accuracy, so no accuracy is asserted for them. Accuracy comes from the two models the project
 trains itself (``scripts/train_digits.py``, ``scripts/train_shapes.py``), shipped as small weight files in
 ``suites/models`` with their evaluation sets in ``suites/data``.

@@ -1,7 +1,9 @@
-"""Seed 001 / 003: real accuracy from models the project trains itself, on every installed runtime.
+"""The Pi 3 framework comparison and the ChangSafe pruning study: real accuracy from models the project trains
+itself, on every installed runtime.
 
 The timed run prepares real images (resize, centre crop, mean subtraction with OpenCV) so throughput includes
-preprocessing, as seed 001 measured it; accuracy is a separate pass over the whole evaluation set (as MLPerf
+preprocessing, as the Pi 3 framework comparison measured it; accuracy is a separate pass over the whole evaluation
+set (as MLPerf
 does). Both are recorded in the result and the baseline.
 """
 

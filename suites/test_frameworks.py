@@ -1,4 +1,5 @@
-"""Seed 001 / 004: the framework x model matrix. Every architecture of the seed papers on every installed runtime.
+"""The Pi 3 framework comparison and the hardware-metrics correlation study: the framework x model matrix. Every
+architecture of the source papers on every installed runtime.
 
 Weights are synthetic (seeded), so these tests gate throughput, latency and memory against the device's
 baselines, never accuracy (see test_accuracy.py for real accuracy).

@@ -1,4 +1,5 @@
-"""Seeds 000, 002, 003: optimised variants against their fp32 parent, measured side by side in one test.
+"""The YOLO optimisation, low-rank acceleration and ChangSafe pruning studies: optimised variants against their
+fp32 parent, measured side by side in one test.
 
 Each test measures the parent and the variant (each has its own baseline, labelled), then gates the variant on
 speed-up and accuracy cost with ``edgeperf.compare`` (gates from the marker). Accuracy comes from the trained
@@ -17,7 +18,8 @@ from pytest_edgeperf.config import BUSY_CPU_WAIT_PCT
 
 @pytest.mark.edgeperf(frameworks=["onnxruntime"], max_accuracy_drop_pct=1.0, min_time_s=5)
 def test_int8_digits(edgeperf, framework, digits, digits_int8):
-    """Post-training int8 (seed 003's affine int8): accuracy may drop by at most one point of top-1."""
+    """Post-training int8 (the ChangSafe pruning study's affine int8): accuracy may drop by at most one point of
+    top-1."""
     fp32 = edgeperf.measure(digits.stem, label="fp32", accuracy=digits.accuracy)
     int8 = edgeperf.measure(digits_int8, label="int8", accuracy=digits.accuracy)
     comparison = edgeperf.compare(int8, fp32, variant_size=_size(digits_int8, ".onnx"),
@@ -27,7 +29,7 @@ def test_int8_digits(edgeperf, framework, digits, digits_int8):
 
 @pytest.mark.edgeperf(frameworks=["onnxruntime"], min_speedup=1.2, min_time_s=5)
 def test_int8_mobilenet_speedup(edgeperf, framework, model_cache):
-    """int8 on a conv-heavy network (synthetic weights: speed only, seed 003's motivation)."""
+    """int8 on a conv-heavy network (synthetic weights: speed only, the ChangSafe pruning study's motivation)."""
     pytest.importorskip("onnxruntime")
     parent = model_cache.zoo("mobilenet_v1", input_size=160)
     rng = np.random.default_rng(0)
@@ -40,7 +42,8 @@ def test_int8_mobilenet_speedup(edgeperf, framework, model_cache):
 
 @pytest.mark.edgeperf(max_accuracy_drop_pct=2.0, min_time_s=5)
 def test_lowrank_digits(edgeperf, framework, digits, model_cache, suites_dir):
-    """Seed 002: each k x k conv -> r filters k x k then a 1x1; keep 95% of the spectrum's energy."""
+    """The low-rank acceleration article: each k x k conv -> r filters k x k then a 1x1; keep 95% of the spectrum's
+    energy."""
     from trained import digits_graph
 
     from pytest_edgeperf.models.transforms import lowrank_decompose
@@ -53,7 +56,8 @@ def test_lowrank_digits(edgeperf, framework, digits, model_cache, suites_dir):
 
 @pytest.mark.edgeperf(min_speedup=1.3, min_time_s=5)
 def test_lowrank_yolov4_tiny_speedup(edgeperf, framework, model_cache):
-    """Seed 002's claim (several-fold faster convs) on the widest 3x3 convs we have, at rank 1/8."""
+    """The low-rank acceleration article's claim (several-fold faster convs) on the widest 3x3 convs we have, at
+    rank 1/8."""
     from pytest_edgeperf.models.transforms import lowrank_decompose
     from pytest_edgeperf.models.zoo import build_zoo_graph
 
@@ -67,9 +71,10 @@ def test_lowrank_yolov4_tiny_speedup(edgeperf, framework, model_cache):
 
 @pytest.mark.edgeperf(max_accuracy_drop_pct=20.0, min_time_s=5)
 def test_pruned_shapes_detector(edgeperf, framework, shapes, model_cache, suites_dir):
-    """Seed 003: channel pruning (15% of the filters by L1 norm) on the trained detector.
+    """The ChangSafe pruning study: channel pruning (15% of the filters by L1 norm) on the trained detector.
 
-    Seed 003 fine-tuned after pruning; we do not (no training at test time), so the gate is the cost of pruning
+    The ChangSafe study fine-tuned after pruning; we do not (no training at test time), so the gate is the cost of
+    pruning
     alone: measured 99.2 -> 82.8 mAP on this detector; a transform change that costs more than 20 points fails.
     """
     from trained import shapes_graph
@@ -86,7 +91,7 @@ def test_pruned_shapes_detector(edgeperf, framework, shapes, model_cache, suites
 
 @pytest.mark.edgeperf(frameworks=["litert"], min_speedup=1.1, min_time_s=5)
 def test_pruned_yolov4_tiny_speedup(edgeperf, framework, model_cache):
-    """Seed 003's pruning ratio (0.15) on YOLOv4-tiny (synthetic weights: speed and size only).
+    """The ChangSafe pruning study's ratio (0.15) on YOLOv4-tiny (synthetic weights: speed and size only).
 
     Gated on LiteRT only: pruning by L1 norm leaves channel counts that are not multiples of the SIMD width, and
     ONNX Runtime and OpenCV ran the pruned network no faster (0.95x and 0.72x on an idle 2-core x86 VM, while
@@ -107,7 +112,8 @@ def test_pruned_yolov4_tiny_speedup(edgeperf, framework, model_cache):
 
 @pytest.mark.edgeperf(frameworks=["onnxruntime", "litert"], min_time_s=5)
 def test_threads(edgeperf, framework):
-    """Seed 000: loop parallelisation. SqueezeNet with 1 thread and with every core; more cores must help."""
+    """The YOLO optimisation study: loop parallelisation. SqueezeNet with 1 thread and with every core; more cores
+    must help."""
     cores = len(os.sched_getaffinity(0))
     if cores < 2:
         pytest.skip("one core: nothing to parallelise")

@@ -1,4 +1,5 @@
-"""Seed 004: six minutes of continuous inference with clock, temperature and CPU utilisation over time.
+"""The hardware-metrics correlation study: six minutes of continuous inference with clock, temperature and CPU
+utilisation over time.
 
 Opt-in because it takes minutes: ``pytest suites/ --edgeperf-sustained=360``. The timeline (10 Hz) lands in the
 JSON and the HTML report; samples taken while throttled are left out of the statistics and counted.

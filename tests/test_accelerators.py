@@ -11,7 +11,7 @@ import pytest
 
 from pytest_edgeperf.frameworks import FRAMEWORKS
 from pytest_edgeperf.frameworks.accelerators import AcceleratorError, id_suffix, normalize
-from pytest_edgeperf.verdict import INCOMPARABLE_KEYS, _environment_differences
+from pytest_edgeperf.verdict.environment import INCOMPARABLE_KEYS, _environment_differences
 
 pytest_plugins = ["pytester"]
 

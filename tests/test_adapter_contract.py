@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pytest_edgeperf.frameworks import FRAMEWORKS, get_adapter
+from pytest_edgeperf.frameworks.base import FrameworkAdapter
 from pytest_edgeperf.frameworks.signature import resolve_inputs
 from pytest_edgeperf.models.build import ModelFiles, ensure_zoo_model
 
@@ -51,6 +52,13 @@ def load(name: str, stem: Path, cache: Path, threads: int = 2):
     return adapter
 
 
+def to_model_layout(adapter: FrameworkAdapter, x_nhwc: np.ndarray) -> np.ndarray:
+    """An NHWC batch in the adapter's input layout (the zoo's ONNX models are NCHW)."""
+    if adapter.input_layout == "NCHW" and x_nhwc.ndim == 4:
+        return np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))
+    return x_nhwc
+
+
 @pytest.mark.usefixtures("quiet_device")
 @pytest.mark.parametrize("model", [m for m, _ in MODELS])
 @pytest.mark.parametrize("runtime", sorted(FRAMEWORKS))
@@ -63,7 +71,7 @@ def test_outputs_equal_the_reference(runtime: str, model: str, zoo: dict[str, Mo
     reference.load(files.onnx, 1)
     expected = reference.run(x_nchw)
     adapter = load(runtime, files.stem, tmp_path)
-    got = adapter.run(adapter.to_model_layout(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))))
+    got = adapter.run(to_model_layout(adapter, np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))))
     assert got.size == expected.size
     assert got.shape == expected.shape, "the batch axis is part of every runtime's output"
     np.testing.assert_allclose(got, expected, atol=TOLERANCE.get(runtime, 1e-4), rtol=TOLERANCE.get(runtime, 1e-3))

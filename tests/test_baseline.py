@@ -328,7 +328,8 @@ def test_disk_full_keeps_old_file_and_cleans_temp(tmp_path: Path) -> None:
     assert out.stdout.startswith("ERR "), out.stderr
     assert "cannot write baseline" in out.stdout and str(path) in out.stdout
     assert path.read_bytes() == old
-    assert sorted(p.name for p in path.parent.iterdir()) == [".lock", path.name]
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([".lock", path.name, "samples"])  # + raw samples
+    assert not [p for p in (path.parent / "samples").iterdir() if p.name.endswith(".tmp")]  # no temp left there
 
 
 def _concurrent_writer(root: str, worker: int, count: int) -> None:

@@ -1,4 +1,5 @@
-"""Tests for counters per inference, hot spots and the power/counter correlation (issue 8, seed 004)."""
+"""Tests for counters per inference, hot spots and the power/counter correlation (issue 8, the hardware-metrics
+correlation study)."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def test_not_supported_in_one_interval_and_not_counted_in_another_stays_unsuppor
 
 
 # --- arithmetic -----------------------------------------------------------------------------------
-def test_seed004_subtraction_per_image_on_known_numbers():
+def test_idle_subtraction_per_image_on_known_numbers_as_the_correlation_study():
     whole = parse_perf_stat_csv(read("pi3_whole_run.csv"))
     load = parse_perf_stat_csv(read("pi3_load_only.csv"))
     figures = per_inference(whole, 50, load_only=load)
@@ -149,7 +150,7 @@ def test_metric_name():
     assert metric_name("armv8_pmuv3_0/l2d_cache/") == "armv8_pmuv3_0_l2d_cache"
 
 
-def test_mean_of_five_repetitions_as_seed004():
+def test_mean_of_five_repetitions_as_the_correlation_study():
     runs = [{"instructions": CounterReading("instructions", v, STATUS_COUNTED, p),
              "branches": CounterReading("branches", None, STATUS_NOT_SUPPORTED, None)}
             for v, p in [(10, 100.0), (12, 80.0), (14, 100.0), (16, 90.0), (18, 100.0)]]

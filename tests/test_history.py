@@ -95,7 +95,7 @@ def test_add_records_a_results_file_once(history_url: str, tmp_path: Path,
     assert run == (f"{0:040x}", "pi4", "pi")
     assert meas == ("onnxruntime", None, "[1, 3, 32, 32]")  # no provider in today's results: NULL, not guessed
     assert metrics["fps"] == 100.0 and metrics["top1_pct"] == 91.0
-    assert version == 1
+    assert version == 2  # schema 2: measurement_samples (baselines from the history)
 
 
 def test_add_bad_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -402,3 +403,58 @@ def test_int8_quantized_onnx_runs(tmp_path):
     with pytest.raises(ValueError, match="does not fit input"):
         quantize_onnx_int8(files.onnx, tmp_path / "bad.onnx", [np.zeros((1, 8, 8, 3), np.float32)])
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_without_the_zoo_extra_own_models_are_measured_and_a_zoo_model_is_one_line(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install without the [zoo] extra (``pip install pytest-edgeperf onnxruntime ai-edge-litert``: no onnx;
+    flatbuffers comes with both runtimes): pytest --help, --fixtures and ``edgeperf --version`` work, a user's own
+    .onnx and .tflite files are measured, and a ``zoo:`` model fails with one line naming the extra."""
+    from tinymodel import MODEL_BUILDER
+
+    from pytest_edgeperf.models.tflite_export import tflite_available, to_tflite
+
+    namespace: dict[str, object] = {}
+    exec(MODEL_BUILDER, namespace)  # the user's own files, written while onnx is still importable
+    namespace["build"](str(pytester.path / "tiny.onnx"))  # type: ignore[operator]
+    own_tflite = tflite_available()
+    if own_tflite:
+        to_tflite(tiny_cnn(depth=2), pytester.path / "tiny.tflite")
+    blocked = pytester.path / "blocked" / "onnx"  # on PYTHONPATH for pytest, the CLI and the workers: no onnx
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text('raise ImportError("onnx is not installed (blocked for this test)")\n')
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(blocked.parent),
+                                                                      os.environ.get("PYTHONPATH")])))
+    pytester.makepyfile(test_own=f"""
+        import pytest
+
+        @pytest.mark.edgeperf(model="tiny.onnx", frameworks=["onnxruntime"])
+        def test_own_onnx(edgeperf):
+            assert edgeperf.measure().valid_count >= 10
+
+        @pytest.mark.skipif({not own_tflite}, reason="no ai-edge-litert")
+        @pytest.mark.edgeperf(model="tiny.tflite", frameworks=["litert"])
+        def test_own_tflite(edgeperf):
+            assert edgeperf.measure().valid_count >= 10
+
+        @pytest.mark.edgeperf(model="zoo:tiny_cnn", frameworks=["onnxruntime"])
+        def test_zoo(edgeperf):
+            edgeperf.measure()
+    """)
+    for args, listed in ((["--help"], "*--edgeperf-quick*"), (["--fixtures"], "model_cache*")):
+        shown = pytester.runpytest_subprocess(*args)
+        assert shown.ret == 0 and "Traceback (most recent" not in shown.stdout.str() + shown.stderr.str(), args
+        shown.stdout.fnmatch_lines([listed])
+    version = pytester.run(sys.executable, "-m", "pytest_edgeperf.cli", "--version")
+    assert version.ret == 0 and "pytest-edgeperf" in version.stdout.str()
+    cache = pytester.path / "cache"  # empty: the zoo model must be built, not found
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "--edgeperf-quick",
+                                           f"--edgeperf-cache-dir={cache}")
+    result.assert_outcomes(passed=1 + own_tflite, failed=1, skipped=int(not own_tflite))
+    result.stdout.fnmatch_lines(["*zoo:tiny_cnn: building zoo models needs onnx: "
+                                 "pip install 'pytest-edgeperf[[]zoo[]]'*"])
+    assert "Traceback (most recent" not in result.stdout.str() + result.stderr.str()
+    cli = pytester.run(sys.executable, "-m", "pytest_edgeperf.cli", "models", "build", "tiny_cnn",
+                       "--out", str(pytester.path / "out"))
+    assert cli.ret == 2 and cli.stderr.lines == [
+        "edgeperf models: building zoo models needs onnx: pip install 'pytest-edgeperf[zoo]'"]

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from test_verdict_processes import STEADY, multi_process_result
 
-from pytest_edgeperf import noise
 from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
-from pytest_edgeperf.verdict import PASS, REGRESSION, format_verdict_table, judge
+from pytest_edgeperf.verdict import noise
+from pytest_edgeperf.verdict.judge import judge
+from pytest_edgeperf.verdict.outcome import PASS, REGRESSION
+from pytest_edgeperf.verdict.table import format_verdict_table
 
 NODE = "suites/test_x.py::test_x[onnxruntime]"
 

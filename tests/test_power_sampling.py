@@ -68,7 +68,7 @@ def test_fom_is_correct_inferences_per_joule() -> None:
     assert power["fom_top1_per_j"] == pytest.approx(7.0)
     assert power["fom_top5_per_j"] == pytest.approx(9.0)
     assert power["fom_map50_per_j"] == pytest.approx(5.5)
-    # seed 001's form: accuracy x throughput / power
+    # the Pi 3 framework comparison's form: accuracy x throughput / power
     assert power["fom_top1_per_j"] == pytest.approx(0.70 * 25.0 / 2.5)
 
 
@@ -241,7 +241,7 @@ def test_stop_without_start_is_an_unavailable_trace() -> None:
 
 
 def test_idle_power_of_a_constant_meter(tmp_path: Path) -> None:
-    make_ina219(tmp_path, 1_300_000)  # seed 001: a Pi 3 idles near 1.3 W
+    make_ina219(tmp_path, 1_300_000)  # the Pi 3 framework comparison: a Pi 3 idles near 1.3 W
     meter = parse_meter_spec("hwmon", root=tmp_path)
     assert meter is not None
     assert measure_idle_w(meter, duration_s=0.05, rate_hz=100.0) == pytest.approx(1.3)

@@ -1,4 +1,5 @@
-"""Preprocessing: shapes, values and the one-line errors of the seed-001 path (resize, crop, mean, scale)."""
+"""Preprocessing: shapes, values and the one-line errors of the Pi 3 framework comparison's path (resize, crop,
+mean, scale)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ from pytest_edgeperf.baseline import (
 from pytest_edgeperf.config import MarkerSpec, parse_marker
 from pytest_edgeperf.frameworks import ALIASES, FRAMEWORKS
 from pytest_edgeperf.result import Result, Samples
-from pytest_edgeperf.verdict import judge
+from pytest_edgeperf.verdict.judge import judge
 
 TEST_ID = "suites/test_x.py::test_model"
 FIELDS = tuple(MarkerSpec.__dataclass_fields__)

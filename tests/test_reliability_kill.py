@@ -28,6 +28,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_edgeperf.baseline import BaselineEntry, BaselineStore, module_filename
+from pytest_edgeperf.baseline.files import module_document
 from pytest_edgeperf.result import Result, Samples
 
 FAST = ["-p", "no:cacheprovider", "--edgeperf-min-samples=10", "--edgeperf-min-time=0.3", "--edgeperf-max-time=5",
@@ -219,8 +220,7 @@ def test_fifty_sigkills_during_updates_leave_valid_old_or_new_files(tmp_path: Pa
     path = tmp_path / "host" / module_filename(NODE_MODULE)
     complete = []
     for version in versions:
-        doc = json.loads(path.read_text())
-        doc["entries"] = {k: version[k] for k in sorted(version)}
+        doc = module_document("host", NODE_MODULE, {k: BaselineEntry.from_json(v) for k, v in version.items()})[0]
         complete.append(_without_history(doc))
     ctx = multiprocessing.get_context("fork")
     rng = random.Random(50)

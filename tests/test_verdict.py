@@ -13,21 +13,10 @@ import pytest
 from pytest_edgeperf import stats
 from pytest_edgeperf.baseline import BaselineEntry
 from pytest_edgeperf.result import STATUS_INCONCLUSIVE, Result, Samples
-from pytest_edgeperf.verdict import (
-    IMPROVED,
-    INCONCLUSIVE,
-    NEW,
-    NO_BASELINE,
-    NOT_JUDGED,
-    PASS,
-    REGRESSION,
-    ToleranceError,
-    format_verdict_table,
-    judge,
-    merge_tolerances,
-    parse_tolerances,
-    rule_for,
-)
+from pytest_edgeperf.verdict.judge import judge
+from pytest_edgeperf.verdict.outcome import IMPROVED, INCONCLUSIVE, NEW, NO_BASELINE, NOT_JUDGED, PASS, REGRESSION
+from pytest_edgeperf.verdict.rules import ToleranceError, merge_tolerances, parse_tolerances, rule_for
+from pytest_edgeperf.verdict.table import format_verdict_table
 
 NODE = "suites/test_arch.py::test_arch[squeezenet-onnxruntime]"
 

@@ -17,7 +17,9 @@ import pytest
 from pytest_edgeperf import stats
 from pytest_edgeperf.baseline import BaselineEntry
 from pytest_edgeperf.result import Result, Samples
-from pytest_edgeperf.verdict import IMPROVED, INCONCLUSIVE, PASS, REGRESSION, judge, location_change
+from pytest_edgeperf.verdict.judge import judge
+from pytest_edgeperf.verdict.location import location_change
+from pytest_edgeperf.verdict.outcome import IMPROVED, INCONCLUSIVE, PASS, REGRESSION
 
 SAMPLES_PER_PROCESS = 80
 

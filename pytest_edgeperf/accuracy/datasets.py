@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pytest_edgeperf.errors import EdgeperfError
+
 try:
     import cv2
 except ImportError:  # the opencv extra is not installed: listing a dataset works, reading an image does not
@@ -34,7 +36,7 @@ LABELS_FILE = "labels.txt"
 _BOX_TOLERANCE_PX = 1.0  # annotation tools round edges; a box may poke one pixel out
 
 
-class DatasetError(ValueError):
+class DatasetError(EdgeperfError, ValueError):
     """A dataset file a user supplied is missing, unreadable or inconsistent (one-line message)."""
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_edgeperf.errors import EdgeperfError
+
 try:
     import cv2
 except ImportError:  # the opencv extra is not installed: images cannot be converted or resized
@@ -36,7 +38,7 @@ DTYPES = ("float32", "uint8")
 _KEYS = ("size", "crop", "mean", "scale", "std", "channel_order", "layout", "dtype")
 
 
-class PreprocessError(ValueError):
+class PreprocessError(EdgeperfError, ValueError):
     """A preprocessing declaration a user wrote is wrong; the message is one line naming the key."""
 
 

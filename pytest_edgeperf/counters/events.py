@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from pytest_edgeperf.errors import EdgeperfError
+
 #: Seed 004's events (L2 loads have no generic perf name: ``cache-references`` is the nearest portable one).
 DEFAULT_EVENTS: tuple[str, ...] = (
     "instructions",
@@ -33,7 +35,7 @@ MIN_INTERVAL_MS = 10
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:/=@-]+$")
 
 
-class CountersConfigError(ValueError):
+class CountersConfigError(EdgeperfError, ValueError):
     """A user-given counter setting (event list, interval) is invalid; the message names it."""
 
 

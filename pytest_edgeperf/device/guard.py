@@ -19,16 +19,17 @@ from typing import Any
 
 from pytest_edgeperf.device.profiles import DeviceProfile
 from pytest_edgeperf.device.readers import DeviceReaders
+from pytest_edgeperf.errors import EdgeperfError
 
 PROGRESS_INTERVAL_S = 1.0  # at most one progress line per second
 TEMP_MARGIN_C = 5.0  # default: start measuring this far below the profile's throttle temperature
 
 
-class DeviceNotReady(Exception):
+class DeviceNotReady(EdgeperfError):
     """The thermal guard gave up; carries the guard's reason (with the last readings)."""
 
 
-class GuardSettingsError(ValueError):
+class GuardSettingsError(EdgeperfError, ValueError):
     """Invalid guard settings (from options, ini or a marker)."""
 
 

@@ -11,20 +11,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_edgeperf.errors import EdgeperfError
+
 #: the meter kinds the built-in profiles use; a profile added through the hook may name any kind the session knows
 POWER_METERS = ("none", "hwmon", "pmic", "rapl")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 
 
-class UnknownDeviceError(ValueError):
+class UnknownDeviceError(EdgeperfError, ValueError):
     """A device name that no profile has (from ``--edgeperf-device``, a marker or the ini)."""
 
 
-class DeviceMismatchError(ValueError):
+class DeviceMismatchError(EdgeperfError, ValueError):
     """The requested profile is not the board we run on: comparing its baselines here would be meaningless."""
 
 
-class InvalidProfileError(ValueError):
+class InvalidProfileError(EdgeperfError, ValueError):
     """A profile added through ``pytest_edgeperf_add_device_profiles`` is unusable; the message names the hook."""
 
 

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..errors import EdgeperfError
 from .base import FrameworkAdapter, ModelLoadError
 from .litert_adapter import LiteRTAdapter
 from .ncnn_adapter import NcnnAdapter
@@ -44,11 +45,11 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 _hooks: list[Callable[[], Iterable[Iterable[type[FrameworkAdapter]] | None]]] = []
 
 
-class UnknownFrameworkError(ValueError):
+class UnknownFrameworkError(EdgeperfError, ValueError):
     """A framework name that no adapter answers to."""
 
 
-class InvalidAdapterError(ValueError):
+class InvalidAdapterError(EdgeperfError, ValueError):
     """What the hook returned is not a usable adapter class; the message names the hook and the class."""
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_edgeperf.errors import EdgeperfError
+
 #: every accelerator argument of the marker and of measure(), and the runtime it belongs to
 ACCELERATOR_ARGUMENTS = {"providers": "onnxruntime", "delegates": "litert", "backend": "opencv", "target": "opencv"}
 
@@ -34,11 +36,11 @@ OPENCV_TARGETS = {"cpu": "CPU", "cpu_fp16": "CPU_FP16", "opencl": "OPENCL", "ope
 XNNPACK = "xnnpack"
 
 
-class AcceleratorError(ValueError):
+class AcceleratorError(EdgeperfError, ValueError):
     """An accelerator argument that cannot be used as given (one line, naming what is wrong)."""
 
 
-class AcceleratorUnavailable(Exception):
+class AcceleratorUnavailable(EdgeperfError):
     """The requested provider, delegate or backend is not available here: the test skips with this reason."""
 
 

@@ -15,17 +15,18 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import EdgeperfError
 from .signature import TensorSpec
 
 #: what ``make_runner`` and ``run`` take: ``{input name: array}``, or one array for the first input
 Feed = Mapping[str, np.ndarray] | np.ndarray
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(EdgeperfError):
     """The runtime refused the model (wrong format, unsupported operator, corrupt file)."""
 
 
-class ConverterMissing(Exception):
+class ConverterMissing(EdgeperfError):
     """The runtime needs its model converted and the converter is not installed (a skip, with how to install)."""
 
 
@@ -157,9 +158,3 @@ class FrameworkAdapter(ABC):
     @property
     def input_dtype(self) -> np.dtype:
         return np.dtype(self.inputs[0].dtype or "float32")
-
-    def to_model_layout(self, x_nhwc: np.ndarray) -> np.ndarray:
-        """Convert an NHWC batch to this model's layout (ONNX models here are NCHW)."""
-        if self.input_layout == "NCHW" and x_nhwc.ndim == 4:
-            return np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2))
-        return x_nhwc

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,8 +13,11 @@ from .accelerators import XNNPACK, AcceleratorUnavailable, delegate_label
 from .base import Feed, FrameworkAdapter, ModelLoadError
 from .signature import TensorSpec
 
+if TYPE_CHECKING:
+    from ai_edge_litert.interpreter import Interpreter
 
-def _interpreter_module() -> tuple[Any, str]:
+
+def _interpreter_module() -> tuple[ModuleType, str]:
     """The interpreter module (``Interpreter``, ``load_delegate``, ``OpResolverType``) and its distribution."""
     try:
         from ai_edge_litert import interpreter
@@ -32,7 +36,7 @@ class LiteRTAdapter(FrameworkAdapter):
     extra = "litert"
 
     def __init__(self) -> None:
-        self._interpreter: Any = None
+        self._interpreter: Interpreter | None = None
         self._package = ""
         self._inputs: list[TensorSpec] = []
         self._outputs: list[TensorSpec] = []

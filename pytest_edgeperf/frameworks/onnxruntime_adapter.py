@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .accelerators import AcceleratorUnavailable
 from .base import Feed, FrameworkAdapter, ModelLoadError
 from .signature import Dim, TensorSpec
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 #: ONNX Runtime's type strings -> numpy dtype names (others, e.g. tensor(string), stay as ONNX Runtime says them)
 _TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -24,7 +27,7 @@ class OnnxRuntimeAdapter(FrameworkAdapter):
     extra = "onnx"
 
     def __init__(self) -> None:
-        self._session: Any = None
+        self._session: ort.InferenceSession | None = None
         self._inputs: list[TensorSpec] = []
         self._outputs: list[TensorSpec] = []
 
@@ -44,7 +47,8 @@ class OnnxRuntimeAdapter(FrameworkAdapter):
             if name not in available:
                 raise AcceleratorUnavailable(f"{name} is not available in this onnxruntime {ort.__version__} build "
                                              f"(available: {', '.join(available)})")
-        providers: list[Any] = [(name, opts) if opts else name for name, opts in requested] or ["CPUExecutionProvider"]
+        providers: list[str | tuple[str, dict[str, Any]]] = [
+            (name, opts) if opts else name for name, opts in requested] or ["CPUExecutionProvider"]
         try:
             self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad model
@@ -92,7 +96,7 @@ class OnnxRuntimeAdapter(FrameworkAdapter):
         return run_once
 
 
-def _spec(arg: Any) -> TensorSpec:
+def _spec(arg: ort.NodeArg) -> TensorSpec:
     """A NodeArg: its shape holds ints, symbolic names (str) or None for an unnamed dynamic dimension."""
     shape: tuple[Dim, ...] = tuple(d if isinstance(d, (int, str)) else None for d in (arg.shape or []))
     return TensorSpec(name=arg.name, shape=shape, dtype=_TYPES.get(arg.type, arg.type))

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .accelerators import OPENCV_BACKENDS, OPENCV_TARGETS, AcceleratorUnavailable
 from .base import Feed, FrameworkAdapter, ModelLoadError
 from .signature import Dim, TensorSpec
+
+if TYPE_CHECKING:
+    import cv2
+    from onnx import ValueInfoProto
 
 
 class OpenCVAdapter(FrameworkAdapter):
@@ -23,7 +28,7 @@ class OpenCVAdapter(FrameworkAdapter):
     process_wide_threads = True
 
     def __init__(self) -> None:
-        self._net: Any = None
+        self._net: cv2.dnn.Net | None = None
         self._path = Path()
         self._signature: tuple[list[TensorSpec], list[TensorSpec]] | None = None
 
@@ -44,7 +49,7 @@ class OpenCVAdapter(FrameworkAdapter):
             raise ModelLoadError("OpenCV returned an empty network")
         self._set_backend(cv2)
 
-    def _set_backend(self, cv2: Any) -> None:
+    def _set_backend(self, cv2: ModuleType) -> None:
         """Apply ``backend=``/``target=``; OpenCV would fall back to its CPU path with a warning, so a pair this
         build does not list in ``getAvailableTargets`` is AcceleratorUnavailable instead."""
         if "backend" not in self.accelerator and "target" not in self.accelerator:
@@ -181,7 +186,7 @@ def _onnx_signature(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     graph = model.graph
     weights = {init.name for init in graph.initializer}
 
-    def spec(value: Any) -> TensorSpec:
+    def spec(value: ValueInfoProto) -> TensorSpec:
         tensor = value.type.tensor_type
         dims: tuple[Dim, ...] = tuple(
             d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)

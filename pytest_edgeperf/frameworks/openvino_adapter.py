@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .base import Feed, FrameworkAdapter, ModelLoadError
 from .signature import Dim, TensorSpec
+
+if TYPE_CHECKING:
+    import openvino as ov
 
 #: the OpenVINO device the model is compiled for (its CPU plugin; GPU/NPU are other accelerator paths)
 DEVICE = "CPU"
@@ -29,10 +32,10 @@ class OpenVINOAdapter(FrameworkAdapter):
     extra = "openvino"
 
     def __init__(self) -> None:
-        self._core: Any = None
-        self._model: Any = None
-        self._compiled: Any = None
-        self._request: Any = None
+        self._core: ov.Core | None = None
+        self._model: ov.Model | None = None
+        self._compiled: ov.CompiledModel | None = None
+        self._request: ov.InferRequest | None = None
         self._threads = 1
         self._inputs: list[TensorSpec] = []
         self._outputs: list[TensorSpec] = []
@@ -121,7 +124,7 @@ class OpenVINOAdapter(FrameworkAdapter):
         return np.array(self.make_runner(feed)())  # a copy: the request's output buffer is reused
 
 
-def _spec(port: Any, i: int) -> TensorSpec:
+def _spec(port: ov.Output, i: int) -> TensorSpec:
     """A model port: ``?`` (dynamic) dims become None (OpenVINO keeps no symbolic names); the element type as numpy."""
     shape: tuple[Dim, ...] = tuple(int(d.get_length()) if d.is_static else None for d in port.get_partial_shape())
     try:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_edgeperf.errors import EdgeperfError
+
 #: a dimension as a runtime declares it: a size, a symbolic name ("N", "height"), or None (dynamic, unnamed)
 Dim = int | str | None
 
@@ -25,7 +27,7 @@ BATCH_NAMES = frozenset({"n", "b", "bs", "batch", "batch_size", "batchsize", "ba
 _FULL_RANGE = ("uint8", "int8")
 
 
-class SignatureError(ValueError):
+class SignatureError(EdgeperfError, ValueError):
     """The inputs cannot be made as asked (a dynamic dimension nobody resolved, a wrong name, shape or dtype)."""
 
 

@@ -110,7 +110,7 @@ class Direction:
 
 def direction(metric: str) -> Direction:
     """From the verdict's rules (fps up is good, latency/memory up is bad, accuracy down is bad)."""
-    from ..verdict import rule_for
+    from ..verdict.rules import rule_for
 
     rule = rule_for(metric)
     if rule is not None:

@@ -1,4 +1,4 @@
-"""``edgeperf history add|changes|ack|dashboard``: the results history from the command line.
+"""``edgeperf history add|changes|ack|dashboard|baselines``: the results history from the command line.
 
 Exit codes as the rest of ``edgeperf``: 0 ok, 1 ``changes`` found an unacknowledged regression as the newest change
 point of a gated metric, 2 bad input (one line on stderr naming the file or URL).
@@ -10,18 +10,23 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
 from .db import HistoryError, connect, redact, resolve_url
 
-EXIT_OK, EXIT_REGRESSION = 0, 1
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from .changes import Filters
+
+EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
 URL_HELP = ("history database: a file path, sqlite:///PATH or postgresql://USER@HOST/DB "
             "(default: $EDGEPERF_HISTORY or .edgeperf/history.db)")
 
 
-def _engine(args: argparse.Namespace, *, create: bool = True) -> Any:
+def _engine(args: argparse.Namespace, *, create: bool = True) -> Engine:
     url = resolve_url(args.url or os.environ.get("EDGEPERF_HISTORY"), Path.cwd())
     return connect(url, create=create)
 
@@ -44,7 +49,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _filters(args: argparse.Namespace) -> Any:
+def _filters(args: argparse.Namespace) -> Filters:
     from .changes import Filters
 
     metrics = tuple(m.strip() for m in (args.metric or "").split(",") if m.strip())
@@ -106,7 +111,25 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_parser(sub: Any) -> None:
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from ..baseline import describe_changes
+    from .baselines import write_baselines
+
+    engine = _engine(args, create=False)
+    try:
+        outcome = write_baselines(engine, Path(args.baselines), _filters(args), min_runs=args.min_runs,
+                                  alpha=args.alpha, min_change_pct=args.min_change)
+    finally:
+        engine.dispose()
+    for line in outcome.notes + outcome.refused:
+        print(line, file=sys.stderr)
+    if outcome.changes:
+        print(f"edgeperf: baselines written from the history in {args.baselines}")
+    print(describe_changes(outcome.changes))
+    return EXIT_USAGE if outcome.refused else EXIT_OK
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``history`` subcommand and its own subcommands (called from ``pytest_edgeperf.cli.build_parser``)."""
     history = sub.add_parser("history", help="the results history: record runs, find change points, dashboard")
     hsub = history.add_subparsers(dest="history_command", required=True)
@@ -150,6 +173,15 @@ def add_parser(sub: Any) -> None:
     dash.add_argument("-o", "--output", required=True, help="directory to write index.html and tests/ into")
     common(dash, filters=True)
     dash.set_defaults(func=cmd_dashboard)
+
+    base = hsub.add_parser("baselines", help="write baselines from the runs since each test's last change point "
+                                             "(instead of re-measuring); exit 2 when a test's runs lack raw samples")
+    common(base, filters=True)
+    base.add_argument("--baselines", default="baselines", help="baselines root to write (default: baselines)")
+    base.add_argument("--min-runs", type=int, default=5, help="change points: fewest runs on each side (default 5)")
+    base.add_argument("--alpha", type=float, default=0.01, help="change points: rank-test threshold (default 0.01)")
+    base.add_argument("--min-change", type=float, default=2.0, help="change points: smallest change, %% (default 2)")
+    base.set_defaults(func=cmd_baselines)
 
 
 __all__ = ["HistoryError", "add_parser", "redact"]

@@ -1,6 +1,6 @@
 """The results database: its schema, its versioned migrations, and opening it (SQLite file or PostgreSQL URL).
 
-SQLAlchemy Core, no ORM: four tables that a reader can query by hand. Migrations are an ordered list of
+SQLAlchemy Core, no ORM: five tables that a reader can query by hand. Migrations are an ordered list of
 functions, each run once in a transaction that also bumps ``schema_version``; a second process opening the
 database at the same moment waits for the first (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an advisory lock), so a
 fleet of runners writing their first run together cannot create a table twice. Alembic would add a migrations
@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from pytest_edgeperf.errors import EdgeperfError
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
@@ -34,7 +36,7 @@ _PG_WRITE_LOCK = 0x6564676570657266
 T = TypeVar("T")
 
 
-class HistoryError(Exception):
+class HistoryError(EdgeperfError):
     """A history URL or database a user must fix; the message is one line naming it."""
 
 
@@ -128,6 +130,19 @@ def _metadata():  # type: ignore[no-untyped-def]
         sa.PrimaryKeyConstraint("measurement_id", "name"),
     )
     sa.Table(
+        # what a baseline needs beyond the summary metrics (schema 2; runs recorded before it have no row here):
+        # the per-process statistics the verdict compares between runs, the decimated raw latencies its rank tests
+        # read, and the environment as the baseline keeps it, all as BaselineEntry.from_result makes them
+        "measurement_samples", md,
+        sa.Column("measurement_id", sa.Integer, sa.ForeignKey("measurements.id", ondelete="CASCADE"),
+                  primary_key=True),
+        sa.Column("sample_count", sa.Integer, nullable=False),  # valid samples measured (before decimation)
+        sa.Column("latency_ms", sa.JSON, nullable=False),  # at most MAX_STORED_SAMPLES, evenly spaced in time
+        sa.Column("process_latency_ms", sa.JSON, nullable=False),  # per worker process: fast-half mean
+        sa.Column("process_reference_ms", sa.JSON),  # per worker process: the reference's; NULL: not timed
+        sa.Column("environment", sa.JSON, nullable=False),
+    )
+    sa.Table(
         "acks", md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("test_id", sa.Text, nullable=False),
@@ -147,7 +162,7 @@ _TABLES = ("runs", "measurements", "metrics", "acks")
 def tables():  # type: ignore[no-untyped-def]
     """``{name: Table}`` of the current schema."""
     md = _metadata()
-    return {name: md.tables[name] for name in ("schema_version", *_TABLES)}
+    return {name: md.tables[name] for name in ("schema_version", *_TABLES, "measurement_samples")}
 
 
 def _migration_1(conn: Connection) -> None:
@@ -156,8 +171,13 @@ def _migration_1(conn: Connection) -> None:
     md.create_all(conn, tables=[md.tables[name] for name in _TABLES])
 
 
+def _migration_2(conn: Connection) -> None:
+    """Per-measurement raw samples and per-process statistics, so baselines can be written from the history."""
+    _metadata().tables["measurement_samples"].create(conn)
+
+
 #: the ordered migrations; the database's version is how many have run. Append, never edit or reorder.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
 
 
 def migrate(engine: Engine) -> int:

@@ -1,5 +1,6 @@
 """Results -> history rows: one ``runs`` row per results payload (``--edgeperf-json``), one ``measurements`` row per
-result, one ``metrics`` row per scalar metric.
+result, one ``metrics`` row per scalar metric, and (when it may become a baseline) one ``measurement_samples`` row
+with what a baseline written from the history needs (``history/baselines.py``).
 
 The payload is stored as it is today: fields it does not carry (the accelerator provider) are NULL rather than
 guessed. The commit comes from the payload (the plugin records ``git rev-parse HEAD``), else from CI's variables;
@@ -132,6 +133,32 @@ def metric_rows(result: dict[str, Any], measurement_id: int) -> list[dict[str, A
     return rows
 
 
+def sample_row(result: dict[str, Any], measurement_id: int) -> dict[str, Any] | None:
+    """What a baseline needs of this result beyond its summary, as the baseline stores it; None when the result
+    may not become a baseline (quick, not ok, no valid samples) or its file is not one this edgeperf can read."""
+    from ..baseline import BaselineEntry, recordable_reason
+    from ..result import Result
+
+    try:
+        parsed = Result.from_json(result)
+        if recordable_reason(parsed) is not None:
+            return None
+        entry = BaselineEntry.from_result(parsed, recorded_at="-", recorded_by={})
+    except (TypeError, ValueError, KeyError):  # a results file of another edgeperf version: its summary still counts
+        return None
+    per_process = entry.process_statistics()
+    if not per_process or not entry.samples.get("latency_ms"):
+        return None
+    return {
+        "measurement_id": measurement_id,
+        "sample_count": entry.sample_count,
+        "latency_ms": entry.samples["latency_ms"],
+        "process_latency_ms": entry.samples["process_latency_ms"],
+        "process_reference_ms": entry.samples.get("process_reference_ms"),
+        "environment": entry.environment,
+    }
+
+
 def record_payload(engine: Engine, payload: dict[str, Any], git: GitInfo) -> tuple[int, bool]:
     """Store one results payload in one transaction; returns (run id, True if new, False if already stored)."""
     import sqlalchemy as sa
@@ -150,6 +177,8 @@ def record_payload(engine: Engine, payload: dict[str, Any], git: GitInfo) -> tup
             metrics = metric_rows(result, mid)
             if metrics:
                 conn.execute(sa.insert(t["metrics"]), metrics)
+            if (samples := sample_row(result, mid)) is not None:
+                conn.execute(sa.insert(t["measurement_samples"]).values(**samples))
         return run_id, True
 
     return write_with_retry(engine, work)

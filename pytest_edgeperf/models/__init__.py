@@ -1,4 +1,4 @@
-"""Model building: the NHWC IR (``graph``), its ONNX and TFLite exporters, the seeds' zoo, variants, the cache.
+"""Model building: the NHWC IR (``graph``), its ONNX and TFLite exporters, the studies' zoo, variants, the cache.
 
 Why one package: every model the suites time exists as ONNX and TFLite built from the same numpy weights by
 the project's own code (no TensorFlow, no model hub), so frameworks are compared on identical networks.

@@ -2,9 +2,11 @@
 
 Only the formats asked for are written (by default those this machine can export: ONNX always, TFLite when
 ai-edge-litert is installed), so ``pip install pytest-edgeperf[onnx]`` builds zoo models for ONNX Runtime; a
-cached model missing a format gains it on the next request that needs it.
+cached model missing a format gains it on the next request that needs it. The exporters need ``onnx`` and
+``flatbuffers``, which come with the ``zoo`` extra (and with ``onnx``, ``litert``, ``all``): they are imported only
+when a file is written, so a cached model, and every model a user brings as a file, needs neither.
 
-Why a cache with a lock: the seeds' models are tens of MB (ResNet-50 ~100 MB) and are never committed, so they
+Why a cache with a lock: the studies' models are tens of MB (ResNet-50 ~100 MB) and are never committed, so they
 are built on first use. Several pytest-xdist workers may ask for the same model at once; an exclusive lock
 file per stem serialises the builders, and every file is written to a temp name and ``os.replace``d, with the
 meta JSON written last, so a reader never sees a half-written model and a crashed build is simply redone.
@@ -14,17 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_edgeperf.errors import EdgeperfError
 from pytest_edgeperf.fileio import LockError, atomic_write_text, exclusive_lock, file_sha256
 from pytest_edgeperf.models.graph import Graph
-from pytest_edgeperf.models.onnx_export import ONNX_OPSET, to_onnx
-from pytest_edgeperf.models.tflite_export import tflite_available, to_tflite
 from pytest_edgeperf.models.zoo import build_zoo_graph
 
 # Bump when an exporter or builder changes what it writes: cached models with another version are rebuilt.
@@ -32,10 +34,46 @@ BUILDER_VERSION = 1
 META_SCHEMA = "edgeperf-model/1"
 #: every format the exporters write, in the order they are written
 FORMATS = ("onnx", "tflite")
+#: the modules the exporters import, all from the ``zoo`` extra
+ZOO_EXTRA_MODULES = ("onnx", "flatbuffers")
 
 
-class ModelBuildError(ValueError):
+class ModelBuildError(EdgeperfError, ValueError):
     """A model that cannot be built or a cache that cannot be used; the message names the model/file."""
+
+
+def require_zoo_extra() -> None:
+    """Raise a one-line ``ModelBuildError`` naming the extra when the exporters' modules cannot be imported."""
+    missing = []
+    for module in ZOO_EXTRA_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise ModelBuildError(f"building zoo models needs {' and '.join(missing)}: "
+                              f"pip install 'pytest-edgeperf[zoo]'")
+
+
+def _exporter(kind: str) -> Callable[[Graph, Path], Path]:
+    """The writer of one format, imported on first use (the ``zoo`` extra's modules load only to build)."""
+    require_zoo_extra()
+    if kind == "onnx":
+        from pytest_edgeperf.models.onnx_export import to_onnx
+
+        return to_onnx
+    from pytest_edgeperf.models.tflite_export import to_tflite
+
+    return to_tflite
+
+
+def tflite_available() -> bool:
+    """Whether this installation can write ``.tflite`` files (the schema comes with ai-edge-litert)."""
+    try:
+        from pytest_edgeperf.models.tflite_export import tflite_available as available
+    except ImportError:  # flatbuffers missing: the zoo extra is not installed
+        return False
+    return available()
 
 
 @dataclass(frozen=True)
@@ -65,7 +103,8 @@ class ModelFiles:
 
 
 def available_formats() -> tuple[str, ...]:
-    """The formats this installation can export: ONNX always (onnx is a dependency), TFLite with ai-edge-litert."""
+    """The formats this installation can export: ONNX always (a build without the zoo extra fails naming it),
+    TFLite with ai-edge-litert."""
     return ("onnx", "tflite") if tflite_available() else ("onnx",)
 
 
@@ -122,14 +161,15 @@ def _output_shapes(graph: Graph) -> dict[str, dict[str, list[int]]]:
 def _build_unlocked(graph: Graph, files: ModelFiles, build_args: dict[str, Any] | None,
                     formats: tuple[str, ...], keep: dict[str, Any] | None = None) -> ModelFiles:
     """Export ``formats`` and write the meta last; ``keep`` holds meta entries of files already current."""
+    require_zoo_extra()
+    from pytest_edgeperf.models.onnx_export import ONNX_OPSET
+
     keep = dict(keep or {})
     files.meta.unlink(missing_ok=True)  # no meta = incomplete, until the end of this function
-    exporters = {"onnx": to_onnx, "tflite": to_tflite}
     for kind in formats:
         if kind in keep:
             continue
-        exporters[kind](graph, files.path(kind))
-        os.chmod(files.path(kind), 0o644)
+        _exporter(kind)(graph, files.path(kind))
         keep[kind] = {"path": files.path(kind).name, "size_bytes": files.path(kind).stat().st_size,
                       "sha256": file_sha256(files.path(kind))}
     for kind in FORMATS:

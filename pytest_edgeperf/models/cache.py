@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +41,21 @@ class ModelCache:
     def zoo(self, name: str, *, formats: Iterable[str] | None = None, **kwargs: object) -> Path:
         return ensure_zoo_model(name, self.root / "models", formats=formats, **kwargs).stem
 
-    def build(self, graph: Graph, name: str | None = None, formats: Iterable[str] | None = None) -> Path:
-        """``graph`` exported to ``formats`` (default: every format this installation can export)."""
+    def build(self, graph: Graph | Callable[..., Graph], name: str | None = None,
+              formats: Iterable[str] | None = None, **kwargs: object) -> Path:
+        """``graph`` exported to ``formats`` (default: every format this installation can export). ``graph`` may be
+        a module-level builder function, called with ``kwargs``: --edgeperf-against then rebuilds the model from
+        REF's version of that function (against.py); a Graph object cannot be rebuilt there."""
+        if not callable(graph):
+            return self._build_graph(graph, name, formats)
+        from ..against import builder_origin, write_origin
+
+        origin = builder_origin(graph, kwargs)
+        stem = self._build_graph(graph(**kwargs), name, formats)
+        write_origin(stem, origin)
+        return stem
+
+    def _build_graph(self, graph: Graph, name: str | None, formats: Iterable[str] | None) -> Path:
         digest = graph_digest(graph)[:12]
         out_dir = self.root / "built" / f"{name or graph.name}-{digest}"
         files = ModelFiles.for_stem(out_dir / (name or graph.name))

@@ -1,6 +1,6 @@
 """The model IR: a tiny NHWC layer graph that the exporters (ONNX, TFLite) and the variant transforms share.
 
-Why an IR of our own: the seeds' architectures and the project's trained networks must exist in ONNX *and*
+Why an IR of our own: the studies' architectures and the project's trained networks must exist in ONNX *and*
 TFLite with bit-for-bit the same weights, built offline without TensorFlow or PyTorch. One plain description
 (layers + numpy weights) exported twice gives that, and ``forward_numpy`` is the slow reference both exports
 are checked against.
@@ -17,12 +17,14 @@ import copy
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pytest_edgeperf.errors import EdgeperfError
+from pytest_edgeperf.fileio import atomic_path
 
 OPS = (
     "conv", "dwconv", "dense", "relu", "relu6", "leaky_relu", "maxpool", "avgpool", "gap", "concat", "add",
@@ -32,7 +34,7 @@ ACTIVATIONS = ("relu", "relu6", "leaky_relu", "sigmoid")
 _FORMAT = "edgeperf-graph/1"
 
 
-class GraphError(ValueError):
+class GraphError(EdgeperfError, ValueError):
     """A graph that cannot be built or exported; the message names the graph and the layer."""
 
 
@@ -153,14 +155,8 @@ class Graph:
                   "meta": _jsonable(self.meta), "layers": layers}
         arrays["__graph__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
         return path
 
     @classmethod
@@ -196,7 +192,11 @@ def single_blas_thread() -> contextlib.AbstractContextManager:
 
 
 # --- attribute helpers (shared with the exporters) -------------------------------------------------------
-def pair(value: Any) -> tuple[int, int]:
+#: a conv/pool layer's padding: TensorFlow's "same" or "valid", or that many pixels on every side
+Padding = str | int
+
+
+def pair(value: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
     """``3`` -> ``(3, 3)``; ``(3, 1)`` stays."""
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
@@ -205,7 +205,7 @@ def pair(value: Any) -> tuple[int, int]:
     return int(value), int(value)
 
 
-def conv_geometry(layer: Layer) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], Any]:
+def conv_geometry(layer: Layer) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], Padding]:
     """(kernel, stride, dilation, padding) of a conv/dwconv/pool layer with defaults filled in."""
     if layer.op in ("conv", "dwconv"):
         w = layer.weights.get("w")
@@ -221,7 +221,7 @@ def conv_geometry(layer: Layer) -> tuple[tuple[int, int], tuple[int, int], tuple
     return kernel, stride, dilation, padding
 
 
-def pads_1d(size: int, k: int, s: int, d: int, padding: Any) -> tuple[int, int, int]:
+def pads_1d(size: int, k: int, s: int, d: int, padding: Padding) -> tuple[int, int, int]:
     """(pad_before, pad_after, out_size) along one axis, TensorFlow SAME semantics for ``"same"``."""
     eff = (k - 1) * d + 1
     if padding == "same":

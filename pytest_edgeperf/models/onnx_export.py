@@ -9,13 +9,13 @@ the same arithmetic as the TFLite export. Spatial tensors are ``[1, C, H, W]``, 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from pytest_edgeperf.fileio import atomic_write_bytes
 from pytest_edgeperf.models.graph import Graph, GraphError, conv_geometry, pads_1d
 
 ONNX_OPSET = 13
@@ -126,12 +126,5 @@ def to_onnx(graph: Graph, path: str | os.PathLike) -> Path:
     path = Path(path)
     model = to_onnx_model(graph)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, model.SerializeToString())
     return path

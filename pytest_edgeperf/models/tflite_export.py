@@ -1,6 +1,6 @@
 """The TFLite exporter: an IR ``Graph`` -> NHWC float32 ``.tflite`` written with flatbuffers, no TensorFlow.
 
-Why hand-written: the project must build the seeds' models on a Pi with only the runtime wheels installed.
+Why hand-written: the project must build the studies' models on a Pi with only the runtime wheels installed.
 ``ai_edge_litert`` ships the TFLite schema as ``schema_py_generated``; its object API (``ModelT`` ...) packs a
 model from numpy arrays. Batchnorms are folded, relu/relu6 after conv/dwconv/dense/add are fused as TFLite's
 converter would (XNNPACK sees the usual patterns), constant buffers are 16-byte aligned.
@@ -9,12 +9,12 @@ converter would (XNNPACK sees the usual patterns), constant buffers are 16-byte 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import flatbuffers
 import numpy as np
 
+from pytest_edgeperf.fileio import atomic_write_bytes
 from pytest_edgeperf.models.graph import Graph, GraphError, conv_geometry
 
 try:
@@ -264,12 +264,5 @@ def to_tflite(graph: Graph, path: str | os.PathLike) -> Path:
     path = Path(path)
     data = to_tflite_bytes(graph)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
     return path

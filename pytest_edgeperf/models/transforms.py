@@ -1,5 +1,5 @@
-"""Graph-to-graph variants: batchnorm folding, low-rank conv decomposition (seed 002), channel pruning
-(seed 003), and int8 post-training quantisation of an exported ONNX file.
+"""Graph-to-graph variants: batchnorm folding, low-rank conv decomposition (the low-rank acceleration article),
+channel pruning (the ChangSafe pruning study), and int8 post-training quantisation of an exported ONNX file.
 
 Why here and not in the exporters: a variant is a new model with its own file, size and accuracy that the
 suites compare with its fp32 parent, so each transform returns a new ``Graph`` (the parent is never changed)
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pytest_edgeperf.fileio import atomic_path
 from pytest_edgeperf.models.graph import Graph, Layer, bn_scale_shift, conv_geometry, single_blas_thread
 
 
@@ -66,16 +67,17 @@ def _variant(graph: Graph, kind: str, **info: object) -> Graph:
     return out
 
 
-# --- low-rank decomposition (seed 002) --------------------------------------------------------------------
+# --- low-rank decomposition (the low-rank acceleration article) ----------------------------------------------
 def lowrank_decompose(graph: Graph, rank_ratio: float | None = None, energy: float | None = None,
                       only_if_smaller: bool = True, min_kernel: int = 2) -> Graph:
     """Each eligible k x k conv with d filters -> r filters k x k (no bias) then a 1x1 conv with d filters.
 
-    Seed 002 (PCA of the filter bank): the weights reshaped to ``(k*k*c, d)`` are factored by SVD; keeping the
-    r largest singular values gives the best rank-r approximation, and r = min(k*k*c, d) is exact. ``r`` is
-    ``ceil(rank_ratio * d)`` or the fewest singular values holding ``energy`` of the squared spectrum. Convs
-    are skipped when smaller than ``min_kernel`` or (with ``only_if_smaller``) when the pair would not have
-    fewer parameters. The 1x1 keeps the original name (and bias), so downstream wiring is unchanged.
+    The low-rank acceleration article (PCA of the filter bank): the weights reshaped to ``(k*k*c, d)`` are
+    factored by SVD; keeping the r largest singular values gives the best rank-r approximation, and
+    r = min(k*k*c, d) is exact. ``r`` is ``ceil(rank_ratio * d)`` or the fewest singular values holding ``energy``
+    of the squared spectrum. Convs are skipped when smaller than ``min_kernel`` or (with ``only_if_smaller``) when
+    the pair would not have fewer parameters. The 1x1 keeps the original name (and bias), so downstream wiring is
+    unchanged.
     """
     if (rank_ratio is None) == (energy is None):
         raise ValueError("lowrank_decompose: give exactly one of rank_ratio or energy")
@@ -123,7 +125,7 @@ def lowrank_decompose(graph: Graph, rank_ratio: float | None = None, energy: flo
 
 
 def _principal_axes(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (descending) and eigenvectors of ``mat.T @ mat``: PCA of the filters, as seed 002 does.
+    """Eigenvalues (descending) and eigenvectors of ``mat.T @ mat``: PCA of the filters, as the low-rank article does.
 
     Why not ``np.linalg.svd``: on a busy 2-core machine multi-threaded LAPACK SVD of a 4608x512 matrix took
     12 s; the d x d eigenproblem on one BLAS thread takes 0.2 s and gives the same rank-r projection.
@@ -134,7 +136,7 @@ def _principal_axes(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(eig[order], 0.0, None), vec[:, order]
 
 
-# --- channel pruning (seed 003) ---------------------------------------------------------------------------
+# --- channel pruning (the ChangSafe pruning study) -----------------------------------------------------------
 class _NotPrunable(Exception):
     pass
 
@@ -196,7 +198,7 @@ def _apply(edits: list) -> None:
 
 def prune_channels(graph: Graph, ratio: float = 0.15, by: str = "bn_gamma",
                    max_layer_ratio: float = 0.9) -> Graph:
-    """Remove the least important output channels of convs and the matching inputs downstream (seed 003).
+    """Remove the least important output channels of convs and the matching inputs downstream (the ChangSafe study).
 
     ``by="bn_gamma"``: importance is |gamma| of the batchnorm right after the conv (network slimming); one
     global threshold prunes ``ratio`` of all those channels (at most ``max_layer_ratio`` of any layer).
@@ -302,12 +304,8 @@ def quantize_onnx_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike
             return None if arr is None else {inp.name: arr}
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp.onnx")
-    try:
+    with atomic_path(out_path, suffix=".tmp.onnx") as tmp:
         quantize_static(str(onnx_path), str(tmp), _Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_path

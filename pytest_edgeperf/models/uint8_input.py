@@ -12,12 +12,12 @@ feed, the quantised preprocessing, the accuracy pass) is what it exercises, not 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import flatbuffers
 import numpy as np
 
+from pytest_edgeperf.fileio import atomic_write_bytes
 from pytest_edgeperf.models.graph import GraphError
 
 
@@ -79,12 +79,5 @@ def write_uint8_input(src: str | os.PathLike, dst: str | os.PathLike, scale: flo
     dst = Path(dst)
     data = with_uint8_input(Path(src).read_bytes(), scale, zero_point)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(dst, data)
     return dst

@@ -1,9 +1,9 @@
-"""The model zoo: seeded builders of the seeds' architectures (and a tiny CNN for the plugin's own tests).
+"""The model zoo: seeded builders of the studies' architectures (and a tiny CNN for the plugin's own tests).
 
-Why synthetic weights: the suites need the seeds' networks in ONNX and TFLite on a Pi with no model hub and no
+Why synthetic weights: the suites need the studies' networks in ONNX and TFLite on a Pi with no model hub and no
 TensorFlow. Throughput and memory depend on the architecture, not on the weight values, so seeded He-scaled
 weights are honest for speed/memory and say *nothing* about accuracy (``meta["synthetic_weights"] = True``).
-Parameter counts match the seeds' Table 1 (see ``TABLE1_PARAMS``).
+Parameter counts match the Pi 3 framework comparison's Table 1 (see ``TABLE1_PARAMS``).
 
 Simplifications (all keep the parameter count and nearly all the arithmetic):
 - Batchnorm is folded into conv biases (MobileNet, ResNet-50); YOLOv4-tiny keeps explicit batchnorms (pruning
@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 from pytest_edgeperf.models.graph import Graph, GraphBuilder
 
-# The seeds' reported parameter counts (seed 001 Table 1; ResNet-50 and YOLOv4-tiny from their papers).
+# The studies' reported parameter counts (the Pi 3 framework comparison's Table 1; ResNet-50 and YOLOv4-tiny from
+# their papers).
 TABLE1_PARAMS: dict[str, float] = {
     "nin": 7.6e6,
     "googlenet": 7.0e6,
@@ -199,8 +200,8 @@ def yolov4_tiny(input_size: int | tuple[int, int] = 416, num_classes: int = 80, 
                 kernel: int = 3, seed: int = 0) -> Graph:
     """YOLOv4-tiny (darknet cfg): CSP backbone, 2 YOLO heads, leaky ReLU ``alpha``; 6.06M params.
 
-    ``kernel=4`` gives seed 003's 4x4 variant (its "4x4 instead of 3x3" change; stride-2 convs keep 3x3).
-    ``input_size`` must be a multiple of 32 (e.g. 416, or (224, 320) as seed 003 used).
+    ``kernel=4`` gives the ChangSafe study's 4x4 variant (its "4x4 instead of 3x3" change; stride-2 convs keep 3x3).
+    ``input_size`` must be a multiple of 32 (e.g. 416, or (224, 320) as the ChangSafe study used).
     """
     h, w = _hw(input_size)
     if h % 32 or w % 32:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from pytest_edgeperf.errors import EdgeperfError
+
 #: the built-in spec forms, quoted in every spec error (the full grammar: ``power/factory.py``)
 VALID_FORMS = (
     "none, hwmon, hwmon:NAME, hwmon:/path/hwmonN, pmic, pmic:a=A,b=B, rapl, rapl:/path/zone, "
@@ -27,11 +29,11 @@ class Runner(Protocol):
     def run(self, argv: Sequence[str]) -> str | None: ...
 
 
-class PowerSpecError(ValueError):
+class PowerSpecError(EdgeperfError, ValueError):
     """A user-caused meter misconfiguration; one line naming the spec (the lead makes it a UsageError)."""
 
 
-class MeterError(RuntimeError):
+class MeterError(EdgeperfError, RuntimeError):
     """A meter read failed (device gone, permission, bad output); the sampler records it."""
 
 

@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_edgeperf.errors import EdgeperfError
 from pytest_edgeperf.power.base import (
     MeterError,
     PowerMeter,
@@ -78,7 +79,7 @@ class MeterSpec:
 MeterFactory = Callable[[MeterSpec], PowerMeter | None]
 
 
-class InvalidMeterKindError(ValueError):
+class InvalidMeterKindError(EdgeperfError, ValueError):
     """What ``pytest_edgeperf_add_power_meters`` returned is unusable; the message names the hook and the kind."""
 
 

@@ -193,7 +193,8 @@ def bin_series(points: Sequence[tuple[float, float]], max_points: int = MAX_POIN
 
 def timeline_svg(panels: Sequence[Panel], invalid_spans_s: Sequence[tuple[float, float]],
                  title: str, x_label: str = "time since first timed sample (s)") -> str:
-    """Stacked panels on one time axis (seed 004, Fig. 1); spans where samples were invalid are shaded red."""
+    """Stacked panels on one time axis (the hardware-metrics correlation study, Fig. 1); spans where samples were
+    invalid are shaded red."""
     panels = [p for p in panels if p.points]
     if not panels:
         return empty_svg(title, "no timeline readings (sensors unavailable on this device)",
@@ -312,7 +313,8 @@ def ecdf_svg(curves: Sequence[Distribution], title: str, x_label: str = "latency
 # --- grouped bars ----------------------------------------------------------------------------------------
 def bar_chart_svg(groups: Sequence[str], series: Sequence[str], values: dict[tuple[str, str], float],
                   title: str, y_label: str, empty_message: str = "") -> str:
-    """Bars per group (model) and series (framework), as in seed 001 Figs. 2 and 4; missing pairs: '–'."""
+    """Bars per group (model) and series (framework), as in the Pi 3 framework comparison's Figs. 2 and 4;
+    missing pairs: '–'."""
     present = [v for v in values.values() if v is not None and math.isfinite(v)]
     if not groups or not series or not present:
         message = empty_message or f"no {y_label} values in these results"

@@ -6,23 +6,26 @@ github-action-benchmark (``tool: pytest``) and Bencher's ``python_pytest`` adapt
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import __version__
+from ..errors import EdgeperfError
 from ..fileio import atomic_write_text
+from ..schema import RESULTS_SCHEMA_VERSION
 
-RESULTS_SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from ..result import Result
+    from ..session import EdgeperfSession
 
 
-def results_payload(session: Any) -> dict[str, Any]:
+def results_payload(session: EdgeperfSession) -> dict[str, Any]:
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "tool": "pytest-edgeperf",
@@ -35,7 +38,7 @@ def results_payload(session: Any) -> dict[str, Any]:
     }
 
 
-def benchmark_payload(session: Any) -> dict[str, Any]:
+def benchmark_payload(session: EdgeperfSession) -> dict[str, Any]:
     env = session.environment
     benchmarks = []
     for r in session.results:
@@ -77,7 +80,7 @@ def benchmark_payload(session: Any) -> dict[str, Any]:
     }
 
 
-def _extra_info(result: Any) -> dict[str, Any]:
+def _extra_info(result: Result) -> dict[str, Any]:
     """Every metric, plus the verdict as the test's outcome has it (FAIL with the breached limit)."""
     from .outcome import describe_limit, verdict_of
 
@@ -92,7 +95,7 @@ def _extra_info(result: Any) -> dict[str, Any]:
     return info
 
 
-def write_output_files(session: Any) -> None:
+def write_output_files(session: EdgeperfSession) -> None:
     s = session.settings
     if s.json_path is not None:
         atomic_write_text(s.json_path, json.dumps(results_payload(session), separators=(",", ":")) + "\n")
@@ -104,17 +107,16 @@ def write_output_files(session: Any) -> None:
         write_html_report(results_payload(session), s.html_path, baselines=_baselines_for_html(session))
 
 
-def _baselines_for_html(session: Any) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for r in session.results:
-        with contextlib.suppress(Exception):
-            entry = session.store.lookup(r.test_id)
-            if entry is not None:
-                out[r.test_id] = entry.to_json()
-    return out
+def _baselines_for_html(session: EdgeperfSession) -> dict[str, dict[str, Any]]:
+    """The baseline latencies each result was judged against, keyed by test id in the baseline entry's JSON form.
+
+    Carried on the Result by the verdict (``TestVerdict.apply_to``): the baseline is not looked up a second time.
+    """
+    return {r.test_id: {"samples": {"latency_ms": list(r.baseline_latency_ms)}}
+            for r in session.results if r.baseline_latency_ms}
 
 
-class InputError(ValueError):
+class InputError(EdgeperfError, ValueError):
     """Input a user must fix (missing file, not JSON, wrong shape); the message is one line naming it."""
 
 

@@ -1,10 +1,10 @@
 """The self-contained HTML report (``--edgeperf-html`` and ``edgeperf report``/``merge --format html``).
 
 One file with inline CSS and inline SVG, no scripts, fonts or CDNs, so it opens from a CI artifact with no
-network. It shows what the seed papers used to communicate: the results table with colour-coded verdicts,
-per suite the fps and FoM bars per model x framework (seed 001, Figs. 2 and 4), and per test the timeline
-of clock, temperature, CPU and power with invalid samples shaded (seed 004, Fig. 1) and the latency
-distribution against the baseline's raw samples.
+network. It shows what the Raspberry Pi studies behind the suites used to communicate: the results table with
+colour-coded verdicts, per suite the fps and FoM bars per model x framework (the Pi 3 framework comparison, Figs. 2
+and 4), and per test the timeline of clock, temperature, CPU and power with invalid samples shaded (the
+hardware-metrics correlation study, Fig. 1) and the latency distribution against the baseline's raw samples.
 """
 
 from __future__ import annotations

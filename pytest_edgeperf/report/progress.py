@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 
 class Progress:
     """Callable progress line: ``progress("waiting for CPU >= 1.10 GHz ...")``; CI logs get nothing."""
 
-    def __init__(self, config: Any, enabled: bool = True) -> None:
+    def __init__(self, config: pytest.Config, enabled: bool = True) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter") if config is not None else None
         writer = getattr(reporter, "_tw", None)
         stream = getattr(writer, "_file", None) or sys.stdout

@@ -8,12 +8,17 @@ for the reasons, which the JSON and the HTML always keep).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
 from ..result import Result
 from .outcome import decisive_metric, verdict_of
+
+if TYPE_CHECKING:
+    import pytest
+
+    from ..session import EdgeperfSession
 
 #: short names for the change column, so it says which metric moved without widening the table
 SHORT_METRIC = {"latency_p50_ms": "p50", "latency_p90_ms": "p90", "latency_p99_ms": "p99",
@@ -47,7 +52,7 @@ def shape_text(result: Result) -> str:
     return "-" if not shape else "x".join(map(str, shape))
 
 
-def summary_rows(results: list[Result]) -> list[list[Any]]:
+def summary_rows(results: list[Result]) -> list[list[str]]:
     rows = []
     for r in results:
         verdict = verdict_of(r) or "-"
@@ -120,7 +125,7 @@ def unavailable_lines(unavailable: list[str], verbose: bool) -> list[str]:
     return [f"not measured on this device: {', '.join(names)} (-v for why; all reasons are in the JSON and HTML)"]
 
 
-def write_summary(terminalreporter: Any, session: Any) -> None:
+def write_summary(terminalreporter: pytest.TerminalReporter, session: EdgeperfSession) -> None:
     results: list[Result] = session.results
     tr = terminalreporter
     if not results and not session.baseline_changes and not session.worker_change_lines:
@@ -167,7 +172,7 @@ _EXTRA = ("top1_pct", "top5_pct", "map50_pct", "power_mean_w", "energy_per_infer
           "speedup_x", "size_ratio", "memory_ratio")
 
 
-def _extra_rows(results: list[Result]) -> list[list[Any]]:
+def _extra_rows(results: list[Result]) -> list[list[str]]:
     rows = []
     for r in results:
         values = r.metric_values()

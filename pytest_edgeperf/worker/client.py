@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_edgeperf.device.memory import memory_pressure, oom_kill_count, status_kb
+from pytest_edgeperf.errors import EdgeperfError
 
 
-class WorkerError(Exception):
+class WorkerError(EdgeperfError):
     """The worker crashed, hung, or the runtime refused the model; the message is one line for the test report."""
 
 

@@ -5,8 +5,9 @@ alternately in the same window cancels most of that drift (Abedi and Brecht, ICP
 Each arm runs in its own worker process (``python -m pytest_edgeperf.worker`` with ``"blocks": true``), so a
 crash or hang costs that comparison, never the session; the parent tells one worker at a time to time a turn of
 ``turn_s`` seconds, in ABBA order (pairs alternate AB, BA: linear drift within a pair cancels), with equal turns for
-both arms. Each turn is summarised by its fast-half mean (stats.fast_half_mean); a pair's two turns give one log
-ratio, and compare.py judges the ratio from the pairs.
+both arms. A turn holds at least MIN_TURN_RUNS inferences of the slower arm (timed in a discarded warm-up turn), so
+a slow model gets longer turns and fewer pairs from the same budget. Each turn is summarised by its fast-half mean
+(stats.fast_half_mean); a pair's two turns give one log ratio, and compare.py judges the ratio from the pairs.
 
 One worker per arm rather than one process holding both models: the short turns then cost one pipe round trip
 each (well under a millisecond), while a segfaulting runtime or a model that hangs still kills only its own arm.
@@ -14,7 +15,9 @@ each (well under a millisecond), while a segfaulting runtime or a model that han
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,15 +33,18 @@ from .client import WorkerProcess
 if TYPE_CHECKING:
     from ..measure import Instruments, MeasureRequest
 
-#: the longest turn: short enough that the machine's drift within a pair is small (the check in issue 18 used it)
+#: the longest turn for a fast model: short enough that the machine's drift within a pair is small (the check in
+#: issue 18 used it); a slow model's turns grow past it to hold MIN_TURN_RUNS inferences
 MAX_TURN_S = 0.25
 #: the shortest turn: a pipe round trip and the first sample's cache misses stay a small share of it
 MIN_TURN_S = 0.02
+#: inferences a turn holds at least (from the warm-up turn's per-inference time): a fast-half mean of fewer
+#: samples is too noisy (squeezenet1_1 in 0.08 s turns of 3-4 inferences gave interval half-widths of ~14%)
+MIN_TURN_RUNS = 10
 #: at least this many pairs, however short the budget (a paired t-interval on 5 degrees of freedom)
 MIN_RUN_PAIRS = 6
 #: the turns are sized so that a budget holds about this many pairs
 TARGET_PAIRS = 12
-
 
 @dataclass
 class PairedRun:
@@ -57,12 +63,54 @@ class PairedRun:
         return len(self.a_turn_s)
 
 
-def plan_turns(budget: Budget) -> tuple[int, float]:
-    """(pairs, seconds per turn) for a budget: both arms together time ``min_time_s``, in short turns."""
+def plan_turns(budget: Budget, per_inference_s: float = 0.0) -> tuple[int, float]:
+    """(pairs, seconds per turn) for a budget: both arms together time ``min_time_s``, in equal turns.
+
+    A turn lasts ``min_time_s / (2 * TARGET_PAIRS)`` within [MIN_TURN_S, MAX_TURN_S], and never less than
+    MIN_TURN_RUNS inferences of the slower arm (``per_inference_s``, from the warm-up turn): a slow model gets
+    longer turns and so fewer pairs from the same budget (at least MIN_RUN_PAIRS; the run then outlasts
+    ``min_time_s``, up to ``max_time_s``).
+    """
     total = max(budget.min_time_s, 2 * MIN_RUN_PAIRS * MIN_TURN_S)
     turn_s = min(MAX_TURN_S, max(MIN_TURN_S, total / (2 * TARGET_PAIRS)))
+    if math.isfinite(per_inference_s) and per_inference_s > 0:
+        turn_s = max(turn_s, MIN_TURN_RUNS * per_inference_s)
     return max(MIN_RUN_PAIRS, round(total / (2 * turn_s))), turn_s
 
+
+def _pair_cores(index: int, threads: int) -> set[int] | None:
+    """The CPUs both arms' workers run on during pair ``index``: ``threads`` of the allowed ones, moving on by one
+    each pair; None (no pinning) when that would be all of them or the platform cannot pin.
+
+    Left to the scheduler, each worker tends to stay on one core, and on a shared or virtual machine cores differ
+    in speed (another job, a busy hyperthread sibling): an A/A comparison of a fast model then showed a steady
+    +-2-3% with a 0.1% interval. Within a pair both arms run on the same cores, and across pairs every core is used.
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads >= len(allowed):
+        return None
+    return {allowed[(index + j) % len(allowed)] for j in range(max(1, threads))}
+
+
+def _pin(pid: int, cores: set[int] | None) -> None:
+    """Every thread of process ``pid`` onto ``cores`` (a runtime's thread pool too); best effort."""
+    if cores is None:
+        return
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        with contextlib.suppress(OSError):  # the thread ended, or pinning is not permitted: it runs unpinned
+            os.sched_setaffinity(tid, cores)
+
+
+def _per_inference_s(turn: dict[str, Any]) -> float:
+    """The median time per inference in a (warm-up) turn, 0 when it holds none."""
+    times = sorted(turn.get("latency_s") or [])
+    return times[len(times) // 2] if times else 0.0
 
 def _request(req: MeasureRequest, budget: Budget) -> dict[str, Any]:
     return {
@@ -80,7 +128,6 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
     Raises WorkerError naming the arm whose worker crashed, hung or refused its model (the other arm's worker
     is stopped), or DeviceNotReady when the guard gives up. ``python_b`` runs B's worker under another interpreter.
     """
-    pairs, turn_s = plan_turns(a.budget)
     start = time.monotonic()
     with device_lock(inst.lock_path, progress, inst.lock_timeout_s, inst.lock_announce):
         notes: list[str] = []
@@ -103,15 +150,23 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
                 ready.append(worker.expect("ready", inst.worker_timeout_s, "during warm-up"))
             turns: list[list[dict[str, Any]]] = [[], []]
             order: list[str] = []
-            timeout = turn_s + inst.worker_timeout_s
-            # one discarded turn each: the arm that warmed up first has idled while the other loaded
+            # one discarded turn each: the arm that warmed up first has idled while the other loaded; its
+            # per-inference time sizes the turns (at least MIN_TURN_RUNS inferences of the slower arm)
+            pairs, turn_s = plan_turns(a.budget)
+            per_inference = 0.0
             for worker in workers:
                 worker.send({"cmd": "block", "time_s": turn_s})
-                worker.expect("block", timeout, "while timing")
+                warm = worker.expect("block", turn_s + inst.worker_timeout_s, "while timing")
+                per_inference = max(per_inference, _per_inference_s(warm))
+            pairs, turn_s = plan_turns(a.budget, per_inference)
+            timeout = turn_s + inst.worker_timeout_s
             deadline = time.monotonic() + a.budget.max_time_s
             index = 0
             while True:
                 sequence = (0, 1) if index % 2 == 0 else (1, 0)
+                cores = _pair_cores(index, a.threads)
+                for worker in workers:
+                    _pin(worker.pid, cores)
                 for arm in sequence:
                     workers[arm].send({"cmd": "block", "time_s": turn_s})
                     turns[arm].append(workers[arm].expect("block", timeout, "while timing"))

@@ -14,7 +14,7 @@ variances; never lowered below its own estimate, so a noisy test keeps its noise
 no other history is judged as before, without a noise floor; ``--edgeperf-update-baselines`` records twice by
 default (``--edgeperf-update-passes``) so that a fresh set of baselines already knows its noise.
 
-Pure functions over plain values: ``baseline.py`` keeps the history, ``verdict.py`` applies the floor.
+Pure functions over plain values: ``baseline/entry.py`` keeps the history, ``verdict/timing.py`` applies the floor.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ HISTORY_LIMIT = 6
 NOISE_SIGMAS = 3.0
 #: pseudo degrees of freedom the device's pooled variance weighs in with (at most the pool's own)
 PRIOR_DF = 4
-#: share of the processes cut off each end of one run (Yuen's 20% trimming; verdict.py tests the same statistic)
+#: share of the processes cut off each end of one run (Yuen's 20% trimming; verdict/location.py tests the same)
 PROCESS_TRIM = 0.2
 #: runs whose minimum timed time differs by more than this factor are not compared on timing, nor pooled in one
 #: history (a 1 s run warms up less than a 10 s one)
