@@ -6,9 +6,9 @@ robust estimate of its run-to-run noise (the MAD of successive differences, whic
 moves), PELT proposes the breakpoints, and each is kept only if the runs on its two sides differ by a
 Mann-Whitney U test (p < ``alpha``, as asv's step detection checks a rank test) and by at least a minimum effect;
 the weakest failing breakpoint is dropped and the rest re-tested until all hold. PELT cuts a slow drift into a
-staircase of change points in one direction; consecutive ones whose plateau in between keeps moving the same way
-(Kendall's tau, one-sided) are reported as ONE drift "from run X to run Y, total Z%" (``merge_drifts``), while two
-separate steps with a flat level between them stay two change points. (MongoDB's own
+staircase of change points in one direction; consecutive ones whose levels in between keep moving the same way
+(a stratified Mann-Kendall test, one-sided) are reported as ONE drift "from run X to run Y, total Z%"
+(``merge_drifts``), while separate steps with flat levels between them stay separate change points. (MongoDB's own
 ``signal-processing-algorithms`` pins numpy < 2 and pulls in gevent, so it cannot share an environment with this
 project's runtimes.)
 """
@@ -37,9 +37,12 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_CHANGE_PCT = 2.0
 #: PELT's penalty per breakpoint, in units of log(n) on the noise-scaled series (BIC would be 2)
 PENALTY_LOG_N = 3.0
-#: a level between two same-direction change points belongs to a drift when its runs trend that way (one-sided
-#: Kendall's tau p below this); a flat level between two steps does not
+#: same-direction change points are one drift when the levels between them trend that way (stratified Mann-Kendall
+#: test over those levels, one-sided p below this) ...
 DRIFT_ALPHA = 0.01
+#: ... and those levels slide by at least this fraction of the steps beside them (Theil-Sen slope x length: a drift's
+#: level slides about a step's worth before PELT cuts it again; a flat level with a chance trend, by the noise only)
+DRIFT_MIN_SLIDE = 0.25
 
 REFERENCE_METRIC = "reference_ms"  # the machine-speed reference model's time, timed between the samples
 
@@ -203,28 +206,49 @@ def detect(values: list[float] | np.ndarray, *, min_runs: int = DEFAULT_MIN_RUNS
     return []
 
 
+def _mann_kendall(x: np.ndarray) -> tuple[float, float]:
+    """Mann-Kendall S (concordant minus discordant pairs over time) and its variance without ties."""
+    n = x.size
+    s = float(np.sign(x[None, :] - x[:, None])[np.triu_indices(n, 1)].sum())
+    return s, n * (n - 1) * (2 * n + 5) / 18
+
+
 def merge_drifts(values: list[float] | np.ndarray, found: list[tuple[int, float]], *,
-                 alpha: float = DRIFT_ALPHA) -> list[list[int]]:
-    """Group ``detect``'s breakpoints (positions in ``found``) into reported changes: consecutive breakpoints that
-    move the level the same way join one group (a drift) when the runs between them trend that way too (a slow
-    drift's plateaus keep sliding; the flat level between two separate steps does not). Every other breakpoint is a
+                 alpha: float = DRIFT_ALPHA, min_slide: float = DRIFT_MIN_SLIDE) -> list[list[int]]:
+    """Group ``detect``'s breakpoints (positions in ``found``) into reported changes. A maximal run of consecutive
+    breakpoints that move the level the same way is one drift when the levels between them keep sliding that way:
+    the stratified (seasonal) Mann-Kendall test over those levels, one-sided p < ``alpha``, pools every level's
+    trend, so a 10-step staircase is judged on all its runs at once; and the levels' Theil-Sen slide adds up to at
+    least ``min_slide`` of their steps. Flat levels between separate steps fail it. Otherwise every breakpoint is a
     group of one (a step)."""
-    from scipy.stats import kendalltau
+    from scipy.stats import norm, theilslopes
 
     x = np.asarray(values, dtype=float)
     bounds = [0] + [i for i, _ in found] + [x.size]
     levels = [float(np.median(x[bounds[k]:bounds[k + 1]])) for k in range(len(bounds) - 1)]
+    signs = [np.sign(levels[j + 1] - levels[j]) for j in range(len(found))]
+    runs: list[list[int]] = []
+    for j, sign in enumerate(signs):
+        if runs and sign != 0 and sign == signs[runs[-1][-1]]:
+            runs[-1].append(j)
+        else:
+            runs.append([j])
     groups: list[list[int]] = []
-    for j in range(len(found)):
-        sign = np.sign(levels[j + 1] - levels[j])
-        if groups and sign != 0 and sign == np.sign(levels[j] - levels[j - 1]):
-            plateau = x[bounds[j]:bounds[j + 1]]  # the level between breakpoint j-1 and j
-            trend = kendalltau(np.arange(plateau.size), plateau,
-                               alternative="greater" if sign > 0 else "less")
-            if np.isfinite(trend.pvalue) and trend.pvalue < alpha:
-                groups[-1].append(j)
+    for run in runs:
+        sign = signs[run[0]]
+        s_sum = var_sum = slide = steps = 0.0
+        for j in run[1:]:  # the level between breakpoint j-1 and j
+            plateau = x[bounds[j]:bounds[j + 1]]
+            s, var = _mann_kendall(plateau)
+            s_sum, var_sum = s_sum + s, var_sum + var
+            slide += float(theilslopes(plateau, np.arange(plateau.size)).slope) * (plateau.size - 1) * sign
+            steps += min(abs(levels[j + 1] - levels[j]), abs(levels[j] - levels[j - 1]))
+        if len(run) > 1 and var_sum > 0:
+            z = (s_sum * sign - 1) / math.sqrt(var_sum)  # with continuity correction
+            if float(norm.sf(z)) < alpha and slide >= min_slide * steps:
+                groups.append(run)
                 continue
-        groups.append([j])
+        groups.extend([j] for j in run)
     return groups
 
 
