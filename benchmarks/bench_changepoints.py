@@ -20,7 +20,7 @@ reported (pass: at least one regression; consecutive same-direction change point
 reported drift "from run X to run Y, total Z%", see ``changes.merge_drifts``). ``--site DIR`` also writes the
 dashboard of the result.
 
-Usage:  python benchmarks/bench_changepoints.py                      (~1-2 min on a 2-core VM)
+Usage:  python benchmarks/bench_changepoints.py       (a rep: ~40 s on an idle 2-core VM, 2-4 min at load 10-16)
         python benchmarks/bench_changepoints.py --reps 3 --site /tmp/site
 """
 
