@@ -18,9 +18,9 @@ from typing import Any
 from tabulate import tabulate
 
 from pytest_edgeperf import __version__
-from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
+from pytest_edgeperf.baseline import BaselineEntry, BaselineStore
+from pytest_edgeperf.errors import EdgeperfError
 from pytest_edgeperf.history import cli as history_cli
-from pytest_edgeperf.history.db import HistoryError
 from pytest_edgeperf.models import command as models_command
 from pytest_edgeperf.report import outcome
 from pytest_edgeperf.report.files import InputError, load_results
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (InputError, BaselineError, HistoryError) as exc:
+    except EdgeperfError as exc:  # every one-line user error of the package (errors.py)
         print(f"edgeperf: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # e.g. -o into a directory that cannot be written

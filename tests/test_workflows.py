@@ -199,8 +199,11 @@ def pull_request_event(action: str, *, fork: bool, label: str | None = None) -> 
     (pull_request_event("synchronize", fork=False), True),
     (pull_request_event("labeled", fork=False, label="bug"), False),  # a label alone does not re-run the boards
     ({"github": {"event_name": "workflow_dispatch", "repository": "edgeperf/pytest-edgeperf", "event": {}}}, True),
+    # the default branch: a push (write access; `on.push.branches` is the default branch only) and the weekly run
+    ({"github": {"event_name": "push", "repository": "edgeperf/pytest-edgeperf", "event": {}}}, True),
+    ({"github": {"event_name": "schedule", "repository": "edgeperf/pytest-edgeperf", "event": {}}}, True),
 ], ids=["fork-opened", "fork-push", "fork-reopened", "fork-other-label", "fork-approved", "fork-push-after-approval",
-        "own-opened", "own-push", "own-other-label", "dispatch"])
+        "own-opened", "own-push", "own-other-label", "dispatch", "default-branch-push", "schedule"])
 def test_board_jobs_run_a_forks_pull_request_only_after_a_maintainers_approval(context, runs) -> None:
     doc = load("edgeperf.yml")
     assert evaluate(doc["jobs"]["measure"]["if"], context) is runs
@@ -240,9 +243,10 @@ def test_every_workflow_has_least_top_level_permissions() -> None:
         for name, job in doc["jobs"].items():
             granted = job.get("permissions", {})
             writes = {k for k, v in granted.items() if v == "write"}
-            if writes:  # only the job that opens the baselines pull request writes
-                assert (path.name, name, writes) == ("update-baselines.yml", "pull-request",
-                                                     {"contents", "pull-requests"})
+            if writes:  # only the job that opens the baselines pull request and the Pages deployment write
+                assert (path.name, name, frozenset(writes)) in {
+                    ("update-baselines.yml", "pull-request", frozenset({"contents", "pull-requests"})),
+                    ("edgeperf.yml", "pages", frozenset({"pages", "id-token"}))}
 
 
 def test_edgeperf_runs_on_each_board_and_posts_summary() -> None:
@@ -266,6 +270,63 @@ def test_edgeperf_runs_on_each_board_and_posts_summary() -> None:
     assert summary["needs"] == "measure" and summary["if"].startswith("always()")
     assert uses(summary, "actions/download-artifact")
     assert re.search(r'edgeperf merge .*--format markdown >> "\$GITHUB_STEP_SUMMARY"', run_text(summary))
+
+
+def _on_branch(event_name: str, ref_name: str) -> dict[str, Any]:
+    return {"github": {"event_name": event_name, "ref_name": ref_name, "repository": "edgeperf/pytest-edgeperf",
+                       "event": {"repository": {"default_branch": "main"}}}}
+
+
+@pytest.mark.parametrize(("context", "publishes"), [
+    (_on_branch("push", "main"), True),
+    (_on_branch("schedule", "main"), True),
+    (_on_branch("workflow_dispatch", "main"), True),
+    (_on_branch("workflow_dispatch", "topic"), False),  # a manual run of another branch: artifact only
+    (pull_request_event("synchronize", fork=False), False),
+    (pull_request_event("labeled", fork=True, label="safe-to-test"), False),
+], ids=["push", "schedule", "dispatch-default", "dispatch-other", "own-pr", "fork-pr"])
+def test_dashboard_is_published_on_pages_from_the_default_branch_only(context, publishes) -> None:
+    doc = load("edgeperf.yml")
+    on = triggers(doc)
+    assert on["push"] == {"branches": ["main"]} and on["schedule"]
+    history, pages = doc["jobs"]["history"], doc["jobs"]["pages"]
+    publish = history["env"]["PUBLISH"].removeprefix("${{").removesuffix("}}")
+    assert evaluate(publish, context) is publishes
+    pages_if = pages["if"].replace("always() && ", "")
+    assert evaluate(pages_if, {**context, "needs": {"history": {"result": "success"}}}) is publishes
+    assert evaluate(pages_if, {**context, "needs": {"history": {"result": "failure"}}}) is False
+    # a board's failing verdict (measure failed) still records and publishes; a run the boards skipped does not
+    history_if = history["if"].replace("always() && ", "")
+    assert evaluate(history_if, {**context, "needs": {"measure": {"result": "failure"}}}) is True
+    assert evaluate(history_if, {**context, "needs": {"measure": {"result": "skipped"}}}) is False
+
+
+def test_pages_deployment_and_the_carried_history() -> None:
+    doc = load("edgeperf.yml")
+    history, pages = doc["jobs"]["history"], doc["jobs"]["pages"]
+    assert pages["needs"] == "history"
+    assert pages["permissions"] == {"pages": "write", "id-token": "write"}
+    assert pages["environment"]["name"] == "github-pages"
+    (deploy,) = uses(pages, "actions/deploy-pages")
+    assert pages["environment"]["url"] == f"${{{{ steps.{deploy['id']}.outputs.page_url }}}}"
+    assert history["permissions"] == {"contents": "read", "actions": "read"}
+    assert history["concurrency"]["cancel-in-progress"] is False  # never two runs from one previous history
+    (pages_upload,) = uses(history, "actions/upload-pages-artifact")
+    assert pages_upload["if"] == "env.PUBLISH == 'true'" and pages_upload["with"]["path"] == "site"
+    uploads = {s["with"]["name"]: s for s in uses(history, "actions/upload-artifact")}
+    assert "if" not in uploads["edgeperf-dashboard"]  # a pull request keeps its dashboard as an artifact
+    carried = uploads["edgeperf-history"]
+    assert carried["if"] == "env.PUBLISH == 'true' && env.EDGEPERF_HISTORY == ''"  # SQLite, default branch only
+    assert carried["with"]["path"].startswith(".edgeperf/") and carried["with"]["if-no-files-found"] == "error"
+    assert history["env"]["EDGEPERF_HISTORY"] == "${{ secrets.EDGEPERF_HISTORY_URL }}"
+    (previous,) = [s for s in steps(history) if "gh run download" in str(s.get("run", ""))]
+    assert previous["if"] == "env.EDGEPERF_HISTORY == ''"
+    assert "--name edgeperf-history --dir .edgeperf" in previous["run"] and "::warning::" in previous["run"]
+    assert not uses(history, "actions/cache")  # evicted after 7 idle days: the history would vanish silently
+    order = [s.get("name") or s.get("uses") for s in steps(history)]
+    assert order.index("Previous history (SQLite artifact of the default branch)") < order.index(
+        "Record the boards' results") < order.index("Dashboard")
+    assert '--branch "$GITHUB_REF_NAME"' in run_text(history)  # published trends: the default branch's runs
 
 
 def test_update_baselines_records_on_boards_and_opens_pr() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..baseline import BaselineEntry, BaselineStore, Change
-from .changes import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE_PCT, DEFAULT_MIN_RUNS, Filters, analyse
+from .changes import DEFAULT_ALPHA, DEFAULT_MIN_CHANGE_PCT, DEFAULT_MIN_RUNS, ChangePoint, Filters, analyse
 from .db import tables
 
 if TYPE_CHECKING:
@@ -110,11 +110,11 @@ def since_last_change(engine: Engine, filters: Filters, *, min_runs: int, alpha:
     """(test id, device) -> (its runs since the newest change point of a gated metric, where that was)."""
     series = load_runs(engine, filters)
     analysis = analyse(engine, filters, min_runs=min_runs, alpha=alpha, min_change_pct=min_change_pct)
-    newest: dict[tuple[str, str], Any] = {}
+    newest: dict[tuple[str, str], ChangePoint] = {}
     for cp in analysis.changes:
         key = (cp.key.test_id, cp.key.device)
-        if cp.gated and (key not in newest or (cp.after.created_unix, cp.after.run_id) >
-                         (newest[key].after.created_unix, newest[key].after.run_id)):
+        if cp.gated and (key not in newest or (cp.last.created_unix, cp.last.run_id) >
+                         (newest[key].last.created_unix, newest[key].last.run_id)):
             newest[key] = cp
     out: dict[tuple[str, str], tuple[list[Run], str]] = {}
     for key, runs in series.items():
@@ -122,7 +122,7 @@ def since_last_change(engine: Engine, filters: Filters, *, min_runs: int, alpha:
         if cp is None:
             out[key] = (runs, f"all {len(runs)} runs (no change point)")
             continue
-        start = (cp.after.created_unix, cp.after.run_id)
+        start = (cp.last.created_unix, cp.last.run_id)  # a drift: the first run at its final level
         after = [r for r in runs if (r.created_unix, r.run_id) >= start]
         out[key] = (after, f"the {len(after)} runs since the {cp.key.metric} {cp.kind} at {cp.commit_range()}")
     return out

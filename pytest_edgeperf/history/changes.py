@@ -5,9 +5,12 @@ pairwise comparison with the previous run), with ``ruptures``' PELT as the segme
 robust estimate of its run-to-run noise (the MAD of successive differences, which a step or a slow drift barely
 moves), PELT proposes the breakpoints, and each is kept only if the runs on its two sides differ by a
 Mann-Whitney U test (p < ``alpha``, as asv's step detection checks a rank test) and by at least a minimum effect;
-the weakest failing breakpoint is dropped and the rest re-tested until all hold. A slow drift comes out as a
-staircase of change points in one direction. (MongoDB's own ``signal-processing-algorithms`` pins numpy < 2 and
-pulls in gevent, so it cannot share an environment with this project's runtimes.)
+the weakest failing breakpoint is dropped and the rest re-tested until all hold. PELT cuts a slow drift into a
+staircase of change points in one direction; consecutive ones whose levels in between keep moving the same way
+(a stratified Mann-Kendall test, one-sided) are reported as ONE drift "from run X to run Y, total Z%"
+(``merge_drifts``), while separate steps with flat levels between them stay separate change points. (MongoDB's own
+``signal-processing-algorithms`` pins numpy < 2 and pulls in gevent, so it cannot share an environment with this
+project's runtimes.)
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_CHANGE_PCT = 2.0
 #: PELT's penalty per breakpoint, in units of log(n) on the noise-scaled series (BIC would be 2)
 PENALTY_LOG_N = 3.0
+#: same-direction change points are one drift when the levels between them trend that way (stratified Mann-Kendall
+#: test over those levels, one-sided p below this) ...
+DRIFT_ALPHA = 0.01
+#: ... and those levels slide by at least this fraction of the steps beside them (Theil-Sen slope x length: a drift's
+#: level slides about a step's worth before PELT cuts it again; a flat level with a chance trend, by the noise only)
+DRIFT_MIN_SLIDE = 0.25
 
 REFERENCE_METRIC = "reference_ms"  # the machine-speed reference model's time, timed between the samples
 
@@ -77,15 +86,41 @@ class ChangePoint:
     gated: bool
     normalized: bool = False  # judged relative to the machine reference (values are at the median machine speed)
     acknowledged: bool = False
+    steps: int = 1  # > 1: a drift, this many same-direction change points merged (``merge_drifts``)
+    end_index: int | None = None  # a drift: position of the first run at its final level
+    end: Point | None = None  # a drift: that run
+    series_runs: int = 0  # runs in the series (for "run X of N")
+
+    @property
+    def is_drift(self) -> bool:
+        return self.steps > 1
+
+    @property
+    def last_index(self) -> int:
+        """Position of the first run at the final level (the change point itself for a step)."""
+        return self.end_index if self.end_index is not None else self.index
+
+    @property
+    def last(self) -> Point:
+        return self.end or self.after
 
     @property
     def change_pct(self) -> float:
+        """For a drift: the total, from the level before its first step to the level after its last."""
         return (self.new_value - self.old_value) / abs(self.old_value) * 100 if self.old_value else math.inf
 
     @property
     def ref(self) -> str:
-        """What an acknowledgement names: the first commit of the new level, or its run when git was unknown."""
-        return self.after.commit or f"run:{self.after.run_id}"
+        """What an acknowledgement names: the first commit of the new level, or its run when git was unknown. For a
+        drift the final level's: acknowledging accepts it as far as it went, and a further step reopens it."""
+        return self.last.commit or f"run:{self.last.run_id}"
+
+    def where(self) -> str:
+        """'step at run 121 of 200' or 'drift over 10 steps from run 9 to run 186 of 200' (runs counted from 1)."""
+        of = f" of {self.series_runs}" if self.series_runs else ""
+        if self.is_drift:
+            return f"drift over {self.steps} steps from run {self.index + 1} to run {self.last_index + 1}{of}"
+        return f"step at run {self.index + 1}{of}"
 
     @property
     def id(self) -> str:
@@ -93,7 +128,7 @@ class ChangePoint:
         return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
 
     def commit_range(self) -> str:
-        return f"{_short(self.before.commit)}..{_short(self.after.commit)}"
+        return f"{_short(self.before.commit)}..{_short(self.last.commit)}"
 
 
 def _short(commit: str | None) -> str:
@@ -169,6 +204,52 @@ def detect(values: list[float] | np.ndarray, *, min_runs: int = DEFAULT_MIN_RUNS
             return [(c, r[0]) for c, r in zip(cuts, results, strict=True)]
         del cuts[max(failing)[1]]  # the least convincing goes first; its neighbours are tested again on wider sides
     return []
+
+
+def _mann_kendall(x: np.ndarray) -> tuple[float, float]:
+    """Mann-Kendall S (concordant minus discordant pairs over time) and its variance without ties."""
+    n = x.size
+    s = float(np.sign(x[None, :] - x[:, None])[np.triu_indices(n, 1)].sum())
+    return s, n * (n - 1) * (2 * n + 5) / 18
+
+
+def merge_drifts(values: list[float] | np.ndarray, found: list[tuple[int, float]], *,
+                 alpha: float = DRIFT_ALPHA, min_slide: float = DRIFT_MIN_SLIDE) -> list[list[int]]:
+    """Group ``detect``'s breakpoints (positions in ``found``) into reported changes. A maximal run of consecutive
+    breakpoints that move the level the same way is one drift when the levels between them keep sliding that way:
+    the stratified (seasonal) Mann-Kendall test over those levels, one-sided p < ``alpha``, pools every level's
+    trend, so a 10-step staircase is judged on all its runs at once; and the levels' Theil-Sen slide adds up to at
+    least ``min_slide`` of their steps. Flat levels between separate steps fail it. Otherwise every breakpoint is a
+    group of one (a step)."""
+    from scipy.stats import norm, theilslopes
+
+    x = np.asarray(values, dtype=float)
+    bounds = [0] + [i for i, _ in found] + [x.size]
+    levels = [float(np.median(x[bounds[k]:bounds[k + 1]])) for k in range(len(bounds) - 1)]
+    signs = [np.sign(levels[j + 1] - levels[j]) for j in range(len(found))]
+    runs: list[list[int]] = []
+    for j, sign in enumerate(signs):
+        if runs and sign != 0 and sign == signs[runs[-1][-1]]:
+            runs[-1].append(j)
+        else:
+            runs.append([j])
+    groups: list[list[int]] = []
+    for run in runs:
+        sign = signs[run[0]]
+        s_sum = var_sum = slide = steps = 0.0
+        for j in run[1:]:  # the level between breakpoint j-1 and j
+            plateau = x[bounds[j]:bounds[j + 1]]
+            s, var = _mann_kendall(plateau)
+            s_sum, var_sum = s_sum + s, var_sum + var
+            slide += float(theilslopes(plateau, np.arange(plateau.size)).slope) * (plateau.size - 1) * sign
+            steps += min(abs(levels[j + 1] - levels[j]), abs(levels[j] - levels[j - 1]))
+        if len(run) > 1 and var_sum > 0:
+            z = (s_sum * sign - 1) / math.sqrt(var_sum)  # with continuity correction
+            if float(norm.sf(z)) < alpha and slide >= min_slide * steps:
+                groups.append(run)
+                continue
+        groups.extend([j] for j in run)
+    return groups
 
 
 def classify(metric: str, old: float, new: float) -> str:
@@ -257,7 +338,7 @@ class Analysis:
     def newest_by_series(self) -> dict[SeriesKey, ChangePoint]:
         out: dict[SeriesKey, ChangePoint] = {}
         for cp in self.changes:
-            if cp.key not in out or cp.index > out[cp.key].index:
+            if cp.key not in out or cp.last_index > out[cp.key].last_index:
                 out[cp.key] = cp
         return out
 
@@ -281,14 +362,18 @@ def analyse(engine: Engine, filters: Filters | None = None, *, min_runs: int = D
         found = detect(values, min_runs=min_runs, alpha=alpha, min_change_pct=min_change_pct,
                        min_change_abs=d.accuracy_pp)
         bounds = [0] + [i for i, _ in found] + [len(values)]
-        for n, (index, p_value) in enumerate(found, start=1):
-            old = float(np.median(values[bounds[n - 1]:index]))
-            new = float(np.median(values[index:bounds[n + 1]]))
-            cp = ChangePoint(key, index, points[index - 1], points[index], old, new, p_value,
-                             classify(key.metric, old, new), d.gated, normalized)
+        for group in merge_drifts(values, found):
+            first, last = group[0], group[-1]
+            index, end = found[first][0], found[last][0]
+            old = float(np.median(values[bounds[first]:index]))
+            new = float(np.median(values[end:bounds[last + 2]]))
+            cp = ChangePoint(key, index, points[index - 1], points[index], old, new,
+                             max(found[j][1] for j in group), classify(key.metric, old, new), d.gated, normalized,
+                             steps=len(group), end_index=end if len(group) > 1 else None,
+                             end=points[end] if len(group) > 1 else None, series_runs=len(values))
             cp.acknowledged = any(a.matches(cp) for a in acks)
             analysis.changes.append(cp)
-    analysis.changes.sort(key=lambda cp: (cp.after.created_unix, cp.after.run_id), reverse=True)
+    analysis.changes.sort(key=lambda cp: (cp.last.created_unix, cp.last.run_id), reverse=True)
     return analysis
 
 

@@ -66,22 +66,22 @@ def cmd_changes(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     shown = analysis.changes if args.all else list(analysis.newest_by_series().values())
-    shown.sort(key=lambda cp: (cp.after.created_unix, cp.after.run_id), reverse=True)
+    shown.sort(key=lambda cp: (cp.last.created_unix, cp.last.run_id), reverse=True)
     blocking = analysis.blocking()
     if not shown:
         print(f"edgeperf: no change points in {len(analysis.series)} series")
     else:
         rows = [[cp.id, cp.kind.upper() if cp in blocking else cp.kind, cp.key.test_id,
                  cp.key.device, cp.key.runtime, cp.key.metric, f"{cp.change_pct:+.1f}",
-                 f"{cp.old_value:.4g} -> {cp.new_value:.4g}", cp.commit_range(), f"{cp.p_value:.1g}",
+                 f"{cp.old_value:.4g} -> {cp.new_value:.4g}", cp.where(), cp.commit_range(), f"{cp.p_value:.1g}",
                  "ack" if cp.acknowledged else ("" if cp.gated else "not gated")]
                 for cp in shown]
         print(tabulate(rows, headers=["id", "kind", "test", "device", "runtime", "metric", "change %", "level",
-                                      "commits", "p", ""], tablefmt=args.format, disable_numparse=True))
+                                      "where", "commits", "p", ""], tablefmt=args.format, disable_numparse=True))
     for cp in blocking:
         print(f"edgeperf: REGRESSION {cp.id}: {cp.key.test_id} [{cp.key.runtime}] on {cp.key.device}: "
-              f"{cp.key.metric} {cp.change_pct:+.1f}% at {cp.commit_range()} (acknowledge with: edgeperf history "
-              f"ack {cp.id})", file=sys.stderr)
+              f"{cp.key.metric} {cp.change_pct:+.1f}% ({cp.where()}) at {cp.commit_range()} "
+              f"(acknowledge with: edgeperf history ack {cp.id})", file=sys.stderr)
     return EXIT_REGRESSION if blocking else EXIT_OK
 
 
@@ -95,7 +95,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
         engine.dispose()
     for cp in hits:
         print(f"edgeperf: acknowledged {cp.id}: {cp.key.test_id} [{cp.key.runtime}] on {cp.key.device}: "
-              f"{cp.key.metric} {cp.kind} {cp.change_pct:+.1f}% at {cp.commit_range()}")
+              f"{cp.key.metric} {cp.kind} {cp.change_pct:+.1f}% ({cp.where()}) at {cp.commit_range()}")
     return EXIT_OK
 
 

@@ -3,8 +3,8 @@ network, so it opens from ``file://`` and on GitHub Pages alike.
 
 ``index.html`` lists the newest regressions and improvements across devices and links one page per test; each
 test page has, per (device, runtime), a row of trend charts over its runs in order (fps, latency, accuracy, FoM,
-memory), change points drawn as a vertical line coloured by kind, and every point's commit and value in its SVG
-``<title>`` (the browser's hover tooltip).
+memory), change points drawn as a vertical line coloured by kind (a drift: a shaded band from its first step to its
+last), and every point's commit and value in its SVG ``<title>`` (the browser's hover tooltip).
 """
 
 from __future__ import annotations
@@ -92,13 +92,21 @@ def trend_svg(metric: str, points: list[Point], changes: list[ChangePoint]) -> s
     for cp in changes:
         cx = (x(cp.index - 1) + x(cp.index)) / 2
         colour = COLOURS.get(cp.kind, "#999")
+        title = (f"<title>{esc(cp.kind)} {cp.change_pct:+.1f}% ({esc(fmt(cp.old_value))} -> "
+                 f"{esc(fmt(cp.new_value))}), {esc(cp.where())}, at {esc(cp.commit_range())}"
+                 f"{' (acknowledged)' if cp.acknowledged else ''}</title>")
+        if cp.is_drift:  # one band from the first step to the last, a dashed line at each end
+            ex = (x(cp.last_index - 1) + x(cp.last_index)) / 2
+            parts.append(f"<rect class='drift {esc(cp.kind)}' data-id='{esc(cp.id)}' x='{cx:.1f}' y='{PAD_T}' "
+                         f"width='{ex - cx:.1f}' height='{H - PAD_B - PAD_T}' fill='{colour}' fill-opacity='0.12'>"
+                         f"{title}</rect>")
+            parts.append(f"<line x1='{ex:.1f}' x2='{ex:.1f}' y1='{PAD_T}' y2='{H - PAD_B}' stroke='{colour}' "
+                         f"stroke-width='2' stroke-dasharray='5 3'>{title}</line>")
         parts.append(
             f"<line class='changepoint {esc(cp.kind)}' data-id='{esc(cp.id)}' x1='{cx:.1f}' x2='{cx:.1f}' "
-            f"y1='{PAD_T}' y2='{H - PAD_B}' stroke='{colour}' stroke-width='2' stroke-dasharray='5 3'>"
-            f"<title>{esc(cp.kind)} {cp.change_pct:+.1f}% ({esc(fmt(cp.old_value))} -> {esc(fmt(cp.new_value))}) "
-            f"at {esc(cp.commit_range())}{' (acknowledged)' if cp.acknowledged else ''}</title></line>")
+            f"y1='{PAD_T}' y2='{H - PAD_B}' stroke='{colour}' stroke-width='2' stroke-dasharray='5 3'>{title}</line>")
         for seg_from, seg_to, level in ((_prev_bound(cp, changes), cp.index, cp.old_value),
-                                        (cp.index, _next_bound(cp, changes, n), cp.new_value)):
+                                        (cp.last_index, _next_bound(cp, changes, n), cp.new_value)):
             if not cp.normalized:
                 parts.append(f"<line x1='{x(seg_from):.1f}' x2='{x(max(seg_to - 1, seg_from)):.1f}' "
                              f"y1='{y(level):.1f}' y2='{y(level):.1f}' stroke='{colour}' stroke-opacity='0.45' "
@@ -119,7 +127,7 @@ def trend_svg(metric: str, points: list[Point], changes: list[ChangePoint]) -> s
 
 
 def _prev_bound(cp: ChangePoint, changes: list[ChangePoint]) -> int:
-    return max([c.index for c in changes if c.index < cp.index], default=0)
+    return max([c.last_index for c in changes if c.index < cp.index], default=0)
 
 
 def _next_bound(cp: ChangePoint, changes: list[ChangePoint], n: int) -> int:
@@ -142,10 +150,10 @@ def change_rows(changes: list[ChangePoint], link: bool) -> str:
         rows.append(f"<tr><td><code>{cp.id}</code></td><td class='{esc(cp.kind)}'>{esc(cp.kind)}</td><td>{test}</td>"
                     f"<td>{esc(cp.key.device)}</td><td>{esc(cp.key.runtime)}</td><td>{esc(cp.key.metric)}</td>"
                     f"<td>{cp.change_pct:+.1f}%</td><td>{esc(fmt(cp.old_value))} → {esc(fmt(cp.new_value))}</td>"
-                    f"<td><code>{esc(cp.commit_range())}</code></td>"
+                    f"<td>{esc(cp.where())}</td><td><code>{esc(cp.commit_range())}</code></td>"
                     f"<td>{'acknowledged' if cp.acknowledged else ''}</td></tr>")
     head = ("<tr><th>id</th><th>kind</th><th>test</th><th>device</th><th>runtime</th><th>metric</th><th>change</th>"
-            "<th>level</th><th>commits</th><th></th></tr>")
+            "<th>level</th><th>where</th><th>commits</th><th></th></tr>")
     return f"<table class='changes'>{head}{''.join(rows)}</table>" if rows else "<p class='muted'>none</p>"
 
 
