@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import resolve
-from .ab import Comparison, Gates, against_ref, compare_paired, compare_results, judge_against, timing_from_pairs
+from .ab.comparison import (
+    Comparison,
+    Gates,
+    against_ref,
+    compare_paired,
+    compare_results,
+    judge_against,
+    timing_from_pairs,
+)
 from .config import (
     Budget,
     MarkerSpec,
@@ -36,8 +44,8 @@ from .session import Breach, EdgeperfFailure, EdgeperfSession
 from .worker.client import AcceleratorUnavailableError, WorkerError
 
 if TYPE_CHECKING:
+    from .ab.estimate import PairedEstimate
     from .baseline import BaselineEntry
-    from .compare import PairedEstimate
     from .report.progress import Progress
     from .verdict.outcome import TestVerdict
     from .worker.paired import PairedRun
@@ -363,7 +371,7 @@ def _regression_breach(result: Result, verdict: TestVerdict, device: str, paired
     if table.startswith(summary):  # the title below already says it: no second copy
         table = table[len(summary):].lstrip("\n")
     if paired is not None and any(m.metric == "fps" for m in verdict.regressed()):
-        from .compare import paired_table
+        from .ab.estimate import paired_table
 
         return Breach(f"{result.framework} on {result.model}: fps regressed vs {paired.b_name} (interleaved): "
                       f"{paired.describe()}", paired_table(paired) + "\n\n" + table)

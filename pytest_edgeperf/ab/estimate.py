@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
-from .stats import paired_p_above, paired_speedup
-from .worker.paired import PairedRun
+from ..stats import paired_p_above, paired_speedup
+from ..worker.paired import PairedRun
 
 PASS = "PASS"
 FAIL = "FAIL"

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from .compare import PairedEstimate
-from .config import Settings
-from .measure import MeasureRequest
-from .result import Result
-from .session import Breach
-from .worker.paired import PairedRun
+from ..config import Settings
+from ..measure import MeasureRequest
+from ..result import Result
+from ..session import Breach
+from ..worker.paired import PairedRun
+from .estimate import PairedEstimate
 
 if TYPE_CHECKING:
-    from .verdict.outcome import TestVerdict
+    from ..verdict.outcome import TestVerdict
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Comparison:
 
     def table(self) -> str:
         if self.paired is not None:
-            from .compare import paired_table
+            from .estimate import paired_table
 
             extra = [["peak memory MB", _fmt(self.variant.peak_rss_mb), _fmt(self.parent.peak_rss_mb),
                       _fmt(self.memory_ratio, "x"), "", "", self.memory_verdict or "-"]]
@@ -129,7 +129,7 @@ def compare_paired(run: PairedRun, a: MeasureRequest, b: MeasureRequest, labels:
                    variant_size: int | None, parent_size: int | None,
                    settings: Settings) -> tuple[Comparison, Breach | None]:
     """Two models measured interleaved: the speed-up from the pairs with its 95% interval, and the gates on it."""
-    from .compare import judge_paired
+    from .estimate import judge_paired
 
     variant, parent = run.a, run.b
     names = (a.model, b.model) if a.model != b.model else labels
@@ -221,8 +221,8 @@ def against_ref(req: MeasureRequest, settings: Settings, notes: list[str],
 def judge_against(run: PairedRun, ref: str, tolerances: dict[str, float], settings: Settings) -> PairedEstimate:
     """The model's fps against REF's from the interleaved pairs, the fps tolerance as the allowed slowdown; kept in
     the result's environment (``paired_comparison``, ``against``) for the reports."""
-    from .compare import judge_paired
-    from .verdict.rules import rule_for, tolerance_for
+    from ..verdict.rules import rule_for, tolerance_for
+    from .estimate import judge_paired
 
     rule = rule_for("fps")
     assert rule is not None
@@ -238,8 +238,8 @@ def judge_against(run: PairedRun, ref: str, tolerances: dict[str, float], settin
 def timing_from_pairs(verdict: TestVerdict, est: PairedEstimate) -> None:
     """--edgeperf-against: fps is judged from the interleaved pairs against REF's model (its row says "vs REF"),
     the other timing metrics are not judged (their baseline is another model); memory and accuracy stay."""
-    from .compare import INCONCLUSIVE, REGRESSION
-    from .verdict.outcome import overall as _overall
+    from ..verdict.outcome import overall as _overall
+    from .estimate import INCONCLUSIVE, REGRESSION
 
     gate = est.gates[0] if est.gates else None
     for m in verdict.metrics:
