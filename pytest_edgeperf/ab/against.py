@@ -29,13 +29,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 
+from ..models.origin import ORIGIN_FILE
 from .gitref import GitRefError, _err, _git, _out, check_ref, model_at_ref
 
-#: written beside a model built by ``model_cache.build(function, ...)``: what to call to rebuild it
-ORIGIN_FILE = "origin.json"
 ZOO_BUILDER = "pytest_edgeperf.models.zoo:build_zoo_graph"
 #: the model formats a rebuild can produce, by the measured file's suffix
 FORMAT_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite"}
@@ -53,34 +51,6 @@ from pytest_edgeperf.models.build import build_model
 files = build_model(graph, spec["out_dir"], stem=spec["name"], formats=[spec["format"]])
 print(json.dumps({"stem": str(files.stem)}))
 """
-
-
-def builder_origin(builder: Callable[..., object], kwargs: dict[str, object]) -> dict[str, object] | None:
-    """What ``model_cache.build(builder, **kwargs)`` records to rebuild the model at REF, or None when it cannot
-    be called again by name (a lambda, a nested function, a builder outside any file, arguments not JSON)."""
-    module = sys.modules.get(getattr(builder, "__module__", "") or "")
-    qualname = getattr(builder, "__qualname__", "")
-    file = getattr(module, "__file__", None)
-    if module is None or not file or "<" in qualname:
-        return None
-    try:
-        args = json.loads(json.dumps(kwargs))
-    except (TypeError, ValueError):
-        return None
-    path = Path(file).resolve()
-    depth = module.__name__.count(".") + (1 if path.name == "__init__.py" else 0)
-    root = path.parents[depth]
-    return {"builder": f"{module.__name__}:{qualname}", "kwargs": args, "import_root": str(root)}
-
-
-def write_origin(stem: Path, origin: dict[str, object] | None) -> None:
-    """Records ``origin`` beside the model ``stem`` (atomically); no origin: nothing is written."""
-    if origin is None:
-        return
-    dest = Path(stem).parent / ORIGIN_FILE
-    partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps({**origin, "name": Path(stem).name}, sort_keys=True))
-    os.replace(partial, dest)
 
 
 def ref_model(model: str, model_file: Path, ref: str, rootdir: Path, cache_dir: Path) -> Path | None:

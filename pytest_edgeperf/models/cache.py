@@ -48,7 +48,7 @@ class ModelCache:
         REF's version of that function (against.py); a Graph object cannot be rebuilt there."""
         if not callable(graph):
             return self._build_graph(graph, name, formats)
-        from ..ab.against import builder_origin, write_origin
+        from .origin import builder_origin, write_origin
 
         origin = builder_origin(graph, kwargs)
         stem = self._build_graph(graph(**kwargs), name, formats)
