@@ -51,8 +51,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
-from pytest_edgeperf.baseline import BaselineEntry  # noqa: E402
 from pytest_edgeperf.ab.estimate import judge_paired  # noqa: E402
+from pytest_edgeperf.baseline import BaselineEntry  # noqa: E402
 from pytest_edgeperf.config import Budget, Settings  # noqa: E402
 from pytest_edgeperf.frameworks import model_file_for  # noqa: E402
 from pytest_edgeperf.measure import MeasureRequest, run_measurement  # noqa: E402
