@@ -170,11 +170,11 @@ class EdgeperfFixture:
                                   "measurement its own label= (e.g. label='int8'), so each has its own baseline")
         model_given = resolve.model_name(model, self.spec.model, s.cache_dir)
         name = resolve.runtime_name(framework or self.framework)
-        model_file = resolve.model_file(name, model_given, s, self._progress)
         try:
             m = measure_settings(self.spec, given, s, name)
         except MeasureArgumentError as exc:
             raise EdgeperfFailure(str(exc)) from None
+        model_file = resolve.model_file(name, model_given, s, self._progress, m.input_shapes)
         return MeasureRequest(
             test_id=test_id, framework=name, model=model_given, model_file=model_file, threads=m.threads,
             budget=m.budget, inputs=resolve.inputs(m.inputs, m.preprocess, given.prepare, s, self._progress),

@@ -45,12 +45,15 @@ def runtime_name(name: str | None) -> str:
         raise EdgeperfFailure(str(exc)) from None
 
 
-def model_file(framework: str, given: str, settings: Settings, progress: Callable[[str], None] | None) -> Path:
-    """The file ``framework`` loads for the model ``given`` (built, located or converted as needed)."""
+def model_file(framework: str, given: str, settings: Settings, progress: Callable[[str], None] | None,
+               input_shapes: Any = None) -> Path:
+    """The file ``framework`` loads for the model ``given`` (built, located or converted as needed; a converter
+    converts at ``input_shapes``)."""
     from .frameworks import model_file_for
 
     model_path = resolve_path(given, settings, progress, framework=framework)
-    found = model_file_for(framework, model_path) or converted(framework, model_path, given, settings.cache_dir)
+    found = model_file_for(framework, model_path) or converted(framework, model_path, given, settings.cache_dir,
+                                                                input_shapes)
     if found is None:
         if model_path.suffix and model_path.exists():
             raise pytest.skip.Exception(f"{framework} does not load {model_path.suffix} files ({given})",
@@ -95,7 +98,7 @@ def resolve_path(given: str, settings: Settings, progress: Callable[[str], None]
     return path if path.is_absolute() else settings.rootdir / path
 
 
-def converted(framework: str, model: Path, given: str, cache_dir: Path) -> Path | None:
+def converted(framework: str, model: Path, given: str, cache_dir: Path, input_shapes: Any = None) -> Path | None:
     """The model converted for a runtime that cannot read its format (ncnn from ONNX), cached; None if none.
 
     A converter that is not installed is a skip with the reason; a conversion that fails fails the test.
@@ -104,7 +107,7 @@ def converted(framework: str, model: Path, given: str, cache_dir: Path) -> Path 
     from .frameworks.base import ConverterMissing
 
     try:
-        return adapters()[framework].convert(model, cache_dir / "converted")
+        return adapters()[framework].convert(model, cache_dir / "converted", input_shapes)
     except ConverterMissing as exc:
         raise pytest.skip.Exception(f"{framework}: {exc}", _use_item_location=True) from None
     except ModelLoadError as exc:

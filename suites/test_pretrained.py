@@ -6,7 +6,9 @@ the pip command. The name, not the site-packages path, is what results and basel
 the shape its own library feeds it: Silero VAD on 512-sample chunks at 16 kHz (three inputs, one int64,
 dynamic dims), the PP-OCRv4 detector on a 640x640 page and its recogniser on a 48x320 text line (dynamic dims),
 MediaPipe's hand landmark and BlazeFace models at their fixed inputs. A runtime that loads the file but refuses the
-model (OpenCV on an operator it lacks, LiteRT on a custom op) is a skip with the runtime's own reason.
+model (OpenCV on an operator it lacks, LiteRT on a custom op, pnnx on a model it cannot convert for ncnn: Silero VAD's
+scalar ``sr``) is a skip with the runtime's own reason. ncnn measures the dynamic-input models converted at those
+shapes (pnnx converts one static shape; each shape is its own cached conversion).
 
 The uint8-quantised TFLite model is the project's trained digits CNN with a uint8 input (no wheel on the
 registries ships a uint8 TFLite model, see ``pytest_edgeperf.models.uint8_input``); its accuracy pass runs on the
@@ -31,8 +33,8 @@ MODELS: dict[str, dict[str, Any]] = {
     "hand_landmark": {},
     "face_detection": {},
 }
-#: a runtime that cannot take the model: its own refusal, or ncnn's converter (pnnx), which needs static input shapes
-REFUSED = ("the runtime refused the model", "pnnx converts static shapes only")
+#: a runtime that cannot take the model: its own refusal, or ncnn's converter (pnnx) refusing to convert it
+REFUSED = ("the runtime refused the model", "pnnx could not convert")
 
 
 def measure_or_skip(edgeperf: Any, model: str, **kwargs: Any) -> Any:

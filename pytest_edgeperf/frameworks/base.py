@@ -78,10 +78,11 @@ class FrameworkAdapter(ABC):
         return None
 
     @classmethod
-    def convert(cls, model: Path, cache_dir: Path) -> Path | None:
+    def convert(cls, model: Path, cache_dir: Path, input_shapes: Any = None) -> Path | None:
         """A file this runtime loads, made from another format of ``model`` into ``cache_dir`` (ncnn converts ONNX
-        with pnnx); None when the runtime has no converter or nothing to convert. Runs in the pytest process,
-        before any timing; raises ModelLoadError when the conversion is impossible or fails."""
+        with pnnx, at the shape ``input_shapes`` resolves); None when the runtime has no converter or nothing to
+        convert. Runs in the pytest process, before any timing; raises ModelLoadError when the conversion is
+        impossible or fails."""
         return None
 
     def configure(self, accelerator: Mapping[str, Any]) -> None:

@@ -1,7 +1,10 @@
 """ncnn adapter: ``.ncnn.param``/``.ncnn.bin`` models, converted from ONNX by pnnx into the cache before any timing.
 
 ncnn has no batch axis and no API for input shapes, so the conversion writes a sidecar ``<stem>.ncnn.json`` with the
-source model's signature under ncnn's blob names (pnnx names inputs ``in0, in1, ...`` and outputs ``out0, ...``).
+source model's signature (its input names, dynamic dims as declared) and ncnn's blob name for each tensor (pnnx names
+inputs ``in0, in1, ...`` and outputs ``out0, ...``). pnnx converts at one concrete shape: a model with dynamic
+dimensions is converted at the shape ``input_shapes`` resolves (the same resolution the worker makes), and that shape
+is part of the cached conversion's key, so each measured shape has its own ncnn model.
 pnnx's converter is a standalone binary inside the ``pnnx`` wheel: it converts ONNX without torch, so
 ``pip install --no-deps pnnx`` is enough (the wheel's declared torch dependency is for TorchScript input only).
 """
@@ -21,12 +24,15 @@ from typing import Any
 import numpy as np
 
 from .base import ConverterMissing, Feed, FrameworkAdapter, ModelLoadError
-from .signature import SignatureError, TensorSpec
+from .signature import SignatureError, TensorSpec, resolve_inputs
+
+#: ``input_shapes`` as the marker and measure() give it (normalised): one shape, or ``{input name: shape}``
+InputShapes = list[int] | Mapping[str, list[int]]
 
 #: seconds a pnnx conversion may take (a ResNet-50 takes a few seconds)
 CONVERT_TIMEOUT_S = 300.0
 #: bump when the conversion changes what it writes: cached conversions with another version are redone
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 
 class NcnnAdapter(FrameworkAdapter):
@@ -39,6 +45,8 @@ class NcnnAdapter(FrameworkAdapter):
         self._net: Any = None
         self._inputs: list[TensorSpec] = []
         self._outputs: list[TensorSpec] = []
+        self._blobs: dict[str, str] = {}  # source tensor name -> ncnn blob name
+        self._converted_at: dict[str, tuple[int, ...]] = {}  # input name -> the shape pnnx converted it at
 
     @classmethod
     def model_file(cls, model: Path) -> Path | None:
@@ -51,12 +59,13 @@ class NcnnAdapter(FrameworkAdapter):
         return candidate if candidate.exists() else None
 
     @classmethod
-    def convert(cls, model: Path, cache_dir: Path) -> Path | None:
-        """``model``'s ONNX file converted by pnnx into ``cache_dir/ncnn/<name>-<sha>/`` (once per content)."""
+    def convert(cls, model: Path, cache_dir: Path, input_shapes: InputShapes | None = None) -> Path | None:
+        """``model``'s ONNX file converted by pnnx into ``cache_dir/ncnn/<name>-<sha>/`` (once per content and
+        input shape); ``input_shapes`` resolves its dynamic dimensions."""
         source = model if model.suffix == ".onnx" else model.with_name(model.name + ".onnx")
         if not source.is_file():
             return None
-        return convert_onnx(source, cache_dir / "ncnn")
+        return convert_onnx(source, cache_dir / "ncnn", input_shapes)
 
     def load(self, path: Path, threads: int) -> None:
         import ncnn
@@ -71,7 +80,7 @@ class NcnnAdapter(FrameworkAdapter):
         if net.load_model(str(weights)) != 0:
             raise ModelLoadError(f"ncnn could not read the weights {weights.name}")
         self._net = net
-        self._inputs, self._outputs = _signature(path, list(net.input_names()), list(net.output_names()))
+        self._inputs, self._outputs, self._blobs, self._converted_at = _sidecar(path)
 
     def version(self) -> str:
         import ncnn
@@ -93,10 +102,15 @@ class NcnnAdapter(FrameworkAdapter):
         return self._outputs
 
     def set_input_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Only the shape pnnx converted the model at (ncnn's graph is fixed at it)."""
         for name, shape in shapes.items():
             if len(shape) == 4 and shape[0] != 1:
                 raise SignatureError(f"input {name!r}: ncnn runs one sample at a time; batch {shape[0]} cannot "
                                      f"be measured (give input_shapes with a batch of 1)")
+            converted = self._converted_at.get(name)
+            if converted is not None and tuple(shape) != converted:
+                raise SignatureError(f"input {name!r}: the ncnn model was converted at {list(converted)}, not "
+                                     f"{list(shape)} (give the .onnx and input_shapes; the plugin converts it)")
         super().set_input_shapes(shapes)
 
     def make_runner(self, feed: Feed) -> Callable[[], Any]:
@@ -104,8 +118,8 @@ class NcnnAdapter(FrameworkAdapter):
 
         net = self._net
         # the arrays without their batch axis, as ncnn.Mat (made once, outside the timing loop)
-        mats = [(name, ncnn.Mat(_unbatched(x))) for name, x in self.as_feed(feed).items()]
-        out_name = self._outputs[0].name
+        mats = [(self._blobs.get(name, name), ncnn.Mat(_unbatched(x))) for name, x in self.as_feed(feed).items()]
+        out_name = self._blobs.get(self._outputs[0].name, self._outputs[0].name)
         create = net.create_extractor
         if len(mats) == 1:
             (in_name, mat), = mats
@@ -139,12 +153,17 @@ def _unbatched(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x[0] if x.ndim >= 2 and x.shape[0] == 1 else x, dtype=np.float32)
 
 
-def _signature(path: Path, in_names: list[str], out_names: list[str]) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """The sidecar written by ``convert_onnx``; without one, names only (shapes must come from ``input_shapes``)."""
+def _sidecar(path: Path) -> tuple[list[TensorSpec], list[TensorSpec], dict[str, str], dict[str, tuple[int, ...]]]:
+    """The sidecar written by ``convert_onnx``: the inputs and outputs as the source model declares them, the ncnn
+    blob of each tensor name, and the shape each input was converted at."""
     sidecar = path.with_name(path.name.removesuffix(".ncnn.param").removesuffix(".param") + ".ncnn.json")
     try:
         meta = json.loads(sidecar.read_text())
-        return ([_from_json(t) for t in meta["inputs"]], [_from_json(t) for t in meta["outputs"]])
+        tensors = meta["inputs"] + meta["outputs"]
+        blobs = {str(t["name"]): str(t.get("blob") or t["name"]) for t in tensors}
+        converted = {str(t["name"]): tuple(int(d) for d in t.get("converted_shape") or t["shape"])
+                     for t in meta["inputs"]}
+        return [_from_json(t) for t in meta["inputs"]], [_from_json(t) for t in meta["outputs"]], blobs, converted
     except (OSError, ValueError, KeyError, TypeError):
         raise ModelLoadError(f"{path.name}: no signature sidecar {sidecar.name} (ncnn files cannot say their input "
                              f"shapes; give the .onnx and the plugin converts it with pnnx)") from None
@@ -170,14 +189,28 @@ def pnnx_binary() -> str:
                            "needs no torch)")
 
 
-def convert_onnx(source: Path, out_root: Path) -> Path:
-    """Convert ``source`` (.onnx) with pnnx (fp32 weights); returns the cached ``.ncnn.param``.
+def convert_onnx(source: Path, out_root: Path, input_shapes: InputShapes | None = None) -> Path:
+    """Convert ``source`` (.onnx) with pnnx (fp32 weights) at the input shapes ``input_shapes`` resolves (a
+    dynamic batch is 1, as in the worker); returns the cached ``.ncnn.param``.
 
     Written under a temporary name and renamed into place with the sidecar last, so a reader never sees half a
-    conversion; the directory name carries the source's digest, so a changed model is converted again.
+    conversion; the directory name carries the digest of the source and of the shapes converted at, so a changed
+    model or another input shape is converted again. A dynamic dimension nothing resolves is a ModelLoadError that
+    names the input and the dimension.
     """
+    inputs, outputs = _onnx_signature(source)
+    try:
+        shapes = [spec.concrete_shape() for spec in resolve_inputs(inputs, "", shapes=input_shapes).specs]
+    except SignatureError as exc:
+        raise ModelLoadError(str(exc)) from None
+    scalar = next((spec.name for spec, shape in zip(inputs, shapes, strict=True) if not shape), None)
+    if scalar is not None:  # pnnx's inputshape= has no syntax for rank 0, and an ncnn blob has at least one axis
+        raise ModelLoadError(f"pnnx could not convert {source.name} to ncnn: input {scalar!r} is a scalar (ncnn "
+                             f"blobs have at least one axis)")
+    shape_arg = ",".join("[" + ",".join(str(d) for d in shape) + "]" + _pnnx_type(spec.dtype)
+                         for spec, shape in zip(inputs, shapes, strict=True))
     data = source.read_bytes()
-    digest = hashlib.sha256(data + f"v{CONVERTER_VERSION}".encode()).hexdigest()[:12]
+    digest = hashlib.sha256(data + f"v{CONVERTER_VERSION} {shape_arg}".encode()).hexdigest()[:12]
     stem = source.stem
     out_dir = out_root / f"{stem}-{digest}"
     param, weights, sidecar = (out_dir / f"{stem}.ncnn.param", out_dir / f"{stem}.ncnn.bin",
@@ -185,17 +218,10 @@ def convert_onnx(source: Path, out_root: Path) -> Path:
     if sidecar.exists() and param.exists() and weights.exists():
         return param
     binary = pnnx_binary()
-    inputs, outputs = _onnx_signature(source)
-    if any(not spec.is_static for spec in inputs):
-        dynamic = next(spec for spec in inputs if not spec.is_static)
-        raise ModelLoadError(f"{source.name}: input {dynamic.name!r} has dynamic dimensions; pnnx converts static "
-                             f"shapes only (export the ONNX model with a fixed input shape for ncnn)")
     out_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_root, prefix=".convert-") as tmp:
         work = Path(tmp)
         shutil.copyfile(source, work / "model.onnx")
-        shape_arg = ",".join("[" + ",".join(str(d) for d in spec.shape) + "]" + _pnnx_type(spec.dtype)
-                             for spec in inputs)
         cmd = [binary, "model.onnx", f"inputshape={shape_arg}", "fp16=0", "ncnnparam=model.ncnn.param",
                "ncnnbin=model.ncnn.bin", "ncnnpy=model_ncnn.py", "pnnxparam=model.pnnx.param",
                "pnnxbin=model.pnnx.bin", "pnnxpy=model_pnnx.py", "pnnxonnx=model.pnnx.onnx"]
@@ -211,7 +237,7 @@ def convert_onnx(source: Path, out_root: Path) -> Path:
                                  f"{lines[-1] if lines else 'no output'}")
         names = _param_io(made.read_text())
         meta = {"source": source.name, "converter": f"pnnx {_pnnx_version()}", "converter_version": CONVERTER_VERSION,
-                "inputs": _renamed(inputs, names[0], "in"), "outputs": _renamed(outputs, names[1], "out")}
+                "inputs": _tensors(inputs, names[0], "in", shapes), "outputs": _tensors(outputs, names[1], "out")}
         out_dir.mkdir(parents=True, exist_ok=True)
         os.replace(work / "model.ncnn.bin", weights)
         os.replace(made, param)
@@ -243,13 +269,18 @@ def _param_io(text: str) -> tuple[list[str], list[str]]:
     return inputs, [b for b in produced if b not in consumed]
 
 
-def _renamed(specs: list[TensorSpec], names: list[str], prefix: str) -> list[dict[str, Any]]:
-    """The source model's tensors under ncnn's names (pnnx keeps their order: in0, in1, ...)."""
+def _tensors(specs: list[TensorSpec], names: list[str], prefix: str,
+             converted: list[tuple[int, ...]] | None = None) -> list[dict[str, Any]]:
+    """The source model's tensors (name, declared shape, dtype) with ncnn's blob name for each (pnnx keeps their
+    order: in0, in1, ...) and, for inputs, the shape converted at."""
     out = []
     for i, spec in enumerate(specs):
-        name = f"{prefix}{i}" if f"{prefix}{i}" in names or not names else (names[i] if i < len(names) else spec.name)
-        out.append({"name": name, "shape": list(spec.concrete_shape()) if spec.is_static else list(spec.shape),
-                    "dtype": spec.dtype, "source_name": spec.name})
+        blob = f"{prefix}{i}" if f"{prefix}{i}" in names or not names else (names[i] if i < len(names) else spec.name)
+        entry: dict[str, Any] = {"name": spec.name, "blob": blob, "shape": spec.to_json()["shape"],
+                                 "dtype": spec.dtype}
+        if converted is not None:
+            entry["converted_shape"] = list(converted[i])
+        out.append(entry)
     return out
 
 
