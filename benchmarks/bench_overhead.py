@@ -16,7 +16,7 @@ directly in throughput. Each round runs, for each runtime, two fresh processes b
           ncnn cannot read ONNX: before the rounds the parent converts the zoo model with the plugin's own
           converter (``NcnnAdapter.convert``, pnnx) into ``<cache>/converted/ncnn/``, exactly where the plugin
           run looks (so it finds it cached); the bare child loads that .ncnn.param/.ncnn.bin and reads blob
-          names and the input shape from the conversion's .ncnn.json sidecar.
+          names and the shape it was converted at from the conversion's .ncnn.json sidecar.
   plugin  ``python -m pytest`` on a one-test file (``@pytest.mark.edgeperf(model="zoo:tiny_cnn", ...)``) with
           the plugin's defaults (sensor sampler on at 10 Hz, guard on) plus ``--edgeperf-min-time``,
           ``--edgeperf-threads`` and ``--edgeperf-json``; fps is read back from the raw samples.
@@ -242,7 +242,7 @@ def bare_openvino(model_file: Path, threads: int, seconds: float) -> tuple[list[
 
 def bare_ncnn(model_file: Path, threads: int, seconds: float) -> tuple[list[float], str]:
     """``model_file`` is the ``.ncnn.param`` the parent converted with the plugin's pnnx converter; its sidecar
-    ``.ncnn.json`` (plain JSON) gives the blob names and the source model's input shape."""
+    ``.ncnn.json`` (plain JSON) gives the blob names and the input shape it was converted at."""
     import ncnn
 
     net = ncnn.Net()
@@ -252,9 +252,9 @@ def bare_ncnn(model_file: Path, threads: int, seconds: float) -> tuple[list[floa
     if net.load_param(str(model_file)) != 0 or net.load_model(str(model_file.with_name(stem + ".bin"))) != 0:
         raise SystemExit(f"ncnn could not load {model_file}")
     meta = json.loads(model_file.with_name(stem.removesuffix(".ncnn") + ".ncnn.json").read_text())
-    inp, out_name = meta["inputs"][0], meta["outputs"][0]["name"]
-    x = _random_input(tuple(inp["shape"]), np.dtype(inp.get("dtype") or "float32"))
-    in_name = inp["name"]
+    inp, out = meta["inputs"][0], meta["outputs"][0]
+    x = _random_input(tuple(inp.get("converted_shape") or inp["shape"]), np.dtype(inp.get("dtype") or "float32"))
+    in_name, out_name = inp.get("blob") or inp["name"], out.get("blob") or out["name"]
     mat = ncnn.Mat(np.ascontiguousarray(x[0] if x.ndim >= 2 and x.shape[0] == 1 else x, dtype=np.float32))
     create = net.create_extractor
 
