@@ -9,12 +9,13 @@ shallow clone), the file absent at REF.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from pytest_edgeperf.errors import EdgeperfError
+
+from ..fileio import atomic_write_bytes
 
 
 class GitRefError(EdgeperfError):
@@ -80,7 +81,5 @@ def model_at_ref(model_file: Path, ref: str, cache_dir: Path) -> Path | None:
     if shown.returncode != 0:
         raise GitRefError(f"git show {ref}:{rel}: {_err(shown)}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-    partial.write_bytes(shown.stdout)
-    os.replace(partial, dest)  # never a half-written model under the final name
+    atomic_write_bytes(dest, shown.stdout)  # never a half-written model under the final name
     return dest

@@ -7,7 +7,6 @@ where perf is missing or cannot record, the result says so in its notes.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,12 +14,7 @@ from typing import Any
 
 from pytest_edgeperf.counters.parse import parse_perf_report
 from pytest_edgeperf.counters.process import PerfProcess, _make_runner
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from pytest_edgeperf.fileio import atomic_path, atomic_write_text
 
 
 class HotspotRecorder(PerfProcess):
@@ -85,9 +79,8 @@ class HotspotRecorder(PerfProcess):
             [path or self.perf, "report", "-i", str(data), "--stdio", "--sort", "symbol"])
         out_dir.mkdir(parents=True, exist_ok=True)
         kept = out_dir / "perf.data"
-        tmp = out_dir / f".perf.data.{os.getpid()}.tmp"
-        shutil.move(str(data), tmp)
-        os.replace(tmp, kept)
+        with atomic_path(kept) as tmp:
+            shutil.move(str(data), tmp)
         result["perf_data"] = str(kept)
         if text is None:
             self.notes.append("perf report failed; perf.data kept for `perf report -i`")
@@ -96,5 +89,5 @@ class HotspotRecorder(PerfProcess):
         if not result["top"]:
             self.notes.append("perf report listed no symbols (too few samples?)")
         txt = out_dir / "hotspots.txt"
-        _atomic_write_text(txt, text)
+        atomic_write_text(txt, text)
         result["hotspots_txt"] = str(txt)
