@@ -92,7 +92,7 @@ def paired_trial(cfg: dict[str, Any], budget: Budget, spin_b_s: float) -> dict[s
     est = judge_paired(run)
     return {"speedup": est.speedup, "low": est.low, "high": est.high, "pairs": est.pairs, "turn_s": run.turn_s,
             "paired_wall_s": wall, "a_turn_median_s": float(np.median(run.b_turn_s)),
-            "cpu_wait_pct": run.a.cpu_wait_pct}
+            "cpu_wait_pct": run.a.cpu_wait_pct, "worker_pairs": est.blocks, "df": est.df}
 
 
 def stored_measurement(cfg: dict[str, Any], budget: Budget, spin_s: float) -> tuple[Result, float]:

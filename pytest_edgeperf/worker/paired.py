@@ -9,6 +9,12 @@ both arms. A turn holds at least MIN_TURN_RUNS inferences of the slower arm (tim
 a slow model gets longer turns and fewer pairs from the same budget. Each turn is summarised by its fast-half mean
 (stats.fast_half_mean); a pair's two turns give one log ratio, and compare.py judges the ratio from the pairs.
 
+The pairs are split across BLOCKS fresh worker pairs (each block starts a new A and B worker, warms both, runs its
+share of the pairs and stops them; which arm starts first alternates per block). Two processes of the same model
+differ by a steady few percent (memory layout, where the allocator put the buffers: issue 18's A/A runs showed
++2.8% with a 0.9% interval from one pair of workers), and no number of turns within one pair of processes averages
+that out; several pairs of processes do, and estimate.py's interval counts the spread between them.
+
 One worker per arm rather than one process holding both models: the short turns then cost one pipe round trip
 each (well under a millisecond), while a segfaulting runtime or a model that hangs still kills only its own arm.
 """
@@ -45,6 +51,12 @@ MIN_TURN_RUNS = 10
 MIN_RUN_PAIRS = 6
 #: the turns are sized so that a budget holds about this many pairs
 TARGET_PAIRS = 12
+#: fresh worker pairs a comparison is split across: two processes of the same model differ by a steady 2-4%
+#: (memory layout, where the allocator put the buffers, core placement; issue 18), which only several
+#: processes per arm can average out and show in the interval
+BLOCKS = 3
+#: pairs each worker pair runs at least (its own spread of log ratios)
+MIN_BLOCK_PAIRS = 2
 
 @dataclass
 class PairedRun:
@@ -57,10 +69,16 @@ class PairedRun:
     turn_s: float
     wall_s: float
     order: list[str] = field(default_factory=list)  # "AB" or "BA" per pair
+    block: list[int] = field(default_factory=list)  # per pair, the index of the worker pair that timed it
 
     @property
     def pairs(self) -> int:
         return len(self.a_turn_s)
+
+    @property
+    def blocks(self) -> int:
+        """How many worker pairs (fresh A and B processes) the pairs came from."""
+        return len(set(self.block)) if self.block else 1
 
 
 def plan_turns(budget: Budget, per_inference_s: float = 0.0) -> tuple[int, float]:
@@ -121,14 +139,26 @@ def _request(req: MeasureRequest, budget: Budget) -> dict[str, Any]:
     }
 
 
+def block_shares(pairs: int, blocks: int) -> list[int]:
+    """How many pairs each of ``blocks`` worker pairs runs: ``pairs`` split as evenly as possible, at least
+    MIN_BLOCK_PAIRS each (so a block has a within-block spread of its own)."""
+    blocks = max(1, blocks)
+    base, extra = divmod(max(pairs, blocks * MIN_BLOCK_PAIRS), blocks)
+    return [max(MIN_BLOCK_PAIRS, base + (1 if i < extra else 0)) for i in range(blocks)]
+
+
 def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress: Progress | None = None,
-               python_b: str | None = None, labels: tuple[str, str] = ("A", "B")) -> PairedRun:
-    """Measure ``a`` and ``b`` interleaved under the device lock and one thermal-guard wait.
+               python_b: str | None = None, labels: tuple[str, str] = ("A", "B"),
+               blocks: int = BLOCKS) -> PairedRun:
+    """Measure ``a`` and ``b`` interleaved under the device lock and one thermal-guard wait, in ``blocks`` fresh
+    worker pairs (see the module docstring) that share the budget's pairs.
 
     Raises WorkerError naming the arm whose worker crashed, hung or refused its model (the other arm's worker
     is stopped), or DeviceNotReady when the guard gives up. ``python_b`` runs B's worker under another interpreter.
     """
     start = time.monotonic()
+    blocks = max(1, blocks)
+    reqs = (a, b)
     with device_lock(inst.lock_path, progress, inst.lock_timeout_s, inst.lock_announce):
         notes: list[str] = []
         if inst.guard is not None:
@@ -136,77 +166,108 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
             notes.extend(outcome.notes)
             if not outcome.ready:
                 raise DeviceNotReady(outcome.reason)
-        workers: list[WorkerProcess] = []
-        try:
-            for req, label, python in ((a, labels[0], None), (b, labels[1], python_b)):
-                describe = f"{req.framework} on {req.model} ({label})"
-                workers.append(WorkerProcess(_request(req, a.budget), describe, python=python))
-            loaded, ready = [], []
-            for worker, req in zip(workers, (a, b), strict=True):
-                if progress:
-                    progress(f"{a.test_id}: loading {req.model_file.name} in {req.framework} ({worker.describe})")
-                loaded.append(worker.expect("loaded", inst.worker_timeout_s, "while loading the model"))
-            for worker in workers:
-                ready.append(worker.expect("ready", inst.worker_timeout_s, "during warm-up"))
-            turns: list[list[dict[str, Any]]] = [[], []]
-            order: list[str] = []
-            # one discarded turn each: the arm that warmed up first has idled while the other loaded; its
-            # per-inference time sizes the turns (at least MIN_TURN_RUNS inferences of the slower arm)
-            pairs, turn_s = plan_turns(a.budget)
-            per_inference = 0.0
-            for worker in workers:
-                worker.send({"cmd": "block", "time_s": turn_s})
-                warm = worker.expect("block", turn_s + inst.worker_timeout_s, "while timing")
-                per_inference = max(per_inference, _per_inference_s(warm))
-            pairs, turn_s = plan_turns(a.budget, per_inference)
-            timeout = turn_s + inst.worker_timeout_s
-            deadline = time.monotonic() + a.budget.max_time_s
-            index = 0
-            while True:
-                sequence = (0, 1) if index % 2 == 0 else (1, 0)
-                cores = _pair_cores(index, a.threads)
-                for worker in workers:
-                    _pin(worker.pid, cores)
-                for arm in sequence:
+        turns: list[list[dict[str, Any]]] = [[], []]
+        order: list[str] = []
+        block_of: list[int] = []
+        loaded: list[dict[str, Any]] = [{}, {}]
+        ready: list[dict[str, Any]] = [{}, {}]
+        done: list[list[dict[str, Any]]] = [[], []]
+        accuracy: list[dict[str, Any]] = [{}, {}]
+        peaks: list[list[float]] = [[], []]
+        pairs, turn_s = plan_turns(a.budget)
+        shares: list[int] = []
+        deadline = math.inf
+        index = 0
+        for block in range(blocks):
+            first = block % 2  # the arm started, loaded and timed first: alternates per block
+            last = block == blocks - 1
+            arms = (first, 1 - first)
+            workers: dict[int, WorkerProcess] = {}
+            try:
+                for arm in arms:
+                    req = reqs[arm]
+                    describe = f"{req.framework} on {req.model} ({labels[arm]})"
+                    request = _request(req, a.budget)
+                    if not last:  # the accuracy pass runs once, in the last block
+                        request["accuracy"] = None
+                    workers[arm] = WorkerProcess(request, describe, python=python_b if arm == 1 else None)
+                got_loaded, got_ready = {}, {}
+                for arm in arms:
+                    if progress:
+                        progress(f"{a.test_id}: loading {reqs[arm].model_file.name} in {reqs[arm].framework} "
+                                 f"({workers[arm].describe}), worker pair {block + 1} of {blocks}")
+                    got_loaded[arm] = workers[arm].expect("loaded", inst.worker_timeout_s, "while loading the model")
+                for arm in arms:
+                    got_ready[arm] = workers[arm].expect("ready", inst.worker_timeout_s, "during warm-up")
+                if block == 0:
+                    loaded, ready = [got_loaded[0], got_loaded[1]], [got_ready[0], got_ready[1]]
+                # one discarded turn each: the arm that warmed up first has idled while the other loaded; in the
+                # first block its per-inference time sizes the turns (at least MIN_TURN_RUNS of the slower arm)
+                per_inference = 0.0
+                for arm in arms:
                     workers[arm].send({"cmd": "block", "time_s": turn_s})
-                    turns[arm].append(workers[arm].expect("block", timeout, "while timing"))
-                order.append("AB" if sequence == (0, 1) else "BA")
-                index += 1
-                if progress:
-                    progress(f"{a.test_id}: interleaved A/B, pair {index} of {pairs} ({turn_s:g} s turns)")
-                counts = [sum(len(t["latency_s"]) for t in arm_turns) for arm_turns in turns]
-                enough = index >= pairs and min(counts) >= a.budget.min_samples
-                if enough or (time.monotonic() >= deadline and index >= MIN_RUN_PAIRS):
-                    break
-            done, accuracy = [], []
-            for worker in workers:
-                worker.send({"cmd": "stop"})
-                done.append(worker.expect("done", inst.worker_timeout_s, "while reporting"))
-            for worker, req in zip(workers, (a, b), strict=True):
-                accuracy.append(worker.expect("accuracy", inst.worker_timeout_s + 600, "during the accuracy pass")
-                                if req.accuracy else {})
-        except BaseException:
-            for worker in workers:
-                worker.kill()
-            raise
-        finally:
-            for worker in workers:
-                worker.close()
+                    warm = workers[arm].expect("block", turn_s + inst.worker_timeout_s, "while timing")
+                    per_inference = max(per_inference, _per_inference_s(warm))
+                if block == 0:
+                    pairs, turn_s = plan_turns(a.budget, per_inference)
+                    shares = block_shares(pairs, blocks)
+                    deadline = time.monotonic() + a.budget.max_time_s
+                timeout = turn_s + inst.worker_timeout_s
+                in_block = 0
+                while True:
+                    sequence = arms if in_block % 2 == 0 else arms[::-1]
+                    cores = _pair_cores(index, a.threads)
+                    for worker in workers.values():
+                        _pin(worker.pid, cores)
+                    for arm in sequence:
+                        workers[arm].send({"cmd": "block", "time_s": turn_s})
+                        turns[arm].append(workers[arm].expect("block", timeout, "while timing"))
+                    order.append("AB" if sequence == (0, 1) else "BA")
+                    block_of.append(block)
+                    index += 1
+                    in_block += 1
+                    if progress:
+                        progress(f"{a.test_id}: interleaved A/B, pair {index} of {sum(shares)} "
+                                 f"(worker pair {block + 1} of {blocks}, {turn_s:g} s turns)")
+                    counts = [sum(len(t["latency_s"]) for t in arm_turns) for arm_turns in turns]
+                    enough = in_block >= shares[block] and (not last or min(counts) >= a.budget.min_samples)
+                    if enough or (time.monotonic() >= deadline and in_block >= MIN_BLOCK_PAIRS):
+                        break
+                for arm in arms:
+                    workers[arm].send({"cmd": "stop"})
+                    done[arm].append(workers[arm].expect("done", inst.worker_timeout_s, "while reporting"))
+                if last:
+                    for arm in arms:
+                        if reqs[arm].accuracy:
+                            accuracy[arm] = workers[arm].expect("accuracy", inst.worker_timeout_s + 600,
+                                                                "during the accuracy pass")
+            except BaseException:
+                for worker in workers.values():
+                    worker.kill()
+                raise
+            finally:
+                for arm, worker in workers.items():
+                    worker.close()
+                    if isinstance(worker.peak_rss_mb, (int, float)):
+                        peaks[arm].append(worker.peak_rss_mb)
     results = []
-    for i, (req, arm) in enumerate(((a, 0), (b, 1))):
+    for arm, req in enumerate(reqs):
         result = _arm_result(req, inst, loaded[arm], ready[arm], turns[arm], done[arm], accuracy[arm],
-                             workers[arm].peak_rss_mb)
+                             max(peaks[arm]) if peaks[arm] else None)
         result.notes.extend(n for n in notes if n not in result.notes)
-        result.environment["paired_arm"] = labels[i]
+        result.environment["paired_arm"] = labels[arm]
+        result.environment["worker_pairs"] = blocks
         results.append(result)
     stat = [[fast_half_mean(t["latency_s"]) or math.nan for t in arm_turns] for arm_turns in turns]
-    return PairedRun(results[0], results[1], stat[0], stat[1], turn_s, time.monotonic() - start, order)
+    return PairedRun(results[0], results[1], stat[0], stat[1], turn_s, time.monotonic() - start, order, block_of)
 
 
 def _arm_result(req: MeasureRequest, inst: Instruments, loaded: dict[str, Any], ready: dict[str, Any],
-                turns: list[dict[str, Any]], done: dict[str, Any], accuracy: dict[str, Any],
+                turns: list[dict[str, Any]], dones: list[dict[str, Any]], accuracy: dict[str, Any],
                 sampled_peak_mb: float | None) -> Result:
-    """One arm as a Result: every turn's samples joined (all valid: no sensor timeline in an interleaved run)."""
+    """One arm as a Result: every turn's samples joined (all valid: no sensor timeline in an interleaved run); load
+    figures from the first worker, the peak memory over all of this arm's workers, CPU use averaged over them."""
+    done = dones[-1] if dones else {}
     result = Result(test_id=req.test_id, framework=req.framework, model=req.model, device=inst.device_name,
                     quick=req.quick, threads=req.threads, status=STATUS_OK)
     result.environment = {**inst.environment, "device": inst.device_name, "runtime": req.framework,
@@ -229,11 +290,12 @@ def _arm_result(req: MeasureRequest, inst: Instruments, loaded: dict[str, Any], 
     result.rss_before_load_mb = loaded.get("rss_before_load_mb")
     result.rss_after_load_mb = loaded.get("rss_after_load_mb")
     result.first_inference_s = ready.get("first_inference_s")
-    peaks = [v for v in (done.get("peak_rss_mb"), sampled_peak_mb) if isinstance(v, (int, float))]
+    peaks = [v for v in [d.get("peak_rss_mb") for d in dones] + [sampled_peak_mb] if isinstance(v, (int, float))]
     result.peak_rss_mb = max(peaks) if peaks else None
     waits = [t["cpu_wait_pct"] for t in turns if isinstance(t.get("cpu_wait_pct"), (int, float))]
     result.cpu_wait_pct = sum(waits) / len(waits) if waits else None
-    result.cpu_percent = done.get("cpu_percent")
+    cpu = [d["cpu_percent"] for d in dones if isinstance(d.get("cpu_percent"), (int, float))]
+    result.cpu_percent = sum(cpu) / len(cpu) if cpu else None
     result.accuracy = {k: v for k, v in accuracy.items() if k != "event" and isinstance(v, (int, float))}
     result.notes.extend(ready.get("notes") or [])
     return result
