@@ -79,8 +79,7 @@ PRETRAINED_CASES: dict[str, dict[str, Any]] = {
 PLUGIN_TEST_PRETRAINED = '''import pytest
 
 
-@pytest.mark.edgeperf(model="pretrained:{key}", frameworks=["{runtime}"], input_shapes={shapes!r},
-                      input_values={values!r})
+@pytest.mark.edgeperf(model="pretrained:{key}", frameworks=["{runtime}"], input_shapes={shapes!r}{values})
 def test_overhead(edgeperf):
     edgeperf.measure()
 '''
@@ -406,7 +405,8 @@ def run_plugin(workdir: Path, runtime: str, model: str, cache_dir: Path, threads
         if pretrained:
             case = PRETRAINED_CASES[pretrained]
             test_file.write_text(PLUGIN_TEST_PRETRAINED.format(
-                key=pretrained, runtime=runtime, shapes=case["input_shapes"], values=case["input_values"]))
+                key=pretrained, runtime=runtime, shapes=case["input_shapes"],
+                values=f", input_values={case['input_values']!r}" if case["input_values"] else ""))
         else:
             test_file.write_text(PLUGIN_TEST.format(model=model, runtime=runtime))
     out_json = workdir / f"out_{runtime}_{pretrained or model}_{tag}.json"
