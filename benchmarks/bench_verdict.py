@@ -285,14 +285,14 @@ def bootstrap_ci(m: np.ndarray, arm: str, reps: int = 2000, seed: int = 0) -> tu
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The Wilson 95% interval of k hits in n trials (scipy's), (0, 1) for no trials."""
     if n == 0:
         return (0.0, 1.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 # --- run-level statistics (what the rule can be built on) -------------------------------------------------

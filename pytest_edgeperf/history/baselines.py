@@ -81,14 +81,7 @@ def load_runs(engine: Engine, filters: Filters) -> dict[tuple[str, str], list[Ru
              .select_from(meas.join(runs, meas.c.run_id == runs.c.id)
                           .outerjoin(samples, samples.c.measurement_id == meas.c.id))
              .where(meas.c.status == "ok", sa.or_(meas.c.quick.is_(None), meas.c.quick.is_(False))))
-    if filters.test:
-        query = query.where(meas.c.test_id.contains(filters.test, autoescape=True))
-    if filters.device:
-        query = query.where(runs.c.device == filters.device)
-    if filters.runtime:
-        query = query.where(meas.c.runtime == filters.runtime)
-    if filters.branch:
-        query = query.where(runs.c.branch == filters.branch)
+    query = filters.where(query, runs, meas)
     out: dict[tuple[str, str], list[Run]] = defaultdict(list)
     by_measurement: dict[int, Run] = {}
     with engine.connect() as conn:

@@ -27,6 +27,7 @@ import numpy as np
 from .db import HistoryError, tables
 
 if TYPE_CHECKING:
+    from sqlalchemy import Select, Table
     from sqlalchemy.engine import Engine
 
 #: fewest runs on each side of a change point (and the fewest a series needs twice over)
@@ -271,6 +272,19 @@ class Filters:
     metrics: tuple[str, ...] = ()  # empty: every metric
     branch: str | None = None
 
+    def where(self, query: Select, runs: Table, meas: Table) -> Select:
+        """``query`` narrowed to the runs and measurements these filters select (the metric filter is the caller's:
+        not every query reads the metrics table)."""
+        if self.test:
+            query = query.where(meas.c.test_id.contains(self.test, autoescape=True))
+        if self.device:
+            query = query.where(runs.c.device == self.device)
+        if self.runtime:
+            query = query.where(meas.c.runtime == self.runtime)
+        if self.branch:
+            query = query.where(runs.c.branch == self.branch)
+        return query
+
 
 def load_series(engine: Engine, filters: Filters | None = None) -> dict[SeriesKey, list[Point]]:
     """Every series in the history, its runs in the order they were measured; only measurements with status ok."""
@@ -284,16 +298,9 @@ def load_series(engine: Engine, filters: Filters | None = None) -> dict[SeriesKe
              .select_from(metrics.join(meas, metrics.c.measurement_id == meas.c.id)
                           .join(runs, meas.c.run_id == runs.c.id))
              .where(meas.c.status == "ok"))
-    if f.test:
-        query = query.where(meas.c.test_id.contains(f.test, autoescape=True))
-    if f.device:
-        query = query.where(runs.c.device == f.device)
-    if f.runtime:
-        query = query.where(meas.c.runtime == f.runtime)
+    query = f.where(query, runs, meas)
     if f.metrics:
         query = query.where(metrics.c.name.in_(f.metrics))
-    if f.branch:
-        query = query.where(runs.c.branch == f.branch)
     grouped: dict[SeriesKey, dict[int, list]] = defaultdict(dict)
     with engine.connect() as conn:
         for test_id, device, runtime, name, run_id, commit, created, value in conn.execute(query):
