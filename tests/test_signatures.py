@@ -196,6 +196,25 @@ def test_opencv_refusal_keeps_the_reason_not_the_last_line() -> None:
                                     "(onnx_node!x) parse error: unsupported op")
 
 
+def test_openvino_refusal_keeps_the_reasons_not_the_source_location() -> None:
+    """OpenVINO's first line is a C++ location; the reasons are deeper (its real text for Silero VAD v6)."""
+    from pytest_edgeperf.frameworks.openvino_adapter import openvino_message
+
+    text = ("Exception from src/inference/src/cpp/core.cpp:84:\nCheck 'false' failed at src/frontends/"
+            "common_translators/"
+            "src/unconverted_ops_report.cpp:151:\nFrontEnd API failed with OpConversionFailure:\nModel wasn't fully "
+            "converted. Failed operations detailed log:\n-- Conv-16 with a message:\nWhile validating ONNX node "
+            "'<Node(Conv): x>': Check 'data.get_partial_shape().rank().is_static()' failed at src/frontends/onnx/"
+            "frontend/src/op/conv.cpp:38:\nFrontEnd API failed with GeneralFailure:\nThe input data tensor's rank "
+            "has to be known (static)\n\n-- ReduceMean-16 with a message:\nUnsupported input type dynamic\n\n"
+            "Summary:\n-- Conversion is failed for: Conv-16, ReduceMean-16\n\n")
+    assert openvino_message(RuntimeError(text)) == (
+        "The input data tensor's rank has to be known (static); Unsupported input type dynamic; "
+        "Conversion is failed for: Conv-16, ReduceMean-16")
+    # nothing but locations: the first line rather than nothing
+    assert openvino_message(RuntimeError("Exception from src/a.cpp:1:\n")) == "Exception from src/a.cpp:1:"
+
+
 # ---- through the plugin -----------------------------------------------------------------------------------------
 
 def test_dynamic_model_without_input_shapes_fails_in_one_line_never_at_1(project: pytest.Pytester) -> None:

@@ -6,6 +6,7 @@ reshaped to the concrete shapes and compiled again, so the measured network is s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,7 @@ class OpenVINOAdapter(FrameworkAdapter):
             self._model = self._core.read_model(str(path))
             self._compile()
         except Exception as exc:  # OpenVINO raises RuntimeError (or its own types) for an unsupported model
-            raise ModelLoadError(_first_line(exc)) from exc
+            raise ModelLoadError(openvino_message(exc)) from exc
         self._inputs = [_spec(port, i) for i, port in enumerate(self._model.inputs)]
         self._outputs = [_spec(port, i) for i, port in enumerate(self._model.outputs)]
 
@@ -138,6 +139,17 @@ def _spec(port: ov.Output, i: int) -> TensorSpec:
     return TensorSpec(name=name, shape=shape, dtype=dtype, index=i)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return text[0] if text else type(exc).__name__
+#: OpenVINO's lines that say where in its C++ sources a check failed, or only introduce the next line
+_WHERE = re.compile(r"(\.(cpp|hpp|h):\d+:?|:)$|^(Check '|While validating|FrontEnd API failed)")
+
+
+def openvino_message(exc: BaseException) -> str:
+    """One line from an OpenVINO error: its reasons, without the source locations around them.
+
+    OpenVINO's first line is "Exception from src/inference/src/cpp/core.cpp:84:", which alone says nothing; the
+    reasons (an unsupported operator, a rank it needs static) and the summary of failed operations follow.
+    """
+    lines = [ln.strip().lstrip("-").strip() for ln in str(exc).splitlines()]
+    reasons = [ln for ln in lines if ln and not _WHERE.search(ln)]
+    message = "; ".join(dict.fromkeys(reasons)) or next((ln for ln in lines if ln), type(exc).__name__)
+    return message if len(message) <= 400 else message[:397] + "..."
