@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from realtiming import REAL_TIMING
 
 from pytest_edgeperf.baseline import BASELINE_SCHEMA_VERSION, BaselineStore
 
@@ -165,6 +166,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 # ---- 1. update, then compare the unchanged suite ------------------------------------------------------------------
+@REAL_TIMING
 def test_update_then_compare_unchanged_suite_passes(suite: pytest.Pytester) -> None:
     rec = suite.runpytest(*TIMED, "--edgeperf-update-baselines")  # the default: two passes of the session
     rec.assert_outcomes(passed=1)  # reported once, from its last pass
@@ -227,6 +229,7 @@ def test_update_then_compare_unchanged_suite_passes(suite: pytest.Pytester) -> N
 
 
 # ---- 2. a slower model and a larger model under the same path --------------------------------------------------
+@REAL_TIMING
 def test_slower_and_larger_models_fail_naming_the_metric(pytester: pytest.Pytester) -> None:
     write_conv_model(pytester.path / "model.onnx", CONVS)
     write_conv_model(pytester.path / "mem.onnx", CONVS)
@@ -272,6 +275,7 @@ def test_memory(edgeperf):
 
 
 # ---- 3. a faster model ----------------------------------------------------------------------------------------------
+@REAL_TIMING
 def test_faster_model_is_improved_and_passes(suite: pytest.Pytester) -> None:
     suite.runpytest(*TIMED, *UPDATE_ONCE).assert_outcomes(passed=1)
     write_conv_model(suite.path / "model.onnx", CONVS // 4)
@@ -288,6 +292,7 @@ def test_faster_model_is_improved_and_passes(suite: pytest.Pytester) -> None:
     assert any("model changed since baseline" in n for n in result["notes"])
 
 
+@REAL_TIMING
 def test_a_much_shorter_run_leaves_timing_inconclusive(suite: pytest.Pytester) -> None:
     """Baseline timed for >= 1 s, this run for 0.2 s with a model twice as slow: timing is not judged, the run
     passes, and the terminal says why and how to compare (the budget, not the slowdown, decides here)."""

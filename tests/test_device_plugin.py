@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from fakedevice import FakeDevice
+from realtiming import REAL_TIMING
 from tinymodel import MODEL_BUILDER
 
 from pytest_edgeperf.device import UNDER_VOLTAGE_MESSAGE, UNDER_VOLTAGE_SINCE_BOOT_MESSAGE, ThrottleState
@@ -212,6 +213,7 @@ def _expected_validity(r: dict, floor_ghz: float) -> tuple[list[bool], dict[str,
     return valid, counts
 
 
+@REAL_TIMING
 def test_throttled_window_is_excluded_and_counted(project: pytest.Pytester, tmp_path: Path) -> None:
     # 0.3 s at 0.6 GHz, 2 s into an 8 s timed window: a minority of samples, so one attempt stays OK
     dev = FakeDevice.pi3_throttles_midway(tmp_path / "dev", after_s=2.0, for_s=0.3)
@@ -243,6 +245,7 @@ def test_throttled_window_is_excluded_and_counted(project: pytest.Pytester, tmp_
     assert "throttled occurred during the run" in r["notes"]
 
 
+@REAL_TIMING
 def test_default_sensor_budget_still_excludes_a_long_drop(project: pytest.Pytester, tmp_path: Path) -> None:
     """At the default budget the slow fake vcgencmd is read every few seconds; a 5 s drop is still seen and the
     samples around it excluded, by the same rule, from the readings actually taken."""

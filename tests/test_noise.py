@@ -15,6 +15,7 @@ import pytest
 from test_verdict_processes import STEADY, multi_process_result
 
 from pytest_edgeperf.baseline import BaselineEntry, BaselineError, BaselineStore
+from pytest_edgeperf.baseline.entry import BUSY_WARNING
 from pytest_edgeperf.verdict import noise
 from pytest_edgeperf.verdict.judge import judge
 from pytest_edgeperf.verdict.outcome import PASS, REGRESSION
@@ -64,7 +65,8 @@ def test_learn_uses_the_recordings_spread_and_the_floor_is_three_sds_of_a_differ
 def test_the_device_prior_raises_a_quiet_estimate_and_never_lowers_a_noisy_one() -> None:
     prior = noise.NoisePrior.pool([(0.04**2, 10), (0.02**2, 10), None])
     assert prior is not None and prior.df == 20 and prior.tests == 2
-    assert prior.variance == pytest.approx((0.04**2 + 0.02**2) / 2)
+    # the median of two is their mean; each is scaled by chi2.median(10)/10 = 0.9342 (a variance's median bias)
+    assert prior.variance == pytest.approx((0.04**2 + 0.02**2) / 2 / 0.93418, rel=1e-4)
     quiet = [[(2.0, 0.1)] * 5, [(2.0 * 1.001, 0.1)] * 5]  # 2 runs 0.1% apart
     own = math.log(1.001) / math.sqrt(2)
     rn = noise.learn(quiet, True, prior)
@@ -79,6 +81,42 @@ def test_the_device_prior_raises_a_quiet_estimate_and_never_lowers_a_noisy_one()
     assert alone is not None and alone.sd_log == pytest.approx(math.sqrt(prior.variance))
     assert "pooled from 2 other test(s)" in alone.describe()
     assert noise.NoisePrior.pool([None, (0.1, 0)]) is None
+
+
+def test_one_wild_test_does_not_set_the_noise_every_other_test_borrows() -> None:
+    """Twenty tests that move 2% between runs and one recorded beside a burst of load (7x apart): the pool is the
+    typical test's noise, not the wild one's (the mean of the variances was 3.6x the typical sd here)."""
+    rng = np.random.default_rng(5)
+    typical = [(float(np.var(rng.normal(0.0, 0.02, 4), ddof=1)), 3) for _ in range(20)]
+    wild = (math.log(7.0) ** 2 / 2, 3)
+    prior = noise.NoisePrior.pool([*typical, wild])
+    assert prior is not None and prior.tests == 21 and prior.df == 63
+    assert 0.012 < math.sqrt(prior.variance) < 0.03  # the 2% tests' sd (21 draws of 3 degrees of freedom)
+    mean = sum(v * d for v, d in [*typical, wild]) / 63
+    assert math.sqrt(mean) > 0.25  # what the mean gave: one test's burst made every test's noise 25%+
+    # all alike: the scaled median estimates their common variance (20,000 tests of 1 degree of freedom)
+    ones = [(float(v), 1) for v in rng.chisquare(1, 20_000) * 0.01**2]
+    alike = noise.NoisePrior.pool(ones)
+    assert alike is not None and alike.variance == pytest.approx(0.01**2, rel=0.05)
+
+
+def test_a_busy_recording_stays_out_of_the_history_and_the_device_pool(tmp_path: Path) -> None:
+    """A baseline recorded on a busy machine measured the other load: the next recording does not count it as one
+    of the test's runs (its own history is kept), and the device's pool leaves it out."""
+    entry = with_history([1.0, 1.01])
+    busy = recording(7.0, seed=3).continued_from(entry)
+    busy.warnings.append(f"{BUSY_WARNING} (the worker waited for a CPU 60% of its runnable time)")
+    busy = BaselineEntry.from_json(json.loads(json.dumps(busy.to_json())))  # the warning survives the file
+    assert busy.recorded_busy and len(busy.history) == 2
+    after = recording(1.02, seed=4).continued_from(busy)
+    assert [h["recorded_at"] for h in after.history] == [h["recorded_at"] for h in busy.history]
+    assert max(np.median(r, axis=0)[0] for r in after.recordings()) < 2 * min(
+        np.median(r, axis=0)[0] for r in after.recordings())  # no 7x recording among them
+    store = BaselineStore(tmp_path, "host")
+    store.update({NODE: busy, "suites/test_x.py::test_y": with_history([1.0, 1.01, 0.99])})
+    prior = BaselineStore(tmp_path, "host").noise_prior(True)
+    assert prior is not None and prior.tests == 1  # only the idle test
+    assert not with_history([1.0, 1.01]).recorded_busy
 
 
 def test_history_grows_per_comparable_update_is_bounded_and_restarts_on_a_new_setup() -> None:
@@ -134,7 +172,9 @@ def test_store_pools_the_noise_of_every_module_and_skips_a_corrupt_file(tmp_path
     var_a = noise.own_variance(with_history([1.0, 1.1]).recordings(), True)
     var_b = noise.own_variance(with_history([1.0, 1.02, 0.98]).recordings(), True)
     assert var_a is not None and var_b is not None
-    assert prior.variance == pytest.approx((var_a[0] * 1 + var_b[0] * 2) / 3)
+    # the median of the two tests' variances, each scaled by its chi-square median over its degrees of freedom
+    scaled = [var_a[0] / 0.454936, var_b[0] / (1.386294 / 2)]
+    assert prior.variance == pytest.approx(sum(scaled) / 2, rel=1e-5)
 
 
 def test_a_slowdown_inside_the_learnt_noise_passes_and_the_same_slowdown_on_a_quiet_test_fails() -> None:

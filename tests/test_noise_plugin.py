@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from realtiming import REAL_TIMING
 from test_baseline_plugin import BRIEF, CONVS, SUITE, TIMED, baseline_file, entries, failure_text, write_conv_model
 
 pytest_plugins = ["pytester"]
@@ -53,6 +54,7 @@ def test_each_pass_records_the_measured_tests_and_later_updates_extend_the_histo
     assert after["environment"]["model_sha256"] != entry["environment"]["model_sha256"]
 
 
+@REAL_TIMING
 def test_twice_the_layers_fails_against_baselines_that_learnt_their_noise(project: pytest.Pytester) -> None:
     """The acceptance with the default update: record (two passes), compare unchanged, then the 2x model."""
     project.runpytest(*TIMED, "--edgeperf-update-baselines").assert_outcomes(passed=2)

@@ -26,6 +26,7 @@ import onnx
 import psutil
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from realtiming import REAL_TIMING
 
 from pytest_edgeperf.baseline import BaselineEntry, BaselineStore, module_filename
 from pytest_edgeperf.baseline.files import module_document
@@ -212,6 +213,7 @@ def _writer(root: str, versions: list[dict[str, dict[str, Any]]], ready: Any) ->
         i += 1
 
 
+@REAL_TIMING
 def test_fifty_sigkills_during_updates_leave_valid_old_or_new_files(tmp_path: Path) -> None:
     names = [f"test_{c}" for c in "abcdefgh"]
     versions = [{n: _entry(v * 10 + i).to_json() for i, n in enumerate(names)} for v in range(2)]

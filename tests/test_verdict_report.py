@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 import pytest
+from realtiming import REAL_TIMING
 from test_baseline_plugin import BRIEF, UPDATE_ONCE, write_conv_model
 from test_verdict import make_result
 
@@ -52,6 +53,7 @@ def test_the_verdict_carries_the_baseline_latencies_to_the_result_not_to_the_res
     assert fresh.baseline_latency_ms == []
 
 
+@REAL_TIMING
 @pytest.mark.parametrize("xdist", [False, True], ids=["in-process", "xdist"])
 def test_html_draws_the_baseline_the_test_was_judged_against(pytester: pytest.Pytester, xdist: bool) -> None:
     if xdist:

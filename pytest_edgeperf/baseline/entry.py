@@ -78,6 +78,10 @@ def recordable_reason(result: Result) -> str | None:
     return None
 
 
+#: how the warning of a baseline recorded on a busy machine begins (BaselineEntry.recorded_busy reads it back)
+BUSY_WARNING = "recorded on a busy machine"
+
+
 def busy_warning(result: Result, max_cpu_wait_pct: float) -> str | None:
     """What to say about a baseline recorded on a busy machine, or None when the machine was not busy.
 
@@ -88,7 +92,7 @@ def busy_warning(result: Result, max_cpu_wait_pct: float) -> str | None:
     pct = result.cpu_wait_pct
     if pct is None or pct <= max_cpu_wait_pct:
         return None
-    return (f"recorded on a busy machine (the worker waited for a CPU {pct:.0f}% of its runnable time, limit "
+    return (f"{BUSY_WARNING} (the worker waited for a CPU {pct:.0f}% of its runnable time, limit "
             f"{max_cpu_wait_pct:g}%, --edgeperf-max-cpu-wait): timing is not judged against this baseline "
             "(INCONCLUSIVE) until it is re-recorded on an idle machine; accuracy and memory are")
 
@@ -164,6 +168,12 @@ class BaselineEntry:
             out.append(list(zip(lat, ref if len(ref) == len(lat) else [None] * len(lat), strict=True)))
         return [r for r in out if r]
 
+    @property
+    def recorded_busy(self) -> bool:
+        """Was this recorded on a busy machine (its file says so in ``warnings``)? Its timing then measured the
+        other load, not this test's run-to-run noise."""
+        return any(w.startswith(BUSY_WARNING) for w in self.warnings)
+
     def history_item(self) -> dict[str, Any]:
         """What this recording leaves in the history of the entry that replaces it."""
         item: dict[str, Any] = {"recorded_at": self.recorded_at}
@@ -176,12 +186,16 @@ class BaselineEntry:
         """This entry with ``old`` and its history as its history, when they are comparable runs of one test.
 
         A different model, runtime (version), thread count, machine or timing budget starts afresh: the noise of
-        the old set-up says nothing about the new one. Bounded by noise.HISTORY_LIMIT, oldest dropped.
+        the old set-up says nothing about the new one. A busy recording is left out, its history kept. Bounded by
+        noise.HISTORY_LIMIT, oldest dropped.
         """
         if (old is None or old.quick or not old.samples.get("process_latency_ms")
                 or not noise.history_comparable(old.environment, self.environment)):
             return self
-        return replace(self, history=[old.history_item(), *old.history][: noise.HISTORY_LIMIT])
+        # a recording made on a busy machine stays out: its timing says how loaded the machine was, and one such
+        # recording (7x slower on this project's VM) made the test's noise, and the device's pool, useless
+        earlier = [] if old.recorded_busy else [old.history_item()]
+        return replace(self, history=[*earlier, *old.history][: noise.HISTORY_LIMIT])
 
     def to_json(self) -> dict[str, Any]:
         extra = {"warnings": list(self.warnings)} if self.warnings else {}

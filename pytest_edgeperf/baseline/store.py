@@ -230,6 +230,7 @@ class BaselineStore:
                         entries = _parse_file(path, path.read_bytes(), self.device, None)
                 except (BaselineError, OSError):
                     continue
-                per_test += [noise.own_variance(e.recordings(), by_reference) for e in entries.values()]
+                per_test += [noise.own_variance(e.recordings(), by_reference) for e in entries.values()
+                             if not e.recorded_busy]  # its own timing measured the other load
             self._priors[by_reference] = noise.NoisePrior.pool(per_test)
         return self._priors[by_reference]
