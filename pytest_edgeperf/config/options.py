@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from .errors import EdgeperfError
-from .verdict.rules import BUSY_CPU_WAIT_PCT as BUSY_CPU_WAIT_PCT  # the verdict's busy limit
+from ..errors import EdgeperfError
+from ..verdict.rules import BUSY_CPU_WAIT_PCT as BUSY_CPU_WAIT_PCT  # the verdict's busy limit
 
 # ---- defaults -------------------------------------------------------------------------------------------------
 
@@ -429,7 +429,7 @@ def check_report_paths(paths: dict[str, Path | None]) -> None:
 
 def parse_tolerance_option(spec: str | dict[str, Any], where: str) -> dict[str, float]:
     """Delegate to the verdict's parser, turning its error into a one-line usage error naming ``where``."""
-    from .verdict.rules import ToleranceError, parse_tolerances
+    from ..verdict.rules import ToleranceError, parse_tolerances
 
     try:
         return parse_tolerances(spec)
@@ -492,7 +492,7 @@ class MarkerSpec:
 
     def accelerator_for(self, framework: str) -> dict[str, Any]:
         """The accelerator arguments that apply to ``framework`` (empty: the runtime's default path)."""
-        from .frameworks.accelerators import ACCELERATOR_ARGUMENTS, options_for
+        from ..frameworks.accelerators import ACCELERATOR_ARGUMENTS, options_for
 
         return options_for(framework, {arg: getattr(self, arg) for arg in ACCELERATOR_ARGUMENTS})
 
@@ -552,7 +552,7 @@ def _marker_value(name: str, value: Any, bad: BadArgument) -> Any:
         names = (value,) if isinstance(value, str) else value
         if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
             raise bad(name, f"expected a name or a list of names, got {_short_repr(value)}")
-        from .frameworks import UnknownFrameworkError, canonical_name
+        from ..frameworks import UnknownFrameworkError, canonical_name
 
         try:
             return tuple(dict.fromkeys(canonical_name(n) for n in names))
@@ -584,7 +584,7 @@ def _marker_value(name: str, value: Any, bad: BadArgument) -> Any:
     if name == "tolerance":
         if not isinstance(value, (str, dict)):
             raise bad(name, f"expected a dict or 'metric=5%,...', got {_short_repr(value)}")
-        from .verdict.rules import ToleranceError, parse_tolerances
+        from ..verdict.rules import ToleranceError, parse_tolerances
 
         try:
             return parse_tolerances(value)
@@ -598,7 +598,7 @@ def _marker_value(name: str, value: Any, bad: BadArgument) -> Any:
         if not isinstance(value, dict):
             raise bad(name, f"expected a dict, got {type(value).__name__}")
         if name == "preprocess":
-            from .accuracy.preprocess import PreprocessError, parse_preprocess
+            from ..accuracy.preprocess import PreprocessError, parse_preprocess
 
             try:
                 parse_preprocess(value)
@@ -612,14 +612,14 @@ def _marker_value(name: str, value: Any, bad: BadArgument) -> Any:
                 raise bad(name, "needs a 'dataset' (a folder of class sub-folders, or a CSV)")
         return dict(value)
     if name in INPUT_ARGUMENTS:
-        from .frameworks.signature import SignatureError
+        from ..frameworks.signature import SignatureError
 
         try:
             return input_argument(name, value)
         except SignatureError as exc:
             raise bad(name, str(exc)) from None
     if name in ("providers", "delegates", "backend", "target"):
-        from .frameworks.accelerators import AcceleratorError, normalize
+        from ..frameworks.accelerators import AcceleratorError, normalize
 
         try:
             return normalize(name, value)
@@ -646,7 +646,7 @@ INPUT_ARGUMENTS = ("input_shapes", "input_dtypes", "input_values")
 
 def input_argument(name: str, value: Any) -> Any:
     """One of INPUT_ARGUMENTS, checked and made JSON-ready; a SignatureError says what is wrong in one line."""
-    from .frameworks import signature
+    from ..frameworks import signature
 
     return getattr(signature, f"normalize_{name}")(value)
 
@@ -718,7 +718,7 @@ def measure_settings(spec: MarkerSpec, given: MeasureArguments, settings: Settin
         budget = replace(budget, min_time_s=s.sustained_s, max_time_s=s.sustained_s + 60)
         processes = 1  # a sustained run is one continuous run: heating up is what it measures
     signature = _overrides(spec, given, INPUT_ARGUMENTS, input_argument, "signature")
-    from .frameworks.accelerators import ACCELERATOR_ARGUMENTS, normalize, options_for
+    from ..frameworks.accelerators import ACCELERATOR_ARGUMENTS, normalize, options_for
 
     accelerator = options_for(framework, _overrides(spec, given, tuple(ACCELERATOR_ARGUMENTS), normalize,
                                                     "accelerators"))
@@ -738,9 +738,9 @@ def _overrides(spec: MarkerSpec, given: MeasureArguments, names: tuple[str, ...]
     ``errors``: which module's error ``check`` raises ("signature" or "accelerators"), turned into one line.
     """
     if errors == "signature":
-        from .frameworks.signature import SignatureError as error
+        from ..frameworks.signature import SignatureError as error
     else:
-        from .frameworks.accelerators import AcceleratorError as error  # type: ignore[assignment]
+        from ..frameworks.accelerators import AcceleratorError as error  # type: ignore[assignment]
     out = {}
     for name in names:
         value = getattr(given, name)
