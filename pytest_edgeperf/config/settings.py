@@ -1,8 +1,8 @@
 """The settings objects and their defaults: ``Settings`` (one pytest session's, from the command line and the ini
 file) and ``Budget`` (how long one measurement runs), with the named defaults (``DEFAULT_BUDGET``, ``QUICK_BUDGET``,
-the process count, the lock timeout). Plain data with no pytest in it, so the worker, the A/B driver and the
-benchmarks can build a budget or a ``Settings`` without the option machinery; every other module of ``config/``
-builds on these.
+the process count, the lock timeout). Plain data with no pytest and no parsing in it: what the measurement, the
+worker's A/B driver and the benchmarks need of the settings is here alone, and every other module of ``config/``
+builds on it.
 """
 
 from __future__ import annotations
