@@ -25,15 +25,15 @@ from .ab.comparison import (
     judge_against,
     timing_from_pairs,
 )
-from .config import (
-    Budget,
-    MarkerSpec,
+from .config.marker import MarkerSpec
+from .config.precedence import (
     MeasureArgumentError,
     MeasureArguments,
     clock_floor_ghz,
     marker_budget,
     measure_settings,
 )
+from .config.settings import Budget
 from .device.guard import DeviceNotReady
 from .fileio import LockError
 from .limits import LIMITS, Figures, limits_breach

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from .config import MarkerSpec
+from .config.marker import MarkerSpec
 from .result import Result
 from .session import Breach
 

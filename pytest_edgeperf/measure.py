@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .config import BUSY_CPU_WAIT_PCT, Budget
+from .config.settings import BUSY_CPU_WAIT_PCT, Budget
 from .device.guard import DeviceNotReady
 from .device.lock import Progress, device_lock
 from .fileio import file_sha256
@@ -57,7 +57,7 @@ class MeasureRequest:
     processes: int = 1  # worker processes sharing the budget (the verdict compares them, see verdict.py)
     reference_file: Path | None = None  # the machine-speed reference model for this runtime, or None
     #: what resolves the model's inputs (frameworks/signature.py): a shape or {name: shape}, {name: dtype},
-    #: {name: value}; JSON-ready, checked by config.py
+    #: {name: value}; JSON-ready, checked by config/marker.py and config/precedence.py
     input_shapes: list[int] | dict[str, list[int]] | None = None
     input_dtypes: dict[str, str] | None = None
     input_values: dict[str, Any] | None = None

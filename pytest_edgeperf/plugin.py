@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .config import MARKER_HELP, OPTIONS, MarkerSpec, option_help, parse_marker, settings_from_config
+from .config.marker import MARKER_HELP, MarkerSpec, parse_marker
+from .config.options import OPTIONS, option_help, settings_from_config
 from .fixture import EdgeperfFixture
 from .report.progress import Progress
 from .session import DeviceInfo, EdgeperfFailure, EdgeperfSession, NullPowerMeter

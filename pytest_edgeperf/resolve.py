@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .config import Settings
+from .config.settings import Settings
 from .session import EdgeperfFailure
 
 #: the machine-speed reference: a few 3x3 convolutions at 16x16, tens of microseconds on one thread

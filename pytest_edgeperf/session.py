@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .config import Settings, clock_floor_ghz
+from .config.precedence import clock_floor_ghz
+from .config.settings import Settings
 from .errors import EdgeperfError
 from .measure import Instruments
 from .result import Result

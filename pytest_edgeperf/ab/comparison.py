@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from ..config import Settings
+from ..config.settings import Settings
 from ..measure import MeasureRequest
 from ..result import Result
 from ..session import Breach

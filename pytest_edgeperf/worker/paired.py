@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..config import Budget
+from ..config.settings import Budget
 from ..device.guard import DeviceNotReady
 from ..device.lock import Progress, device_lock
 from ..fileio import file_sha256
