@@ -18,9 +18,10 @@ Every error a user can cause (missing or corrupt image, bad label, empty dataset
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -34,6 +35,8 @@ except ImportError:  # the opencv extra is not installed: listing a dataset work
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 LABELS_FILE = "labels.txt"
 _BOX_TOLERANCE_PX = 1.0  # annotation tools round edges; a box may poke one pixel out
+
+ItemT = TypeVar("ItemT")
 
 
 class DatasetError(EdgeperfError, ValueError):
@@ -74,10 +77,13 @@ def read_labels_file(path: Path) -> list[str]:
 
 
 @dataclass
-class ClassificationDataset:
-    """(image path, class index) pairs plus the class names; iterating yields the pairs."""
+class LabelledDataset(Generic[ItemT]):
+    """What every dataset holds: (image path, ground truth) items, the class names and the file they came from.
 
-    items: list[tuple[Path, int]]
+    The subclasses differ only in the ground truth and in how they read it; an empty dataset is an error for all.
+    """
+
+    items: list[ItemT]
     classes: list[str]
     source: Path
 
@@ -88,12 +94,16 @@ class ClassificationDataset:
     def __len__(self) -> int:
         return len(self.items)
 
-    def __iter__(self) -> Iterator[tuple[Path, int]]:
+    def __iter__(self) -> Iterator[ItemT]:
         return iter(self.items)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+
+class ClassificationDataset(LabelledDataset[tuple[Path, int]]):
+    """(image path, class index) pairs plus the class names; iterating yields the pairs."""
 
     @classmethod
     def from_folder(cls, path: str | Path) -> ClassificationDataset:
@@ -134,10 +144,7 @@ class ClassificationDataset:
                 raise DatasetError(f"{csv_path}:{line_no}: expected 'path,label', got {len(row)} fields")
             img = _image_path(csv_path, line_no, row[0])
             items.append((img, _parse_label(csv_path, line_no, row[1], classes)))
-        if classes is None:
-            top = max((lab for _, lab in items), default=-1)
-            classes = [str(i) for i in range(top + 1)]
-        return cls(items, classes, csv_path)
+        return cls(items, _index_names(classes, (lab for _, lab in items)), csv_path)
 
 
 @dataclass
@@ -148,27 +155,8 @@ class Annotation:
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype=np.int64))
 
 
-@dataclass
-class DetectionDataset:
+class DetectionDataset(LabelledDataset[tuple[Path, Annotation]]):
     """(image path, Annotation) pairs in CSV order; ``load(i)`` also checks boxes against the image size."""
-
-    items: list[tuple[Path, Annotation]]
-    classes: list[str]
-    source: Path
-
-    def __post_init__(self) -> None:
-        if not self.items:
-            raise DatasetError(f"{self.source}: dataset has no images")
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Iterator[tuple[Path, Annotation]]:
-        return iter(self.items)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     def load(self, i: int) -> tuple[np.ndarray, Annotation]:
         """Image ``i`` (BGR uint8) and its annotation; a box outside the image is a DatasetError."""
@@ -212,13 +200,10 @@ class DetectionDataset:
                                    "0 <= x1 < x2 and 0 <= y1 < y2")
             boxes[img].append([x1, y1, x2, y2])
             labels[img].append(_parse_label(csv_path, line_no, row[5], classes))
-        if classes is None:
-            top = max((max(v) for v in labels.values() if v), default=-1)
-            classes = [str(i) for i in range(top + 1)]
         items = [(img, Annotation(np.asarray(boxes[img], dtype=np.float32).reshape(-1, 4),
                                   np.asarray(labels[img], dtype=np.int64)))
                  for img in boxes]
-        return cls(items, classes, csv_path)
+        return cls(items, _index_names(classes, (lab for v in labels.values() for lab in v)), csv_path)
 
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -248,6 +233,13 @@ def _resolve_classes(csv_path: Path, classes: list[str] | None, num_classes: int
     if num_classes is not None:
         return [str(i) for i in range(num_classes)]
     return None
+
+
+def _index_names(classes: list[str] | None, labels: Iterable[int]) -> list[str]:
+    """``classes`` when known, else the indices ``0..max(labels)`` as names (a CSV without ``labels.txt``)."""
+    if classes is not None:
+        return classes
+    return [str(i) for i in range(max(labels, default=-1) + 1)]
 
 
 def _image_path(csv_path: Path, line_no: int, rel: str) -> Path:

@@ -8,7 +8,6 @@ where perf is missing or cannot record, the result says so in its notes.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +32,11 @@ class HotspotRecorder(PerfProcess):
 
     def start(self, pid: int | None = None) -> None:
         """Attach ``perf record -p PID`` (no shell); returns once it samples (bounded wait); raises only if no pid."""
-        pid = self.attach_pid if pid is None else pid
-        if pid is None:
-            raise ValueError("the hot spot recorder has no process to attach to (no pid)")
-        self._cleanup()
-        self.notes = []
+        pid = self._begin(pid, "hot spot recorder")
         self._started = True
-        path = self._resolve()
+        path = self._perf_and_tmpdir("no hot spots", "edgeperf-hotspots-")
         if path is None:
-            self.notes.append("perf not found: no hot spots")
             return
-        self._tmpdir = Path(tempfile.mkdtemp(prefix="edgeperf-hotspots-"))
         self._data_path = self._tmpdir / "perf.data"
         self._launch([path, "record", "-q", "-o", str(self._data_path), "-p", str(pid)], None)
 

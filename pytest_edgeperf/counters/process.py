@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,9 +82,31 @@ class PerfProcess:
         self._tmpdir: Path | None = None
         self.notes: list[str] = []
         self.attached_at_s: float | None = None
+        #: the process ``start()`` attaches to when not given one (the instrument protocol)
+        self.attach_pid: int | None = None
 
     def _resolve(self) -> str | None:
         return shutil.which(self.perf)
+
+    def _begin(self, pid: int | None, what: str) -> int:
+        """The pid to attach to (``pid``, else ``attach_pid``), the last run's process, files and notes gone; a
+        ValueError naming ``what`` when there is none."""
+        pid = self.attach_pid if pid is None else pid
+        if pid is None:
+            raise ValueError(f"the {what} has no process to attach to (no pid)")
+        self._cleanup()
+        self.notes = []
+        return pid
+
+    def _perf_and_tmpdir(self, lost: str, prefix: str) -> str | None:
+        """perf's path, with a fresh temporary directory for its files; None and the note "perf not found: ``lost``"
+        when perf is not installed."""
+        path = self._resolve()
+        if path is None:
+            self.notes.append(f"perf not found: {lost}")
+            return None
+        self._tmpdir = Path(tempfile.mkdtemp(prefix=prefix))
+        return path
 
     def _launch(self, argv: list[str], watch_file: Path | None) -> bool:
         assert self._tmpdir is not None

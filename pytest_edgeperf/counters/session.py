@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -98,18 +97,11 @@ class CounterSession(PerfProcess):
 
     def start(self, pid: int | None = None) -> None:
         """Attach ``perf stat -x, -p PID`` and return once it is counting (bounded wait); raises only without a pid."""
-        pid = self.attach_pid if pid is None else pid
-        if pid is None:
-            raise ValueError("the counter session has no process to attach to (no pid)")
-        self._cleanup()
-        self.notes = []
-        self._pid = pid
+        pid = self._pid = self._begin(pid, "counter session")
         self._started_s = time.perf_counter()
-        path = self._resolve()
+        path = self._perf_and_tmpdir("no counters", "edgeperf-counters-")
         if path is None:
-            self.notes.append("perf not found: no counters")
             return
-        self._tmpdir = Path(tempfile.mkdtemp(prefix="edgeperf-counters-"))
         self._out_path = self._tmpdir / "perf-stat.csv"
         argv = [path, "stat", "-x,", "-e", ",".join(self.events), "-p", str(pid), "-o", str(self._out_path)]
         if self.interval_ms is not None:

@@ -140,6 +140,11 @@ class FrameworkAdapter(ABC):
             return {self.inputs[0].name: feed}
         return dict(feed)
 
+    def feed_by_spec(self, feed: Feed) -> list[tuple[TensorSpec, np.ndarray]]:
+        """``feed`` as (declared input, array) pairs, for runtimes that set inputs by the spec's ``index``."""
+        specs = {spec.name: spec for spec in self.inputs}
+        return [(specs[name], x) for name, x in self.as_feed(feed).items()]
+
     # ---- the first input, for code written when models had one ------------------------------------------------
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -159,3 +164,25 @@ class FrameworkAdapter(ABC):
     @property
     def input_dtype(self) -> np.dtype:
         return np.dtype(self.inputs[0].dtype or "float32")
+
+
+class DeclaredSignatureAdapter(FrameworkAdapter):
+    """An adapter whose ``load`` stores the signature its runtime declares in ``_inputs`` and ``_outputs``."""
+
+    def __init__(self) -> None:
+        self._inputs: list[TensorSpec] = []
+        self._outputs: list[TensorSpec] = []
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self._outputs
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a runtime's error (the one-line reason a user sees), else the exception's type."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

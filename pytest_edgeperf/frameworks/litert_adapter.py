@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .accelerators import XNNPACK, AcceleratorUnavailable, delegate_label
-from .base import Feed, FrameworkAdapter, ModelLoadError
+from .base import DeclaredSignatureAdapter, Feed, ModelLoadError, first_line
 from .signature import TensorSpec
 
 if TYPE_CHECKING:
@@ -29,17 +29,16 @@ def _interpreter_module() -> tuple[ModuleType, str]:
         return interpreter, "tflite-runtime"
 
 
-class LiteRTAdapter(FrameworkAdapter):
+class LiteRTAdapter(DeclaredSignatureAdapter):
     name = "litert"
     extensions = (".tflite",)
     modules = ("ai_edge_litert", "tflite_runtime")
     extra = "litert"
 
     def __init__(self) -> None:
+        super().__init__()
         self._interpreter: Interpreter | None = None
         self._package = ""
-        self._inputs: list[TensorSpec] = []
-        self._outputs: list[TensorSpec] = []
         self._threads: int | None = None
 
     def load(self, path: Path, threads: int) -> None:
@@ -68,7 +67,7 @@ class LiteRTAdapter(FrameworkAdapter):
                     loaded.append(module.load_delegate(str(name), {k: str(v) for k, v in dict(options).items()}))
                 except (OSError, ValueError, RuntimeError) as exc:
                     raise AcceleratorUnavailable(f"LiteRT delegate {name} could not be loaded: "
-                                                 f"{_first_line(exc)}") from exc
+                                                 f"{first_line(exc)}") from exc
             if loaded:
                 kwargs["experimental_delegates"] = loaded
             self._provider = "+".join(delegate_label(n) if n != XNNPACK else n for n in names) or "builtin"
@@ -77,8 +76,8 @@ class LiteRTAdapter(FrameworkAdapter):
             self._interpreter.allocate_tensors()
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError for a bad flatbuffer or op
             if kwargs.get("experimental_delegates") and "delegate" in str(exc).lower():
-                raise AcceleratorUnavailable(f"LiteRT could not apply the delegate: {_first_line(exc)}") from exc
-            raise ModelLoadError(_first_line(exc)) from exc
+                raise AcceleratorUnavailable(f"LiteRT could not apply the delegate: {first_line(exc)}") from exc
+            raise ModelLoadError(first_line(exc)) from exc
         self._inputs = [_spec(d) for d in self._interpreter.get_input_details()]
         self._outputs = [_spec(d) for d in self._interpreter.get_output_details()]
         self._threads = threads  # LiteRT has no getter: the count passed (never None: None runs on 1 thread)
@@ -101,14 +100,6 @@ class LiteRTAdapter(FrameworkAdapter):
         return "unknown"
 
     @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
-    @property
     def input_layout(self) -> str:
         return "NHWC"
 
@@ -128,8 +119,7 @@ class LiteRTAdapter(FrameworkAdapter):
     def make_runner(self, feed: Feed) -> Callable[[], Any]:
         interpreter = self._interpreter
         set_tensor, invoke, get_tensor = interpreter.set_tensor, interpreter.invoke, interpreter.get_tensor
-        index = {spec.name: spec.index for spec in self._inputs}
-        pairs = [(index[name], x) for name, x in self.as_feed(feed).items()]
+        pairs = [(spec.index, x) for spec, x in self.feed_by_spec(feed)]
         out_index = self._outputs[0].index
         if len(pairs) == 1:
             (in_index, x), = pairs
@@ -160,8 +150,3 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
     return TensorSpec(name=str(detail["name"]), shape=shape, dtype=np.dtype(detail["dtype"]).name,
                       scale=float(scale) if quantized else None, zero_point=int(zero_point) if quantized else None,
                       index=int(detail["index"]))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import ConverterMissing, Feed, FrameworkAdapter, ModelLoadError
+from .base import ConverterMissing, DeclaredSignatureAdapter, Feed, ModelLoadError
 from .signature import SignatureError, TensorSpec, resolve_inputs
 
 #: ``input_shapes`` as the marker and measure() give it (normalised): one shape, or ``{input name: shape}``
@@ -35,16 +35,15 @@ CONVERT_TIMEOUT_S = 300.0
 CONVERTER_VERSION = 2
 
 
-class NcnnAdapter(FrameworkAdapter):
+class NcnnAdapter(DeclaredSignatureAdapter):
     name = "ncnn"
     extensions = (".ncnn.param",)
     modules = ("ncnn",)
     extra = "ncnn"
 
     def __init__(self) -> None:
+        super().__init__()
         self._net: Any = None
-        self._inputs: list[TensorSpec] = []
-        self._outputs: list[TensorSpec] = []
         self._blobs: dict[str, str] = {}  # source tensor name -> ncnn blob name
         self._converted_at: dict[str, tuple[int, ...]] = {}  # input name -> the shape pnnx converted it at
 
@@ -92,14 +91,6 @@ class NcnnAdapter(FrameworkAdapter):
 
     def threads_in_use(self) -> int | None:
         return int(self._net.opt.num_threads)
-
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
 
     def set_input_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
         """Only the shape pnnx converted the model at (ncnn's graph is fixed at it)."""

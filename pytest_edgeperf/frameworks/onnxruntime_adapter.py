@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .accelerators import AcceleratorUnavailable
-from .base import Feed, FrameworkAdapter, ModelLoadError
+from .base import DeclaredSignatureAdapter, Feed, ModelLoadError, first_line
 from .signature import Dim, TensorSpec
 
 if TYPE_CHECKING:
@@ -20,16 +20,15 @@ _TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(doub
           "tensor(bool)": "bool"}
 
 
-class OnnxRuntimeAdapter(FrameworkAdapter):
+class OnnxRuntimeAdapter(DeclaredSignatureAdapter):
     name = "onnxruntime"
     extensions = (".onnx",)
     modules = ("onnxruntime",)
     extra = "onnx"
 
     def __init__(self) -> None:
+        super().__init__()
         self._session: ort.InferenceSession | None = None
-        self._inputs: list[TensorSpec] = []
-        self._outputs: list[TensorSpec] = []
 
     def load(self, path: Path, threads: int) -> None:
         import onnxruntime as ort
@@ -52,7 +51,7 @@ class OnnxRuntimeAdapter(FrameworkAdapter):
         try:
             self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad model
-            message = _first_line(exc)
+            message = first_line(exc)
             if requested and any(name in str(exc) for name, _ in requested):
                 raise AcceleratorUnavailable(message) from exc  # a provider that could not start (no device)
             raise ModelLoadError(message) from exc
@@ -78,14 +77,6 @@ class OnnxRuntimeAdapter(FrameworkAdapter):
 
         return ort.__version__
 
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
     def make_runner(self, feed: Feed) -> Callable[[], Any]:
         session_run = self._session.run
         by_name = self.as_feed(feed)
@@ -100,8 +91,3 @@ def _spec(arg: ort.NodeArg) -> TensorSpec:
     """A NodeArg: its shape holds ints, symbolic names (str) or None for an unnamed dynamic dimension."""
     shape: tuple[Dim, ...] = tuple(d if isinstance(d, (int, str)) else None for d in (arg.shape or []))
     return TensorSpec(name=arg.name, shape=shape, dtype=_TYPES.get(arg.type, arg.type))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import Feed, FrameworkAdapter, ModelLoadError
+from .base import DeclaredSignatureAdapter, Feed, ModelLoadError
 from .signature import Dim, TensorSpec
 
 if TYPE_CHECKING:
@@ -26,20 +26,19 @@ _PRECISIONS = {"<type: 'float32'>": "f32", "<type: 'float16'>": "f16", "<type: '
                "f32": "f32", "f16": "f16", "bf16": "bf16"}
 
 
-class OpenVINOAdapter(FrameworkAdapter):
+class OpenVINOAdapter(DeclaredSignatureAdapter):
     name = "openvino"
     extensions = (".xml", ".onnx", ".tflite")
     modules = ("openvino",)
     extra = "openvino"
 
     def __init__(self) -> None:
+        super().__init__()
         self._core: ov.Core | None = None
         self._model: ov.Model | None = None
         self._compiled: ov.CompiledModel | None = None
         self._request: ov.InferRequest | None = None
         self._threads = 1
-        self._inputs: list[TensorSpec] = []
-        self._outputs: list[TensorSpec] = []
 
     def load(self, path: Path, threads: int) -> None:
         import openvino as ov
@@ -84,14 +83,6 @@ class OpenVINOAdapter(FrameworkAdapter):
     def threads_in_use(self) -> int | None:
         return int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
 
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
     def set_input_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
         """Reshape a model with dynamic dims to the resolved shapes and compile it again (static is faster)."""
         super().set_input_shapes(shapes)
@@ -106,12 +97,11 @@ class OpenVINOAdapter(FrameworkAdapter):
         import openvino as ov
 
         request = self._request
-        index = {spec.name: i for i, spec in enumerate(self._inputs)}
         keep = []
-        for name, x in self.as_feed(feed).items():
+        for spec, x in self.feed_by_spec(feed):
             x = np.require(x, requirements="C")  # (ascontiguousarray would make a 0-d array 1-d)
             keep.append(x)  # the tensor shares the array's memory: keep it alive as long as the runner
-            request.set_input_tensor(index[name], ov.Tensor(x, shared_memory=True))
+            request.set_input_tensor(spec.index, ov.Tensor(x, shared_memory=True))
         infer, output = request.infer, request.get_output_tensor
 
         def run_once() -> Any:

@@ -11,7 +11,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pytest_edgeperf.errors import EdgeperfError
 
@@ -89,10 +89,23 @@ def spec_error(spec: str, why: str) -> PowerSpecError:
     return PowerSpecError(f"power meter spec {spec!r}: {why}; valid forms: {VALID_FORMS}")
 
 
-
 def missing_error(spec: str, why: str) -> PowerSpecError:
     """A valid spec whose device is not there: say what was looked for, without the grammar dump."""
     return PowerSpecError(f"power meter spec {spec!r}: {why}")
+
+
+MeterT = TypeVar("MeterT", bound=PowerMeter)
+
+
+def probed(spec: str, meter: MeterT) -> MeterT:
+    """``meter`` after one reading at configuration time, so a missing or forbidden device is a usage error naming
+    the spec, not a silent gap in the results (the meter is closed first)."""
+    try:
+        meter.read_power_w()
+    except MeterError as exc:
+        meter.close()
+        raise missing_error(spec, str(exc)) from None
+    return meter
 
 
 def parse_key_values(spec: str, parts: list[str], allowed: tuple[str, ...]) -> dict[str, str]:

@@ -55,11 +55,10 @@ from pytest_edgeperf.power.base import (
     Runner,
     missing_error,
     parse_key_values,
+    probed,
     spec_error,
 )
 
-#: the kinds this module builds itself; a plugin cannot replace one
-BUILTIN_KINDS = ("none", "hwmon", "pmic", "rapl", "scpi", "csv")
 HOOK = "pytest_edgeperf_add_power_meters"
 _KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -125,81 +124,108 @@ def parse_meter_spec(
         raise spec_error(raw, "empty spec")
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
-    arg = arg.strip()
-    root = Path(root)
-
+    request = _Request(raw, arg.strip(), Path(root), runner if runner is not None else _default_runner(), vcgencmd)
     if added and kind in added:
-        return _build_added(raw, added[kind], MeterSpec(raw, arg, root, runner or _default_runner()))
-    if kind == "none":
-        if arg:
-            raise spec_error(raw, "'none' takes no argument")
-        return None
-    if kind == "hwmon":
-        from pytest_edgeperf.power.hwmon import find_hwmon_meter
-
-        return find_hwmon_meter(raw, arg, root)
-    if kind == "pmic":
-        from pytest_edgeperf.power.pmic import PmicMeter
-
-        a_gain, b_offset_w = _parse_calibration(raw, arg)
-        meter = PmicMeter(runner if runner is not None else _default_runner(), vcgencmd=vcgencmd,
-                          a_gain=a_gain, b_offset_w=b_offset_w)
-        _probe(raw, meter)
-        return meter
-    if kind == "rapl":
-        from pytest_edgeperf.power.rapl import RaplMeter
-
-        zone = Path(arg) if arg else root / "sys/class/powercap/intel-rapl:0"
-        if arg and not zone.is_absolute():
-            raise spec_error(raw, "rapl zone must be an absolute path")
-        if not (zone / "energy_uj").exists():
-            raise missing_error(
-                raw, f"no powercap zone with energy_uj at {zone} (x86 hosts with the intel_rapl driver only)"
-            )
-        meter = RaplMeter(zone)
-        _probe(raw, meter)
-        return meter
-    if kind == "scpi":
-        from pytest_edgeperf.power.scpi import open_scpi_meter
-
-        parts = arg.split(";")
-        resource = parts[0].strip()
-        if not resource:
-            raise spec_error(raw, "scpi needs a VISA resource name")
-        opts = parse_key_values(raw, parts[1:], ("backend", "file", "query", "timeout_ms"))
-        timeout_ms = opts.pop("timeout_ms", "2000")
-        if not timeout_ms.isdigit() or int(timeout_ms) <= 0:
-            raise spec_error(raw, f"scpi timeout_ms={timeout_ms!r} is not a positive integer")
-        if "file" in opts and opts.get("backend", "@sim") != "@sim":
-            raise spec_error(raw, "scpi file= is for the @sim backend only")
-        meter = open_scpi_meter(raw, resource, opts, timeout_ms=int(timeout_ms))
-        _probe(raw, meter)
-        return meter
-    if kind == "csv":
-        from pytest_edgeperf.power.csvlog import CsvLogMeter
-
-        parts = arg.split(";")
-        path_text = parts[0].strip()
-        if not path_text:
-            raise spec_error(raw, "csv needs the log file's path")
-        opts = parse_key_values(raw, parts[1:], ("time", "power", "volts", "amps"))
-        if ("volts" in opts) != ("amps" in opts):
-            raise spec_error(raw, "csv volts= and amps= go together")
-        if "power" in opts and "volts" in opts:
-            raise spec_error(raw, "csv takes power= or volts=/amps=, not both")
-        path = Path(os.path.expanduser(path_text))
-        if not path.is_file():
-            raise missing_error(raw, f"csv power log {path} does not exist (start the logger first)")
-        meter = CsvLogMeter(path, time_col=opts.get("time"), power_col=opts.get("power"),
-                            volts_col=opts.get("volts"), amps_col=opts.get("amps"))
-        try:
-            meter.check_columns()
-        except MeterError as exc:
-            raise missing_error(raw, str(exc)) from None
-        return meter
+        return _build_added(raw, added[kind], MeterSpec(request.spec, request.arg, request.root, request.runner))
+    build = _BUILTIN.get(kind)
+    if build is not None:
+        return build(request)
     if added:
         raise spec_error(raw, f"unknown meter kind {kind!r} (added by plugins: {', '.join(sorted(added))})")
     raise spec_error(raw, f"unknown meter kind {kind!r}")
+
+
+# --- the built-in kinds: one builder each, given the request; the table at the end names them ----------------
+@dataclass(frozen=True)
+class _Request(MeterSpec):
+    """A plugin's MeterSpec plus what only the built-in ``pmic`` needs."""
+
+    vcgencmd: str = "vcgencmd"
+
+
+def _no_meter(request: _Request) -> None:
+    if request.arg:
+        raise spec_error(request.spec, "'none' takes no argument")
+    return None
+
+
+def _hwmon(request: _Request) -> PowerMeter:
+    from pytest_edgeperf.power.hwmon import find_hwmon_meter
+
+    return find_hwmon_meter(request.spec, request.arg, request.root)
+
+
+def _pmic(request: _Request) -> PowerMeter:
+    from pytest_edgeperf.power.pmic import PmicMeter
+
+    a_gain, b_offset_w = _parse_calibration(request.spec, request.arg)
+    return probed(request.spec, PmicMeter(request.runner, vcgencmd=request.vcgencmd, a_gain=a_gain,
+                                          b_offset_w=b_offset_w))
+
+
+def _rapl(request: _Request) -> PowerMeter:
+    from pytest_edgeperf.power.rapl import RaplMeter
+
+    raw, arg = request.spec, request.arg
+    zone = Path(arg) if arg else request.root / "sys/class/powercap/intel-rapl:0"
+    if arg and not zone.is_absolute():
+        raise spec_error(raw, "rapl zone must be an absolute path")
+    if not (zone / "energy_uj").exists():
+        raise missing_error(
+            raw, f"no powercap zone with energy_uj at {zone} (x86 hosts with the intel_rapl driver only)"
+        )
+    return probed(raw, RaplMeter(zone))
+
+
+def _scpi(request: _Request) -> PowerMeter:
+    from pytest_edgeperf.power.scpi import open_scpi_meter
+
+    raw = request.spec
+    resource, opts = _main_and_options(request, "scpi needs a VISA resource name",
+                                       ("backend", "file", "query", "timeout_ms"))
+    timeout_ms = opts.pop("timeout_ms", "2000")
+    if not timeout_ms.isdigit() or int(timeout_ms) <= 0:
+        raise spec_error(raw, f"scpi timeout_ms={timeout_ms!r} is not a positive integer")
+    if "file" in opts and opts.get("backend", "@sim") != "@sim":
+        raise spec_error(raw, "scpi file= is for the @sim backend only")
+    return probed(raw, open_scpi_meter(raw, resource, opts, timeout_ms=int(timeout_ms)))
+
+
+def _csv(request: _Request) -> PowerMeter:
+    from pytest_edgeperf.power.csvlog import CsvLogMeter
+
+    raw = request.spec
+    path_text, opts = _main_and_options(request, "csv needs the log file's path", ("time", "power", "volts", "amps"))
+    if ("volts" in opts) != ("amps" in opts):
+        raise spec_error(raw, "csv volts= and amps= go together")
+    if "power" in opts and "volts" in opts:
+        raise spec_error(raw, "csv takes power= or volts=/amps=, not both")
+    path = Path(os.path.expanduser(path_text))
+    if not path.is_file():
+        raise missing_error(raw, f"csv power log {path} does not exist (start the logger first)")
+    meter = CsvLogMeter(path, time_col=opts.get("time"), power_col=opts.get("power"),
+                        volts_col=opts.get("volts"), amps_col=opts.get("amps"))
+    try:
+        meter.check_columns()
+    except MeterError as exc:
+        raise missing_error(raw, str(exc)) from None
+    return meter
+
+
+#: kind -> builder, in the order usage errors list the kinds
+_BUILTIN: dict[str, Callable[[_Request], PowerMeter | None]] = {
+    "none": _no_meter, "hwmon": _hwmon, "pmic": _pmic, "rapl": _rapl, "scpi": _scpi, "csv": _csv}
+#: the kinds this module builds itself; a plugin cannot replace one
+BUILTIN_KINDS = tuple(_BUILTIN)
+
+
+def _main_and_options(request: _Request, missing: str, allowed: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """``MAIN[;key=value]...`` -> (MAIN, options); an empty MAIN is the spec error ``missing``."""
+    parts = request.arg.split(";")
+    main = parts[0].strip()
+    if not main:
+        raise spec_error(request.spec, missing)
+    return main, parse_key_values(request.spec, parts[1:], allowed)
 
 
 def _build_added(spec: str, factory: MeterFactory, request: MeterSpec) -> PowerMeter | None:
@@ -212,9 +238,7 @@ def _build_added(spec: str, factory: MeterFactory, request: MeterSpec) -> PowerM
         return None
     if not isinstance(meter, PowerMeter):
         raise PowerSpecError(f"power meter spec {spec!r}: the plugin's factory returned {meter!r}, not a PowerMeter")
-    if not meter.reads_after_run:
-        _probe(spec, meter)
-    return meter
+    return meter if meter.reads_after_run else probed(spec, meter)
 
 
 def _parse_calibration(spec: str, arg: str) -> tuple[float, float]:
@@ -239,15 +263,6 @@ def _parse_calibration(spec: str, arg: str) -> tuple[float, float]:
     if values["a"] <= 0:
         raise spec_error(spec, "pmic calibration a must be > 0")
     return values["a"], values["b"]
-
-
-def _probe(spec: str, meter: PowerMeter) -> None:
-    """Read once at configuration time so a missing or forbidden device is a usage error, not a silent gap."""
-    try:
-        meter.read_power_w()
-    except MeterError as exc:
-        meter.close()
-        raise missing_error(spec, str(exc)) from None
 
 
 def _default_runner() -> Runner:

@@ -13,8 +13,9 @@ from pathlib import Path
 from pytest_edgeperf.power.base import (
     MeterError,
     PowerMeter,
-    PowerSpecError,
     check_power_w,
+    missing_error,
+    probed,
     read_number,
     spec_error,
 )
@@ -101,21 +102,11 @@ def find_hwmon_meter(spec: str, arg: str, root: Path) -> HwmonMeter:
             raise spec_error(spec, "hwmon path must be absolute")
         meter = HwmonMeter(path)
         if not ((meter.attr_dir / "power1_input").exists() or (meter.attr_dir / "curr1_input").exists()):
-            raise PowerSpecError(
-                f"power meter spec {spec!r}: {path} has no power1_input or in1_input/curr1_input"
-            )
-        return _probed(spec, meter)
+            raise missing_error(spec, f"{path} has no power1_input or in1_input/curr1_input")
+        return probed(spec, meter)
     for hwmon_dir in _candidates(root):
         name = _read_name(hwmon_dir)
         if (arg and arg in (name, hwmon_dir.name)) or (not arg and INA_NAME_RE.match(name)):
-            return _probed(spec, HwmonMeter(hwmon_dir))
+            return probed(spec, HwmonMeter(hwmon_dir))
     wanted = f"hwmon named {arg!r}" if arg else "ina2xx/ina219/ina226/ina260 hwmon"
-    raise PowerSpecError(f"power meter spec {spec!r}: found no {wanted} under {base}")
-
-
-def _probed(spec: str, meter: HwmonMeter) -> HwmonMeter:
-    try:
-        meter.read_power_w()
-    except MeterError as exc:
-        raise PowerSpecError(f"power meter spec {spec!r}: {exc}") from None
-    return meter
+    raise missing_error(spec, f"found no {wanted} under {base}")
