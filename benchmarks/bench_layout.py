@@ -5,9 +5,11 @@ it does not cancel a difference between the two *instances* of the model: a sess
 landed at other addresses runs at another speed, for as long as it lives. This benchmark measures that
 difference three ways, per (model, runtime), with the plugin's own adapters and input feed:
 
-  process   N fresh processes each time one session in ABBA-sized turns; the sd across processes of their
-            fast-half mean per inference is what two worker processes of one arm differ by (the A/B design
-            runs each arm in its own worker, so this is the spread its worker pairs average over).
+  workers   N A/A comparisons exactly as ``edgeperf.compare()`` runs them (``paired.run_paired``: two worker
+            processes, one session each, 12 ABBA pairs of 0.2 s turns), each from one worker pair (blocks=1);
+            per worker pair the mean log ratio. Interleaving cancels the machine's drift, so the sd across worker
+            pairs is what two processes of one model differ by: the spread the A/B design's several worker
+            pairs average over and its interval reports.
   session   N fresh processes each load two sessions of the same model and time them in 12 ABBA pairs of
             0.2 s turns (issue 18's 60-line check, which held both sessions in one process); per process the
             mean log ratio (second session / first). A steady sign across processes is an order effect, which
@@ -17,7 +19,7 @@ difference three ways, per (model, runtime), with the plugin's own adapters and 
 
 Figures are percent of the model's time. Usage:
 
-    python benchmarks/bench_layout.py                                   (default: 4 configurations, ~4 min idle)
+    python benchmarks/bench_layout.py                                   (default: 4 configurations, ~7 min idle)
     python benchmarks/bench_layout.py --models resnet50@64 --runtimes litert --processes 8 --json layout.json
 """
 
@@ -42,10 +44,14 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 
+from pytest_edgeperf.config import Budget, Settings  # noqa: E402
 from pytest_edgeperf.frameworks import get_adapter, model_file_for  # noqa: E402
+from pytest_edgeperf.measure import MeasureRequest  # noqa: E402
 from pytest_edgeperf.models.build import ensure_zoo_model  # noqa: E402
+from pytest_edgeperf.session import instruments_from  # noqa: E402
 from pytest_edgeperf.stats import fast_half_mean  # noqa: E402
 from pytest_edgeperf.worker.child import plan_inputs  # noqa: E402
+from pytest_edgeperf.worker.paired import run_paired  # noqa: E402
 
 FORMAT = {"onnxruntime": "onnx", "opencv": "onnx", "openvino": "onnx", "litert": "tflite"}
 TURN_S = 0.2
@@ -88,11 +94,16 @@ def _abba(first: Callable[[], Any], second: Callable[[], Any], pairs: int) -> fl
     return float(np.mean(logs))
 
 
+def worker_pair(cfg: dict[str, Any], threads: int) -> float:
+    """One A/A comparison from one pair of worker processes, as compare() runs it: mean log(B turn / A turn)."""
+    budget = Budget(min_samples=10, min_time_s=2 * SESSION_PAIRS * TURN_S, max_time_s=60.0)
+    a, b = (MeasureRequest(test_id=f"layout::{arm}", framework=cfg["runtime"], model=cfg["spec"],
+                           model_file=cfg["file"], threads=threads, budget=budget) for arm in "ab")
+    run = run_paired(a, b, instruments_from(Settings(rootdir=REPO, worker_timeout_s=300), "host"), blocks=1)
+    return float(np.mean(np.log(np.asarray(run.b_turn_s) / np.asarray(run.a_turn_s))))
+
+
 def child(mode: str, runtime: str, model_file: Path, threads: int, reloads: int) -> dict[str, Any]:
-    if mode == "process":
-        run = _session(runtime, model_file, threads)
-        _turn(run, 1.0)  # the worker's warm-up
-        return {"time_s": float(np.mean([_turn(run, TURN_S) for _ in range(SESSION_PAIRS)]))}
     if mode == "session":
         first, second = _session(runtime, model_file, threads), _session(runtime, model_file, threads)
         return {"log_ratio": _abba(first, second, SESSION_PAIRS)}
@@ -120,26 +131,25 @@ def _pct(log_value: float) -> float:
 
 
 def measure(cfg: dict[str, Any], processes: int, threads: int, reloads: int) -> dict[str, Any]:
-    times, sessions = [], []
+    workers, sessions = [], []
     for _ in range(processes):  # the two kinds alternate, so drift hits both alike
-        times.append(_spawn("process", cfg, threads, reloads)["time_s"])
+        workers.append(worker_pair(cfg, threads))
         sessions.append(_spawn("session", cfg, threads, reloads)["log_ratio"])
     reload_logs = _spawn("reload", cfg, threads, reloads)["log_ratios"]
-    logs = np.log(times)
     return {"model": cfg["spec"], "runtime": cfg["runtime"], "threads": threads, "processes": processes,
-            "ms": 1e3 * float(np.median(times)),
-            "process_sd_pct": _pct(float(np.std(logs, ddof=1))),
+            "workers_mean_pct": _pct(float(np.mean(workers))), "workers_sd_pct": _pct(float(np.std(workers, ddof=1))),
             "session_mean_pct": _pct(float(np.mean(sessions))), "session_sd_pct": _pct(float(np.std(sessions, ddof=1))),
             "session_positive": int(sum(s > 0 for s in sessions)),
             "reload_sd_pct": _pct(float(np.std(reload_logs, ddof=1))), "reloads": len(reload_logs),
-            "raw": {"process_time_s": times, "session_log_ratio": sessions, "reload_log_ratio": reload_logs}}
+            "raw": {"worker_pair_log_ratio": workers, "session_log_ratio": sessions, "reload_log_ratio": reload_logs}}
 
 
 def report(rows: list[dict[str, Any]]) -> str:
-    table = [[r["model"], r["runtime"], r["threads"], f"{r['ms']:.2f}", f"{r['process_sd_pct']:.2f}",
+    table = [[r["model"], r["runtime"], r["threads"], f"{r['workers_mean_pct']:+.2f}", f"{r['workers_sd_pct']:.2f}",
               f"{r['session_mean_pct']:+.2f}", f"{r['session_sd_pct']:.2f}",
               f"{r['session_positive']}/{r['processes']}", f"{r['reload_sd_pct']:.2f}"] for r in rows]
-    return tabulate(table, headers=["model", "runtime", "threads", "ms", "process sd %", "2nd session vs 1st %",
+    return tabulate(table, headers=["model", "runtime", "threads", "worker pairs A/A %", "their sd %",
+                                    "2nd session vs 1st %",
                                     "its sd %", "2nd slower in", "reload sd %"], tablefmt="github")
 
 
@@ -148,11 +158,11 @@ def main() -> int:
     ap.add_argument("--models", default="resnet50@64,squeezenet1_1@96")
     ap.add_argument("--runtimes", default="onnxruntime,litert")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--processes", type=int, default=6, help="processes per kind (default 6)")
+    ap.add_argument("--processes", type=int, default=6, help="worker pairs, and session processes (default 6)")
     ap.add_argument("--reloads", type=int, default=8, help="re-creations in the reload process (default 8)")
     ap.add_argument("--cache-dir", type=Path, default=None, help="model cache (default: a temporary directory)")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
-    ap.add_argument("--child", choices=["process", "session", "reload"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["session", "reload"], help=argparse.SUPPRESS)
     ap.add_argument("--runtime", help=argparse.SUPPRESS)
     ap.add_argument("--model-file", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()

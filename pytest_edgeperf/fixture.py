@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +181,7 @@ class EdgeperfFixture:
             budget=m.budget, inputs=resolve.inputs(m.inputs, m.preprocess, given.prepare, s, self._progress),
             accuracy=resolve.accuracy(m.accuracy, s, self._progress), sys_path=self._sys_path(), quick=s.quick,
             counters=m.counters, hotspots=m.hotspots, artifacts_dir=s.rootdir / ".edgeperf" / "hotspots" /
-            _safe(test_id), processes=m.processes,
+            _safe(test_id), processes=m.processes, worker_pairs=m.worker_pairs,
             reference_file=resolve.reference_file(name, s.cache_dir, self._session.unavailable) if m.reference
             else None, accelerator=m.accelerator, input_shapes=m.input_shapes, input_dtypes=m.input_dtypes,
             input_values=m.input_values)
@@ -251,7 +252,7 @@ class EdgeperfFixture:
                 max_time_s: float | None = None,
                 input_shapes: list[int] | dict[str, list[int]] | None = None,
                 input_dtypes: dict[str, str] | None = None, input_values: dict[str, Any] | None = None,
-                labels: tuple[str, str] = ("variant", "parent")) -> Comparison:
+                labels: tuple[str, str] = ("variant", "parent"), processes: int | None = None) -> Comparison:
         """Gate an optimised variant on its parent: speed-up, memory, and accuracy cost, in one table.
 
         Given two models (paths, ``zoo:``, ``cache:``), both are measured interleaved in short turns by two
@@ -261,6 +262,9 @@ class EdgeperfFixture:
         INCONCLUSIVE between. The measuring arguments (framework, threads, inputs, ...) apply to both arms.
         Given two Results measured one after the other, the speed-up is their fps ratio (a point estimate).
         Gates not given here come from the marker (``min_speedup``, ``max_accuracy_drop_pct``).
+        ``processes``: fresh worker pairs the turns are split across (default: the marker's ``processes``, else
+        ``--edgeperf-processes`` as given, else 3); more pairs average more process layouts and narrow the
+        interval, each costing a model load and warm-up per arm.
         """
         if isinstance(variant, Result) != isinstance(parent, Result):
             raise EdgeperfFailure("compare() takes two models (measured interleaved) or two Results (measured "
@@ -280,6 +284,11 @@ class EdgeperfFixture:
                                      input_shapes=input_shapes, input_dtypes=input_dtypes, input_values=input_values)
             a = self._build_request(variant, framework, labels[0], given)
             b = self._build_request(parent, framework, labels[1], given)
+            if processes is not None:
+                if isinstance(processes, bool) or not isinstance(processes, int) or not 1 <= processes <= 64:
+                    raise EdgeperfFailure(f"compare(processes={processes!r}): the worker pairs must be an integer "
+                                          "from 1 to 64")
+                a = replace(a, worker_pairs=processes)
             if s.disabled:
                 return Comparison(self._run_disabled(a), self._run_disabled(b), None, None, None, {})
             run = self._run_pair(a, b, labels)
@@ -292,11 +301,12 @@ class EdgeperfFixture:
 
     def _run_pair(self, a: MeasureRequest, b: MeasureRequest, labels: tuple[str, str]) -> PairedRun:
         """Both arms interleaved; a crash, hang or lock timeout is this test's one-line failure."""
-        from .worker.paired import run_paired
+        from .worker.paired import BLOCKS, run_paired
 
         with self._worker_errors():
             return run_paired(a, b, self._instruments(), self._progress,
-                              python_b=self._session.settings.against_python, labels=labels)
+                              python_b=self._session.settings.against_python, labels=labels,
+                              blocks=a.worker_pairs or BLOCKS)
 
     def _measure_against(self, req: MeasureRequest, baseline: BaselineEntry | None, ref_req: MeasureRequest,
                          ref: str) -> Result:

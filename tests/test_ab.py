@@ -156,6 +156,48 @@ def test_compare_needs_two_models_or_two_results(ab_project: pytest.Pytester) ->
     result.stdout.fnmatch_lines(["[[]edgeperf[]] compare() takes two models (measured interleaved) or two Results*"])
 
 
+PAIRS_TESTS = """
+    import pytest
+
+    def _pairs(comparison):
+        est = comparison.paired
+        pairs = {comparison.variant.environment["worker_pairs"], comparison.parent.environment["worker_pairs"]}
+        assert pairs == {est.blocks}, (pairs, est.blocks)
+        return est.blocks
+
+    @pytest.mark.edgeperf(frameworks=["onnxruntime"])
+    def test_default(edgeperf):
+        print("PAIRS default", _pairs(edgeperf.compare("fast.onnx", "slow.onnx")))
+
+    @pytest.mark.edgeperf(frameworks=["onnxruntime"], processes=4)
+    def test_marker(edgeperf):
+        print("PAIRS marker", _pairs(edgeperf.compare("fast.onnx", "slow.onnx")))
+
+    @pytest.mark.edgeperf(frameworks=["onnxruntime"], processes=4)
+    def test_keyword(edgeperf):
+        print("PAIRS keyword", _pairs(edgeperf.compare("fast.onnx", "slow.onnx", processes=1)))
+
+    @pytest.mark.edgeperf(frameworks=["onnxruntime"])
+    def test_bad(edgeperf):
+        edgeperf.compare("fast.onnx", "slow.onnx", processes=0)
+"""
+
+
+def test_worker_pairs_follow_processes_from_the_keyword_the_marker_or_the_option(ab_project: pytest.Pytester) -> None:
+    """compare(processes=N) over the marker's processes over --edgeperf-processes as given over 3: more worker
+    pairs average more process layouts (docs/guides/ab.md); a bad count is one line."""
+    ab_project.makepyfile(test_ab=PAIRS_TESTS)
+    result = _run(ab_project, "--edgeperf-min-time=0.3", "-s")
+    result.assert_outcomes(passed=3, failed=1)
+    out = result.stdout.str()
+    assert "PAIRS default 3" in out and "PAIRS marker 4" in out and "PAIRS keyword 1" in out
+    result.stdout.fnmatch_lines(
+        ["[[]edgeperf[]] compare(processes=0): the worker pairs must be an integer from 1 to 64"])
+    given = _run(ab_project, "--edgeperf-min-time=0.3", "-s", "--edgeperf-processes=2", "-k", "default")
+    given.assert_outcomes(passed=1)
+    assert "PAIRS default 2" in given.stdout.str()
+
+
 # ---- --edgeperf-against=REF -----------------------------------------------------------------------------------
 
 MODEL_TEST = """

@@ -49,7 +49,8 @@ OPTIONS: list[tuple[str, str | None, str, str]] = [
     ("max-time", "edgeperf_max_time", "float", "maximum timed seconds per measurement (default 60)"),
     ("threads", "edgeperf_threads", "int", "inference threads (default: the number of CPU cores)"),
     ("processes", "edgeperf_processes", "int",
-     f"worker processes per measurement, sharing its budget (default {DEFAULT_PROCESSES}; 1 with --edgeperf-quick)"),
+     f"worker processes per measurement, sharing its budget (default {DEFAULT_PROCESSES}; 1 with --edgeperf-quick); "
+     "given, also the worker pairs of an A/B comparison (default 3)"),
     ("max-cpu-wait", "edgeperf_max_cpu_wait", "float",
      "timing is INCONCLUSIVE when a worker waited for a CPU more than this % of its runnable time (default 10; "
      "100 judges timing on a busy machine too)"),
@@ -186,7 +187,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         s.threads = int(values["threads"])
     s.processes = 1 if s.quick else DEFAULT_PROCESSES
     if values["processes"] is not None:
-        s.processes = int(values["processes"])
+        s.processes = s.processes_given = int(values["processes"])
     s.reference = not values["no-reference"]
     if values["max-cpu-wait"] is not None:
         s.max_cpu_wait_pct = float(values["max-cpu-wait"])

@@ -50,6 +50,9 @@ class MeasureSettings:
     budget: Budget
     threads: int
     processes: int
+    #: worker pairs of an interleaved A/B run: the marker's ``processes``, else --edgeperf-processes as given, else
+    #: None (paired.BLOCKS); quick mode keeps its default
+    worker_pairs: int | None
     inputs: str | None
     preprocess: dict[str, Any] | None
     accuracy: dict[str, Any] | None
@@ -82,6 +85,7 @@ def measure_settings(spec: MarkerSpec, given: MeasureArguments, settings: Settin
                                                     "accelerators"))
     return MeasureSettings(
         budget=budget, threads=given.threads or spec.threads or s.threads or cpu_count(), processes=processes,
+        worker_pairs=None if s.quick else spec.processes if spec.processes is not None else s.processes_given,
         inputs=given.inputs or spec.inputs, preprocess=given.preprocess or spec.preprocess,
         accuracy=given.accuracy or spec.accuracy,
         counters=bool(spec.counters if spec.counters is not None else s.counters),
