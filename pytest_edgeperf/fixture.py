@@ -34,6 +34,7 @@ from .config.precedence import (
     marker_budget,
     measure_settings,
 )
+from .config.ranges import RANGES
 from .config.settings import Budget
 from .device.guard import DeviceNotReady
 from .fileio import LockError
@@ -284,10 +285,11 @@ class EdgeperfFixture:
                                      input_shapes=input_shapes, input_dtypes=input_dtypes, input_values=input_values)
             a = self._build_request(variant, framework, labels[0], given)
             b = self._build_request(parent, framework, labels[1], given)
-            if processes is not None:
-                if isinstance(processes, bool) or not isinstance(processes, int) or not 1 <= processes <= 64:
-                    raise EdgeperfFailure(f"compare(processes={processes!r}): the worker pairs must be an integer "
-                                          "from 1 to 64")
+            if processes is not None:  # the option's range (config/ranges.py), as the marker's processes=
+                why = ("must be an integer" if isinstance(processes, bool) or not isinstance(processes, int)
+                       else RANGES["processes"].violation(processes))
+                if why is not None:
+                    raise EdgeperfFailure(f"compare(processes={processes!r}): the worker pairs {why}")
                 a = replace(a, worker_pairs=processes)
             if s.disabled:
                 return Comparison(self._run_disabled(a), self._run_disabled(b), None, None, None, {})

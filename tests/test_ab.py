@@ -192,7 +192,7 @@ def test_worker_pairs_follow_processes_from_the_keyword_the_marker_or_the_option
     out = result.stdout.str()
     assert "PAIRS default 3" in out and "PAIRS marker 4" in out and "PAIRS keyword 1" in out
     result.stdout.fnmatch_lines(
-        ["[[]edgeperf[]] compare(processes=0): the worker pairs must be an integer from 1 to 64"])
+        ["[[]edgeperf[]] compare(processes=0): the worker pairs must be > 0 (range 0 < x <= 64), got 0"])
     given = _run(ab_project, "--edgeperf-min-time=0.3", "-s", "--edgeperf-processes=2", "-k", "default")
     given.assert_outcomes(passed=1)
     assert "PAIRS default 2" in given.stdout.str()
