@@ -59,7 +59,7 @@ from pytest_edgeperf.models.build import ensure_zoo_model  # noqa: E402
 from pytest_edgeperf.result import Result  # noqa: E402
 from pytest_edgeperf.session import instruments_from  # noqa: E402
 from pytest_edgeperf.verdict.judge import judge  # noqa: E402
-from pytest_edgeperf.worker.paired import BLOCKS, run_paired  # noqa: E402
+from pytest_edgeperf.worker.paired import MAX_BLOCKS, MIN_BLOCKS, run_paired  # noqa: E402
 
 #: the suites' architectures (suites/test_frameworks.py) at input sizes that keep an inference near 10 ms here
 DEFAULT_MODELS = "squeezenet1_1@96,mobilenet_v1@96,googlenet@64,resnet50@64,nin@96,yolov4_tiny@64"
@@ -87,7 +87,7 @@ def paired_trial(cfg: dict[str, Any], budget: Budget, spin_b_s: float) -> dict[s
     b = _arm_request(cfg["model"], cfg["runtime"], cfg["file"], cfg["threads"], budget, "b")
     start = time.monotonic()
     run = run_paired(b, a, instruments_from(Settings(rootdir=REPO, worker_timeout_s=300), "host"),
-                     blocks=cfg.get("worker_pairs") or BLOCKS)
+                     blocks=cfg.get("worker_pairs"))
     wall = time.monotonic() - start
     est = judge_paired(run)
     return {"speedup": est.speedup, "low": est.low, "high": est.high, "pairs": est.pairs, "turn_s": run.turn_s,
@@ -284,8 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "per stored measurement")
     p.add_argument("--cache-dir", default=os.environ.get("EDGEPERF_CACHE",
                                                          str(Path.home() / ".cache/pytest-edgeperf")))
-    p.add_argument("--worker-pairs", type=int, default=BLOCKS,
-                   help=f"worker pairs per A/B comparison, as compare(processes=N) (default {BLOCKS})")
+    p.add_argument("--worker-pairs", type=int, default=None,
+                   help=f"worker pairs per A/B comparison, as compare(processes=N) (default: the plugin's own "
+                        f"choice, {MIN_BLOCKS}-{MAX_BLOCKS} from what starting a pair costs)")
     p.add_argument("--out", help="save the raw results as JSON (after every configuration)")
     p.add_argument("--report", help="report a saved --out file instead of measuring")
     args = p.parse_args(argv)

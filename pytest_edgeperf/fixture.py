@@ -303,12 +303,12 @@ class EdgeperfFixture:
 
     def _run_pair(self, a: MeasureRequest, b: MeasureRequest, labels: tuple[str, str]) -> PairedRun:
         """Both arms interleaved; a crash, hang or lock timeout is this test's one-line failure."""
-        from .worker.paired import BLOCKS, run_paired
+        from .worker.paired import run_paired
 
         with self._worker_errors():
             return run_paired(a, b, self._instruments(), self._progress,
                               python_b=self._session.settings.against_python, labels=labels,
-                              blocks=a.worker_pairs or BLOCKS)
+                              blocks=a.worker_pairs)
 
     def _measure_against(self, req: MeasureRequest, baseline: BaselineEntry | None, ref_req: MeasureRequest,
                          ref: str) -> Result:

@@ -55,7 +55,7 @@ class MeasureRequest:
     hotspots: bool = False
     artifacts_dir: Path | None = None
     processes: int = 1  # worker processes sharing the budget (the verdict compares them, see verdict.py)
-    worker_pairs: int | None = None  # an interleaved A/B run's worker pairs (None: paired.BLOCKS)
+    worker_pairs: int | None = None  # an interleaved A/B run's worker pairs (None: paired.auto_blocks)
     reference_file: Path | None = None  # the machine-speed reference model for this runtime, or None
     #: what resolves the model's inputs (frameworks/signature.py): a shape or {name: shape}, {name: dtype},
     #: {name: value}; JSON-ready, checked by config/marker.py and config/precedence.py

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from pytest_edgeperf.worker.paired import MIN_BLOCKS
+
 BUILDER = '''
 import os
 import signal
@@ -184,13 +186,14 @@ PAIRS_TESTS = """
 
 
 def test_worker_pairs_follow_processes_from_the_keyword_the_marker_or_the_option(ab_project: pytest.Pytester) -> None:
-    """compare(processes=N) over the marker's processes over --edgeperf-processes as given over 3: more worker
-    pairs average more process layouts (docs/guides/ab.md); a bad count is one line."""
+    """compare(processes=N) over the marker's processes over --edgeperf-processes as given over the plugin's own
+    choice (paired.auto_blocks: 3 for a 0.3 s budget, whose timing is shorter than starting a worker pair): more
+    worker pairs average more process layouts (docs/guides/ab.md); a bad count is one line."""
     ab_project.makepyfile(test_ab=PAIRS_TESTS)
     result = _run(ab_project, "--edgeperf-min-time=0.3", "-s")
     result.assert_outcomes(passed=3, failed=1)
     out = result.stdout.str()
-    assert "PAIRS default 3" in out and "PAIRS marker 4" in out and "PAIRS keyword 1" in out
+    assert f"PAIRS default {MIN_BLOCKS}" in out and "PAIRS marker 4" in out and "PAIRS keyword 1" in out
     result.stdout.fnmatch_lines(
         ["[[]edgeperf[]] compare(processes=0): the worker pairs must be > 0 (range 0 < x <= 64), got 0"])
     given = _run(ab_project, "--edgeperf-min-time=0.3", "-s", "--edgeperf-processes=2", "-k", "default")

@@ -13,12 +13,16 @@ from pytest_edgeperf.config import Budget
 from pytest_edgeperf.result import Result
 from pytest_edgeperf.stats import paired_speedup
 from pytest_edgeperf.worker.paired import (
+    BLOCK_COST_SHARE,
+    MAX_BLOCKS,
     MAX_TURN_S,
     MIN_BLOCK_PAIRS,
+    MIN_BLOCKS,
     MIN_RUN_PAIRS,
     MIN_TURN_RUNS,
     PairedRun,
     _pair_cores,
+    auto_blocks,
     block_shares,
     plan_turns,
 )
@@ -128,3 +132,18 @@ def test_worker_pairs_that_agree_keep_the_narrow_interval_of_all_the_turns() -> 
     flat = paired_speedup(a, b)
     assert one is not None and flat is not None
     assert one.interval() == pytest.approx(flat)
+
+
+def test_auto_blocks_buys_worker_pairs_while_they_are_cheap_next_to_the_timing() -> None:
+    """A model that starts in 0.3 s next to 3 s of timing gets the most worker pairs; one that loads for 3 s (a big
+    model on a Pi 3) or a 0.2 s budget gets the fewest; in between, the extra pairs' cost stays within
+    BLOCK_COST_SHARE times the timing."""
+    assert auto_blocks(12, 0.125, 0.3) == MAX_BLOCKS
+    assert auto_blocks(12, 0.125, 3.0) == MIN_BLOCKS
+    assert auto_blocks(6, 0.02, 0.3) == MIN_BLOCKS
+    for start_s in (0.5, 0.8, 1.0, 1.5):
+        blocks = auto_blocks(12, 0.125, start_s)
+        assert MIN_BLOCKS <= blocks <= MAX_BLOCKS
+        extra = (blocks - 1) * (start_s + 0.1 + 2 * 0.125)
+        assert blocks == MIN_BLOCKS or extra <= BLOCK_COST_SHARE * 3.0, (start_s, blocks, extra)
+    assert auto_blocks(12, 0.125, 0.5) > auto_blocks(12, 0.125, 1.5)

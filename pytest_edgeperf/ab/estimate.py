@@ -1,10 +1,10 @@
 """Judging an interleaved A/B run: the speed-up of A over B from the pairs, its 95% interval, and the gates on it.
 
 The ratio is fps(A) / fps(B) = B's turn time / A's turn time, estimated from the pairs' log ratios, which come in
-blocks: each block is one pair of worker processes (paired.BLOCKS of them). Two processes of the same model differ
-by a steady few percent (memory layout, allocator placement), so the pairs of one block share an offset that more
-turns never average out; a plain paired t on all pairs treated that offset as a real difference (issue 18: an A/A
-run read +2.8% [+1.9, +3.7]). So the estimate is the mean over blocks of each block's mean log ratio, and its
+blocks: each block is one pair of worker processes (3 to 8 of them, paired.auto_blocks). Two processes of the same
+model differ by a steady few percent (memory layout, allocator placement), so the pairs of one block share an offset
+that more turns never average out; a plain paired t on all pairs treated that offset as a real difference (issue
+18: an A/A run read +2.8% [+1.9, +3.7]). So the estimate is the mean over blocks of each block's mean log ratio, and its
 standard error is the larger of two (block_estimate):
 
 * between blocks: var(block means) / k, on k-1 degrees of freedom: the random-effects (one-way ANOVA) error of the

@@ -51,7 +51,7 @@ class MeasureSettings:
     threads: int
     processes: int
     #: worker pairs of an interleaved A/B run: the marker's ``processes``, else --edgeperf-processes as given, else
-    #: None (paired.BLOCKS); quick mode keeps its default
+    #: None (paired.auto_blocks); quick mode keeps its default
     worker_pairs: int | None
     inputs: str | None
     preprocess: dict[str, Any] | None

@@ -61,7 +61,8 @@ class Settings:
     budget: Budget = DEFAULT_BUDGET
     threads: int | None = None
     processes: int = DEFAULT_PROCESSES
-    #: --edgeperf-processes as given, None when not: an A/B comparison's worker pairs follow it (else paired.BLOCKS)
+    #: --edgeperf-processes as given, None when not: an A/B comparison's worker pairs follow it (else
+    #: paired.auto_blocks)
     processes_given: int | None = None
     reference: bool = True
     max_cpu_wait_pct: float = BUSY_CPU_WAIT_PCT

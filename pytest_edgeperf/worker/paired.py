@@ -9,11 +9,15 @@ both arms. A turn holds at least MIN_TURN_RUNS inferences of the slower arm (tim
 a slow model gets longer turns and fewer pairs from the same budget. Each turn is summarised by its fast-half mean
 (stats.fast_half_mean); a pair's two turns give one log ratio, and compare.py judges the ratio from the pairs.
 
-The pairs are split across BLOCKS fresh worker pairs (each block starts a new A and B worker, warms both, runs its
+The pairs are split across several fresh worker pairs (each block starts a new A and B worker, warms both, runs its
 share of the pairs and stops them; which arm starts first alternates per block). Two processes of the same model
 differ by a steady few percent (memory layout, where the allocator put the buffers: issue 18's A/A runs showed
 +2.8% with a 0.9% interval from one pair of workers), and no number of turns within one pair of processes averages
-that out; several pairs of processes do, and estimate.py's interval counts the spread between them.
+that out; several pairs of processes do, and estimate.py's interval counts the spread between them. So the number
+of worker pairs is what narrows the interval, and it is bought cheaply: only the first pair warms up for the
+budget's warm-up, the later ones for REWARM_S, and unless the caller fixes the number (``processes=``) it is
+chosen after the first pair from what a pair cost (auto_blocks): MAX_BLOCKS when starting one is cheap next to
+the timing budget, fewer (at least MIN_BLOCKS) when the model loads slowly or the budget is short.
 
 One worker per arm rather than one process holding both models: the short turns then cost one pipe round trip
 each (well under a millisecond), while a segfaulting runtime or a model that hangs still kills only its own arm.
@@ -51,12 +55,23 @@ MIN_TURN_RUNS = 10
 MIN_RUN_PAIRS = 6
 #: the turns are sized so that a budget holds about this many pairs
 TARGET_PAIRS = 12
-#: fresh worker pairs a comparison is split across: two processes of the same model differ by a steady 2-4%
-#: (memory layout, where the allocator put the buffers, core placement; issue 18), which only several
-#: processes per arm can average out and show in the interval
-BLOCKS = 3
+#: fresh worker pairs a comparison is split across, at least and at most, when the caller does not fix it: two
+#: processes of the same model differ by a steady 0.3-2.8% (memory layout, where the allocator put the buffers;
+#: issue 18, benchmarks/bench_layout.py), which only several processes per arm average out and show in the
+#: interval. 8 against 3 on this project's 2-core VM (bench_ab.py, 6 configurations x 2 trials, same budget): the
+#: measured slowdown's sd across trials 0.73-0.84% against 1.4-1.5%, +5% flagged at a 1% gate 10/12 against 8/12
+MIN_BLOCKS = 3
+MAX_BLOCKS = 8
+#: the extra worker pairs may cost up to this many times the timing budget (their start, load, warm-up and
+#: discarded turn): 8 pairs of resnet50@64 here cost 1.84x one stored-baseline measurement
+BLOCK_COST_SHARE = 2.0
 #: pairs each worker pair runs at least (its own spread of log ratios)
 MIN_BLOCK_PAIRS = 2
+#: the warm-up (seconds) of every worker pair after the first, at most: the first pair warms up for the budget's
+#: warmup_s (1 s by default) and measures the per-inference time; the later ones only need their own caches and
+#: allocator warm, which the warm-up runs and the discarded turn give. A 1 s warm-up was most of a worker pair's
+#: cost (resnet50@64 here: start and load 0.23-0.39 s, warm-up 1.02 s, a 0.125 s turn 0.13 s)
+REWARM_S = 0.1
 
 @dataclass
 class PairedRun:
@@ -147,17 +162,32 @@ def block_shares(pairs: int, blocks: int) -> list[int]:
     return [max(MIN_BLOCK_PAIRS, base + (1 if i < extra else 0)) for i in range(blocks)]
 
 
+def auto_blocks(pairs: int, turn_s: float, start_s: float) -> int:
+    """How many worker pairs a comparison runs when the caller does not say: as many (MIN_BLOCKS to MAX_BLOCKS) as
+    keep the extra pairs' cost within BLOCK_COST_SHARE times the timing (``pairs`` pairs of two ``turn_s`` turns).
+
+    ``start_s`` is what the first pair took to start and load both workers; a later pair adds that, REWARM_S of
+    warm-up and one discarded turn per arm.
+    """
+    per_block = max(start_s, 0.0) + REWARM_S + 2 * turn_s
+    timing = 2 * pairs * turn_s
+    if per_block <= 0:
+        return MAX_BLOCKS
+    return max(MIN_BLOCKS, min(MAX_BLOCKS, 1 + int(BLOCK_COST_SHARE * timing / per_block)))
+
+
 def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress: Progress | None = None,
                python_b: str | None = None, labels: tuple[str, str] = ("A", "B"),
-               blocks: int = BLOCKS) -> PairedRun:
+               blocks: int | None = None) -> PairedRun:
     """Measure ``a`` and ``b`` interleaved under the device lock and one thermal-guard wait, in ``blocks`` fresh
-    worker pairs (see the module docstring) that share the budget's pairs.
+    worker pairs (see the module docstring) that share the budget's pairs; None: auto_blocks after the first.
 
     Raises WorkerError naming the arm whose worker crashed, hung or refused its model (the other arm's worker
     is stopped), or DeviceNotReady when the guard gives up. ``python_b`` runs B's worker under another interpreter.
     """
     start = time.monotonic()
-    blocks = max(1, blocks)
+    fixed = blocks is not None
+    blocks = max(1, blocks) if blocks is not None else MIN_BLOCKS  # auto: settled after the first worker pair
     reqs = (a, b)
     with device_lock(inst.lock_path, progress, inst.lock_timeout_s, inst.lock_announce):
         notes: list[str] = []
@@ -178,7 +208,10 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
         shares: list[int] = []
         deadline = math.inf
         index = 0
-        for block in range(blocks):
+        block = -1
+        while block + 1 < blocks:
+            block += 1
+            block_start = time.monotonic()
             first = block % 2  # the arm started, loaded and timed first: alternates per block
             last = block == blocks - 1
             arms = (first, 1 - first)
@@ -188,6 +221,8 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
                     req = reqs[arm]
                     describe = f"{req.framework} on {req.model} ({labels[arm]})"
                     request = _request(req, a.budget)
+                    if block > 0:
+                        request["warmup_s"] = min(a.budget.warmup_s, REWARM_S)
                     if not last:  # the accuracy pass runs once, in the last block
                         request["accuracy"] = None
                     workers[arm] = WorkerProcess(request, describe, python=python_b if arm == 1 else None)
@@ -195,8 +230,10 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
                 for arm in arms:
                     if progress:
                         progress(f"{a.test_id}: loading {reqs[arm].model_file.name} in {reqs[arm].framework} "
-                                 f"({workers[arm].describe}), worker pair {block + 1} of {blocks}")
+                                 f"({workers[arm].describe}), worker pair {block + 1}"
+                                 f"{f' of {blocks}' if fixed or block else ''}")
                     got_loaded[arm] = workers[arm].expect("loaded", inst.worker_timeout_s, "while loading the model")
+                start_s = time.monotonic() - block_start
                 for arm in arms:
                     got_ready[arm] = workers[arm].expect("ready", inst.worker_timeout_s, "during warm-up")
                 if block == 0:
@@ -210,6 +247,9 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
                     per_inference = max(per_inference, _per_inference_s(warm))
                 if block == 0:
                     pairs, turn_s = plan_turns(a.budget, per_inference)
+                    if not fixed:
+                        blocks = auto_blocks(pairs, turn_s, start_s)
+                        last = blocks == 1
                     shares = block_shares(pairs, blocks)
                     deadline = time.monotonic() + a.budget.max_time_s
                 timeout = turn_s + inst.worker_timeout_s
