@@ -29,12 +29,16 @@ marker, as a user would. Its row is labelled ``onnxruntime:silero_vad``.
 fps = 1 / median latency for both. The order inside a pair alternates every round (bare first, then plugin first)
 and the runtimes are interleaved inside each round, so slow drift of this shared machine hits both arms alike.
 The per-round ratio plugin/bare is the figure; its median over rounds is compared with the 0.99 target.
+``--worker-imports`` adds a third arm in the same rounds: the bare loop in a process that first imports what the
+worker imports (WORKER_MODULES); it separates what holding the plugin's modules does to a process (ncnn's 32 us
+loop ran 0.6% slower for it) from what the plugin does per sample.
 
 Usage:  python benchmarks/bench_overhead.py                       (default: 6 rounds x 5 runtimes, ~8-9 min)
         python benchmarks/bench_overhead.py --rounds 10 --seconds 5 --threads 2 --runtimes onnxruntime,litert
         python benchmarks/bench_overhead.py --json overhead.json   (also save every round's raw figures)
         python benchmarks/bench_overhead.py --runtimes onnxruntime --pretrained silero_vad --rounds 4
         python benchmarks/bench_overhead.py --runtimes onnxruntime,openvino,ncnn --rounds 4 --seconds 2
+        python benchmarks/bench_overhead.py --runtimes ncnn --pretrained '' --rounds 12 --seconds 4 --worker-imports
 """
 
 from __future__ import annotations
@@ -282,8 +286,19 @@ BARE = {"onnxruntime": (bare_onnxruntime, ".onnx"), "litert": (bare_litert, ".tf
         "opencv": (bare_opencv, ".onnx"), "openvino": (bare_openvino, ".onnx"), "ncnn": (bare_ncnn, ".ncnn.param")}
 
 
+#: what a worker imports before it loads the model (worker/__main__.py, child.py, the adapters), for the
+#: ``--worker-imports`` arm: a bare loop in a process that holds the plugin's modules and does nothing else with them
+WORKER_MODULES = ("pytest_edgeperf.worker.child", "pytest_edgeperf.frameworks")
+
+
 def bare_main(runtime: str, model_stem: Path, threads: int, seconds: float, gc_off: bool,
-              case: dict[str, Any] | None = None, model_file: Path | None = None) -> None:
+              case: dict[str, Any] | None = None, model_file: Path | None = None,
+              worker_imports: bool = False) -> None:
+    if worker_imports:
+        import importlib
+
+        for name in WORKER_MODULES:
+            importlib.import_module(name)
     fn, ext = BARE[runtime]
     if gc_off:
         gc.disable()
@@ -380,9 +395,12 @@ def estimators(latencies_s: list[float]) -> dict[str, float]:
 
 
 def run_bare(runtime: str, stem: Path, threads: int, seconds: float, gc_off: bool,
-             pretrained: tuple[str, Path] | None = None, model_file: Path | None = None) -> dict[str, Any]:
+             pretrained: tuple[str, Path] | None = None, model_file: Path | None = None,
+             worker_imports: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--bare", runtime, "--model-stem", str(stem),
            "--threads", str(threads), "--seconds", repr(seconds)] + (["--bare-gc-off"] if gc_off else [])
+    if worker_imports:
+        cmd.append("--bare-worker-imports")
     if pretrained:  # the model file is located here, so the bare child imports nothing from pytest_edgeperf
         cmd += ["--bare-case", pretrained[0], "--model-file", str(pretrained[1])]
     elif model_file:  # ncnn: the parent's conversion
@@ -502,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pin", default=None, metavar="CPUS",
                     help="run both arms on these CPUs, e.g. 1 or 0,1 (default: wherever the scheduler puts them)")
     ap.add_argument("--json", type=Path, default=None, help="also write every round's figures here")
+    ap.add_argument("--worker-imports", action="store_true",
+                    help="a third arm: the bare loop in a process that first imports the worker's own modules "
+                         "(what separates the plugin's per-sample cost from what its imports do to the process)")
     ap.add_argument("--plugin-args", default="", help="extra plugin options, e.g. '--edgeperf-sample-hz=0'")
     ap.add_argument("--pretrained", default="silero_vad",
                     help="multi-input models from the [pretrained] extra to run beside the zoo model "
@@ -511,11 +532,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-stem", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--bare-case", choices=list(PRETRAINED_CASES), help=argparse.SUPPRESS)
     ap.add_argument("--model-file", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--bare-worker-imports", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.bare:
         case = PRETRAINED_CASES[args.bare_case] if args.bare_case else None
-        bare_main(args.bare, args.model_stem, args.threads, args.seconds, args.bare_gc_off, case, args.model_file)
+        bare_main(args.bare, args.model_stem, args.threads, args.seconds, args.bare_gc_off, case, args.model_file,
+                  args.bare_worker_imports)
         return 0
     if args.rounds < 1 or args.seconds <= 0 or args.threads < 1:
         raise SystemExit("--rounds and --threads must be >= 1 and --seconds > 0")
@@ -546,11 +569,14 @@ def main(argv: list[str] | None = None) -> int:
                 runtime, _, key = label.partition(":")
                 bare_first = rnd % 2 == 0
                 arms: dict[str, dict[str, Any]] = {}
-                for arm in (("bare", "plugin") if bare_first else ("plugin", "bare")):
-                    if arm == "bare":
+                order = ["bare", "plugin"] if bare_first else ["plugin", "bare"]
+                if args.worker_imports:  # the third arm moves through the order: first, middle, last
+                    order.insert(rnd % 3, "imports")
+                for arm in order:
+                    if arm in ("bare", "imports"):
                         arms[arm] = run_bare(runtime, stem, args.threads, args.seconds, args.bare_gc_off,
                                              (key, pretrained[label]) if key else None,
-                                             ncnn_param if runtime == "ncnn" else None)
+                                             ncnn_param if runtime == "ncnn" else None, arm == "imports")
                     else:
                         arms[arm] = run_plugin(workdir, runtime, args.model, cache_dir, args.threads,
                                                args.seconds, shlex.split(args.plugin_args), f"r{rnd}",
@@ -566,9 +592,15 @@ def main(argv: list[str] | None = None) -> int:
                        "plugin_valid": p["valid"], "plugin_summary_fps": p["summary_fps"],
                        "plugin_timeline_points": p["timeline_points"], "device": p["device"],
                        "runtime_version": p["runtime_version"]}
+                if "imports" in arms:
+                    row["imports_fps"] = arms["imports"]["fps"]
+                    row["ratio_imports"] = p["fps"] / arms["imports"]["fps"]
+                    row["imports_vs_bare"] = arms["imports"]["fps"] / b["fps"]
                 rows.append(row)
+                extra = (f"  bare+imports {row['imports_fps']:9.1f} fps, plugin/that {row['ratio_imports']:.4f}"
+                         if "imports" in arms else "")
                 print(f"  round {rnd + 1}/{args.rounds} {label:<12} bare {b['fps']:9.1f} fps  plugin "
-                      f"{p['fps']:9.1f} fps  ratio {row['ratio']:.4f}  ({time.monotonic() - started:.0f} s)",
+                      f"{p['fps']:9.1f} fps  ratio {row['ratio']:.4f}{extra}  ({time.monotonic() - started:.0f} s)",
                       flush=True)
 
     table = [[r["runtime"], r["round"], r["first"], f"{r['bare_fps']:.1f}", f"{r['plugin_fps']:.1f}",
@@ -593,6 +625,14 @@ def main(argv: list[str] | None = None) -> int:
     print(tabulate(summary, headers=["runtime", "version", "rounds", "median bare fps", "median plugin fps",
                                      "median ratio", "ratio IQR", "ratio n/sum", "ratio p10",
                                      f">= {TARGET_RATIO}"], tablefmt="github"))
+    if args.worker_imports:
+        def median_of(key: str, runtime: str) -> str:
+            return f"{ratio_summary([r[key] for r in rows if r['runtime'] == runtime])['median']:.4f}"
+        imports = [[runtime, median_of("imports_vs_bare", runtime), median_of("ratio_imports", runtime)]
+                   for runtime in cases]
+        print()
+        print(tabulate(imports, headers=["runtime", "median (bare + worker imports) / bare",
+                                         "median plugin / (bare + worker imports)"], tablefmt="github"))
     print("(ratio = plugin fps / bare fps per round, fps = 1 / median latency; 'ratio n/sum' and 'ratio p10' are "
           "the medians over rounds of the same ratio with fps = samples / summed latency and fps = 1 / p10 latency)")
     cost = loop_cost_ns()
