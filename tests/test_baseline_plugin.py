@@ -421,8 +421,9 @@ def test_other(edgeperf):
 
     res = pytester.runpytest(*BRIEF, *UPDATE_ONCE, "-k", "test_throughput")
     res.assert_outcomes(passed=1)
-    # what changed against the old entry, metric by metric
-    res.stdout.fnmatch_lines([f"*test_suite.json: {THROUGHPUT_KEY.replace('[', '[[]')}: updated: *fps * -> * (*%)*"])
+    # what changed against the old entry, metric by metric (which metrics moved is up to the machine: fps and the
+    # median can come out equal at 4 significant digits, as they did once in CI)
+    res.stdout.fnmatch_lines([f"*test_suite.json: {THROUGHPUT_KEY.replace('[', '[[]')}: updated: * -> * (*%)*"])
     assert "test_other" not in res.stdout.str()
     after = entries(baseline_file(pytester))
     assert after["test_other[onnxruntime]"] == before["test_other[onnxruntime]"]
