@@ -138,6 +138,7 @@ def test_auto_blocks_buys_worker_pairs_while_they_are_cheap_next_to_the_timing()
     """A model that starts in 0.3 s next to 3 s of timing gets the most worker pairs; one that loads for 3 s (a big
     model on a Pi 3) or a 0.2 s budget gets the fewest; in between, the extra pairs' cost stays within
     BLOCK_COST_SHARE times the timing."""
+    assert MIN_BLOCKS >= 2  # run_paired starts the first pair as not the last (no accuracy pass) before it knows
     assert auto_blocks(12, 0.125, 0.3) == MAX_BLOCKS
     assert auto_blocks(12, 0.125, 3.0) == MIN_BLOCKS
     assert auto_blocks(6, 0.02, 0.3) == MIN_BLOCKS

@@ -26,6 +26,7 @@ each (well under a millisecond), while a segfaulting runtime or a model that han
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import time
@@ -169,10 +170,8 @@ def auto_blocks(pairs: int, turn_s: float, start_s: float) -> int:
     ``start_s`` is what the first pair took to start and load both workers; a later pair adds that, REWARM_S of
     warm-up and one discarded turn per arm.
     """
-    per_block = max(start_s, 0.0) + REWARM_S + 2 * turn_s
+    per_block = max(start_s, 0.0) + REWARM_S + 2 * turn_s  # > 0: REWARM_S is
     timing = 2 * pairs * turn_s
-    if per_block <= 0:
-        return MAX_BLOCKS
     return max(MIN_BLOCKS, min(MAX_BLOCKS, 1 + int(BLOCK_COST_SHARE * timing / per_block)))
 
 
@@ -187,7 +186,8 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
     """
     start = time.monotonic()
     fixed = blocks is not None
-    blocks = max(1, blocks) if blocks is not None else MIN_BLOCKS  # auto: settled after the first worker pair
+    # auto: settled after the first worker pair, which is never the last (MIN_BLOCKS >= 2)
+    blocks = max(1, blocks) if blocks is not None else MIN_BLOCKS
     reqs = (a, b)
     with device_lock(inst.lock_path, progress, inst.lock_timeout_s, inst.lock_announce):
         notes: list[str] = []
@@ -208,9 +208,9 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
         shares: list[int] = []
         deadline = math.inf
         index = 0
-        block = -1
-        while block + 1 < blocks:
-            block += 1
+        for block in itertools.count():
+            if block >= blocks:  # auto_blocks may change ``blocks`` after the first worker pair
+                break
             block_start = time.monotonic()
             first = block % 2  # the arm started, loaded and timed first: alternates per block
             last = block == blocks - 1
@@ -229,9 +229,9 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
                 got_loaded, got_ready = {}, {}
                 for arm in arms:
                     if progress:
+                        of = f" of {blocks}" if fixed or block else ""  # auto: unknown until the first pair ran
                         progress(f"{a.test_id}: loading {reqs[arm].model_file.name} in {reqs[arm].framework} "
-                                 f"({workers[arm].describe}), worker pair {block + 1}"
-                                 f"{f' of {blocks}' if fixed or block else ''}")
+                                 f"({workers[arm].describe}), worker pair {block + 1}{of}")
                     got_loaded[arm] = workers[arm].expect("loaded", inst.worker_timeout_s, "while loading the model")
                 start_s = time.monotonic() - block_start
                 for arm in arms:
@@ -249,7 +249,6 @@ def run_paired(a: MeasureRequest, b: MeasureRequest, inst: Instruments, progress
                     pairs, turn_s = plan_turns(a.budget, per_inference)
                     if not fixed:
                         blocks = auto_blocks(pairs, turn_s, start_s)
-                        last = blocks == 1
                     shares = block_shares(pairs, blocks)
                     deadline = time.monotonic() + a.budget.max_time_s
                 timeout = turn_s + inst.worker_timeout_s
